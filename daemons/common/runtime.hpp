@@ -1,0 +1,167 @@
+// ringmart::runtime — the event loop every daemon runs on.
+//
+// One thread owns the loop: it reads inbound rings, applies a batch of
+// messages in ONE LMDB write transaction (group commit; each message in a
+// nested transaction so a poison message is skipped alone), records the inbox
+// marks, appends replies to the outbox in the same transaction, commits, then
+// acknowledges the rings (consume after commit), relays the outbox to the
+// outbound rings and prunes acknowledged entries. Idle, it spins briefly and
+// then sleeps on its doorbell (futex), so an idle daemon uses no CPU.
+//
+//   ring in ──► [ txn: inbox mark + handler effects + outbox append ] ──commit──► ack ring in
+//                                                                     └──► relay ──► ring out
+//
+// Thread-safety: everything runs on the loop thread except post() and stop(),
+// which any thread may call (stop() also from a signal handler).
+#pragma once
+
+#include <spdlog/logger.h>
+
+#include <capnp/message.h>
+
+#include <atomic>
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "daemons/common/config.hpp"
+#include "daemons/common/topology.hpp"
+#include "ipc/ring.hpp"
+#include "ipc/status_region.hpp"
+#include "schemas/envelope.capnp.h"
+#include "storage/lmdb.hpp"
+#include "storage/outbox.hpp"
+
+namespace ringmart::runtime {
+
+/// The transaction a handler runs in, and the way to send messages from it.
+class Context {
+ public:
+  storage::Txn& txn() { return *txn_; }
+  /// Realtime clock in ms (for business timestamps).
+  std::int64_t now_ms() const;
+
+  /// Appends one message for `to` to the outbox in this transaction.
+  /// `fill` sets the payload union, e.g. [&](auto p){ p.initReply().setCode(...); }.
+  /// `message_id` 0 = a fresh unique id; a retried saga command passes its
+  /// stable id. `correlation_id` = the message id a reply answers.
+  /// Errors: LMDB codes (MDB_MAP_FULL) — the caller's transaction is aborted.
+  std::error_code send(DaemonId to, std::uint64_t saga_id, std::uint64_t message_id,
+                       std::uint64_t correlation_id,
+                       const std::function<void(msg::Envelope::Payload::Builder)>& fill);
+
+  /// Convenience: a reply to `request` (same saga id, correlation = its message id).
+  std::error_code reply(msg::Envelope::Reader request,
+                        const std::function<void(msg::Envelope::Payload::Builder)>& fill);
+
+ private:
+  friend class Runtime;
+  Context(class Runtime& rt, storage::Txn& txn) : rt_(&rt), txn_(&txn) {}
+  class Runtime* rt_;
+  storage::Txn* txn_;
+};
+
+class Runtime {
+ public:
+  /// Called for each new (not duplicate) inbound message, inside the batch
+  /// transaction. Return an error to abort this message's nested transaction
+  /// (its effects vanish; it is counted and skipped).
+  using Handler = std::function<std::error_code(Context&, msg::Envelope::Reader)>;
+
+  /// Opens the daemon's LMDB environment (state_dir/<name>), takes the
+  /// per-daemon lock file (waits for a dying previous instance), attaches the
+  /// status region and its rings (waiting up to `attach_timeout_ms` for the
+  /// supervisor to create them).
+  /// Errors: a message saying what failed (unreadable state dir, lock held, no rings).
+  static std::expected<std::unique_ptr<Runtime>, std::string> create(DaemonId self, Config config,
+                                                                     int attach_timeout_ms = 10000);
+  ~Runtime();
+
+  DaemonId self() const { return self_; }
+  const Config& config() const { return config_; }
+  storage::Env& env() { return *env_; }
+  std::shared_ptr<spdlog::logger> log() const { return log_; }
+  ipc::StatusRegion& status() { return status_; }
+
+  void on_message(Handler h) { handler_ = std::move(h); }
+  /// Called every loop turn (at least every 100 ms) on the loop thread,
+  /// outside any transaction; use transact() to change state from it.
+  void on_tick(std::function<void(std::int64_t monotonic_ms)> f) { tick_ = std::move(f); }
+  /// Asks the loop to wake no later than `monotonic_ms` (timers).
+  void wake_at(std::int64_t monotonic_ms);
+
+  /// Runs `fn` in its own write transaction and commits (loop thread only).
+  /// Errors: from LMDB, or the one `fn` returns (then nothing is committed).
+  std::error_code transact(const std::function<std::error_code(Context&)>& fn);
+  /// Thread-safe: runs `fn` on the loop thread in the next batch transaction.
+  void post(std::function<std::error_code(Context&)> fn);
+
+  /// Thread-safe and async-signal-safe: makes run() return after this turn.
+  void stop();
+  /// The loop. Returns 0 after stop(), non-zero on a fatal error.
+  int run();
+  /// Installs SIGTERM/SIGINT handlers that call stop() on this runtime.
+  void install_signal_handlers();
+
+ private:
+  Runtime(DaemonId self, Config config);
+  struct Inbound {
+    DaemonId peer;
+    ipc::Ring ring;
+  };
+  struct Outbound {
+    DaemonId peer;
+    ipc::Ring ring;
+    std::uint64_t pushed = 0;      // highest seq pushed (mirror of the ring header)
+    std::uint64_t appended = 0;    // highest seq committed to the outbox
+    std::uint64_t pruned = 0;      // highest seq pruned from the outbox
+  };
+  friend class Context;
+  bool process_batch();
+  void relay();
+  void prune(storage::Txn& txn);
+  bool inbound_ready();
+  void heartbeat();
+
+  DaemonId self_;
+  Config config_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<storage::Env> env_;
+  storage::Outbox outbox_;
+  storage::Inbox inbox_;
+  ipc::StatusRegion status_;
+  std::vector<Inbound> inbound_;
+  std::vector<Outbound> outbound_;
+  int lock_fd_ = -1;
+  Handler handler_;
+  std::function<void(std::int64_t)> tick_;
+  std::mutex posted_mu_;
+  std::vector<std::function<std::error_code(Context&)>> posted_;
+  std::int64_t wake_at_ms_ = 0;
+  std::int64_t last_sync_ms_ = 0;
+  bool relay_needed_ = false;   // the outbox may hold entries not yet in the rings
+  bool relay_blocked_ = false;  // a ring was full: retry soon
+  std::atomic<bool> stopping_{false};
+};
+
+/// Supervisor side: creates the status region and every ring of the topology
+/// (mode 0600), keeping valid existing ones. Errors: a message.
+std::expected<void, std::string> create_transport(const Config& config);
+/// Removes every shared-memory segment of this runtime directory ("reboot").
+void remove_transport(const Config& config);
+
+/// Builds a named spdlog logger "<daemon>" with pid in the pattern.
+std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::string& level);
+
+/// Parses "--state-dir DIR --runtime-dir DIR [--config FILE]" (CLI11) and
+/// loads the config; prints the error and exits 2 on bad arguments.
+Config parse_command_line(int argc, char** argv, const std::string& daemon_name);
+
+/// Human name of a saga failure / reply code ("OUT_OF_STOCK").
+const char* code_name(msg::Code code);
+
+}  // namespace ringmart::runtime

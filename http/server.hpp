@@ -1,0 +1,108 @@
+// ringmart::http — HTTP/1.1 server on a Unix domain socket (Boost.Beast).
+//
+// Domain-agnostic: knows nothing of orders or daemons. The gateway daemon
+// registers routes; a handler answers now or later (long-poll, a reply that
+// arrives on a ring) through the Responder it is given.
+//
+// Threading: everything runs on the io_context passed in; the server is not
+// thread-safe. Call Responder::send on the io_context thread only (use
+// boost::asio::post from other threads).
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ringmart::http {
+
+/// One parsed request. `path` excludes the query; `query` is decoded
+/// (percent-decoding, '+' as space); header names are lower-case.
+struct Request {
+  std::string method;                          ///< "GET", "POST", ...
+  std::string path;                            ///< "/v1/orders/42"
+  std::map<std::string, std::string> query;    ///< "?wait_ms=100" -> {"wait_ms","100"}
+  std::map<std::string, std::string> headers;  ///< lower-case names
+  std::map<std::string, std::string> params;   ///< route parameters, "{id}" -> value
+  std::string body;
+  int peer_uid = -1;  ///< SO_PEERCRED of the connection (-1 when unknown)
+  int peer_pid = -1;
+};
+
+/// One response. `headers` may add e.g. "Location"; Content-Type defaults to
+/// application/json and Content-Length is set by the server.
+struct Response {
+  int status = 200;
+  std::string body;
+  std::map<std::string, std::string> headers;
+};
+
+/// Builds a JSON response with `status` and `body.dump()` (invalid UTF-8 is
+/// replaced, never thrown). Pure function; thread-safe.
+Response json_response(int status, const nlohmann::json& body);
+/// Builds the error shape of the API: {"error": {"code": code, "message": message}}.
+/// Pure function; thread-safe.
+Response error_response(int status, std::string_view code, std::string_view message);
+
+/// Completes one request exactly once; copies share the same request.
+/// Calling send twice, or after the connection closed, is a harmless no-op.
+/// Destroying the last ResponderPtr without send answers 500 INTERNAL.
+/// Statuses outside 200..999 are sent as 500. Not thread-safe: send and drop
+/// it on the server's io_context thread.
+class Responder {
+ public:
+  virtual ~Responder() = default;
+  virtual void send(Response response) = 0;
+};
+using ResponderPtr = std::shared_ptr<Responder>;
+using Handler = std::function<void(const Request&, ResponderPtr)>;
+
+struct ServerOptions {
+  std::string socket_path;      ///< created (stale file unlinked first), removed on stop
+  unsigned socket_mode = 0660;  ///< chmod applied after bind
+  std::size_t max_body_bytes =
+      64 * 1024;                      ///< larger bodies -> 413 {"error":{"code":"BODY_TOO_LARGE"}}
+  unsigned idle_timeout_ms = 60'000;  ///< keep-alive connections idle longer are closed
+};
+
+/// Routes "METHOD /v1/path/{param}/rest" patterns to handlers; serves
+/// HTTP/1.1 keep-alive connections. Unknown path -> 404 NOT_FOUND; known path
+/// with another method -> 405 METHOD_NOT_ALLOWED; unparsable request -> 400.
+class Server {
+ public:
+  Server(boost::asio::io_context& io, ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  /// Registers `handler` for `method` and `pattern` ("/v1/orders/{id}").
+  /// Literal segments win over parameters. Call before start().
+  /// Throws std::invalid_argument for a malformed pattern (no leading '/',
+  /// '{' inside a segment), an empty handler, or a route with the same
+  /// method and shape as an existing one.
+  void route(std::string method, std::string pattern, Handler handler);
+
+  /// Binds and listens. Throws std::system_error when the socket cannot be
+  /// created (directory missing, permission denied), when another server
+  /// listens on the path, or when the path is a non-socket file; a stale
+  /// socket file is unlinked first. Throws std::logic_error when called twice.
+  void start();
+  /// Stops accepting, closes connections, unlinks the socket file.
+  /// Idempotent; pending Responders become no-ops. Call on the io_context
+  /// thread (or while it is not running).
+  void stop();
+
+  /// Number of connections accepted since start() (monotonic; for metrics and
+  /// tests). Thread-safe.
+  std::size_t accepted_connections() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ringmart::http

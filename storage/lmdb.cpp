@@ -1,0 +1,206 @@
+#include "storage/lmdb.hpp"
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <utility>
+
+namespace ringmart::storage {
+namespace {
+class LmdbCategory : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "lmdb"; }
+  std::string message(int c) const override { return mdb_strerror(c); }
+};
+
+MDB_val to_val(std::span<const std::byte> s) {
+  return MDB_val{s.size(), const_cast<std::byte*>(s.data())};
+}
+std::span<const std::byte> to_span(const MDB_val& v) {
+  return {static_cast<const std::byte*>(v.mv_data), v.mv_size};
+}
+[[noreturn]] void fatal(const char* what, int rc) {
+  std::fprintf(stderr, "ringmart storage: %s failed: %s\n", what, mdb_strerror(rc));
+  std::abort();
+}
+}  // namespace
+
+const std::error_category& lmdb_category() {
+  static const LmdbCategory c;
+  return c;
+}
+
+std::optional<Durability> parse_durability(std::string_view s) {
+  if (s == "fsync") return Durability::fsync;
+  if (s == "process") return Durability::process;
+  return std::nullopt;
+}
+
+std::expected<std::unique_ptr<Env>, std::error_code> Env::open(const EnvOptions& options) {
+  if (!options.read_only) {
+    std::error_code ec;
+    std::filesystem::create_directories(options.path, ec);
+    if (ec) return std::unexpected(ec);
+  }
+  MDB_env* env = nullptr;
+  int rc = mdb_env_create(&env);
+  if (rc) return std::unexpected(lmdb_error(rc));
+  mdb_env_set_mapsize(env, options.map_size_bytes);
+  mdb_env_set_maxdbs(env, options.max_tables);
+  mdb_env_set_maxreaders(env, 256);
+  unsigned flags = MDB_NOTLS;
+  if (options.read_only) flags |= MDB_RDONLY;
+  if (options.durability == Durability::process) flags |= MDB_NOSYNC;
+  rc = mdb_env_open(env, options.path.c_str(), flags, 0600);
+  if (rc) {
+    mdb_env_close(env);
+    return std::unexpected(lmdb_error(rc));
+  }
+  int dead = 0;
+  mdb_reader_check(env, &dead);
+  return std::unique_ptr<Env>(new Env(env, options));
+}
+
+Env::~Env() { mdb_env_close(env_); }
+
+std::error_code Env::sync() {
+  int rc = mdb_env_sync(env_, 1);
+  return rc ? lmdb_error(rc) : std::error_code{};
+}
+
+std::uint64_t Env::used_bytes() const {
+  MDB_envinfo info;
+  MDB_stat st;
+  mdb_env_info(env_, &info);
+  mdb_env_stat(env_, &st);
+  return static_cast<std::uint64_t>(info.me_last_pgno + 1) * st.ms_psize;
+}
+
+std::expected<Txn, std::error_code> Txn::begin_write(Env& env) {
+  MDB_txn* t = nullptr;
+  int rc = mdb_txn_begin(env.raw(), nullptr, 0, &t);
+  if (rc) return std::unexpected(lmdb_error(rc));
+  return Txn(t, true);
+}
+
+std::expected<Txn, std::error_code> Txn::begin_read(Env& env) {
+  MDB_txn* t = nullptr;
+  int rc = mdb_txn_begin(env.raw(), nullptr, MDB_RDONLY, &t);
+  if (rc) return std::unexpected(lmdb_error(rc));
+  return Txn(t, false);
+}
+
+std::expected<Txn, std::error_code> Txn::begin_nested(Txn& parent) {
+  MDB_txn* t = nullptr;
+  int rc = mdb_txn_begin(mdb_txn_env(parent.raw()), parent.raw(), 0, &t);
+  if (rc) return std::unexpected(lmdb_error(rc));
+  return Txn(t, true);
+}
+
+Txn& Txn::operator=(Txn&& other) noexcept {
+  if (this != &other) {
+    abort();
+    txn_ = std::exchange(other.txn_, nullptr);
+    write_ = other.write_;
+  }
+  return *this;
+}
+
+Txn::~Txn() { abort(); }
+
+std::error_code Txn::commit() {
+  if (!txn_) return lmdb_error(EINVAL);
+  int rc = mdb_txn_commit(std::exchange(txn_, nullptr));
+  return rc ? lmdb_error(rc) : std::error_code{};
+}
+
+void Txn::abort() {
+  if (txn_) mdb_txn_abort(std::exchange(txn_, nullptr));
+}
+
+std::uint64_t read_u64_be(std::span<const std::byte> b, std::size_t offset) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<std::uint8_t>(b[offset + i]);
+  return v;
+}
+
+std::expected<Table, std::error_code> Table::open(Txn& txn, const char* name) {
+  MDB_dbi dbi;
+  int rc = mdb_dbi_open(txn.raw(), name, txn.writable() ? MDB_CREATE : 0, &dbi);
+  if (rc) return std::unexpected(lmdb_error(rc));
+  return Table(dbi);
+}
+
+std::optional<std::span<const std::byte>> Table::get(Txn& txn,
+                                                     std::span<const std::byte> key) const {
+  MDB_val k = to_val(key), v;
+  int rc = mdb_get(txn.raw(), dbi_, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::nullopt;
+  if (rc) fatal("mdb_get", rc);
+  return to_span(v);
+}
+
+std::error_code Table::put(Txn& txn, std::span<const std::byte> key,
+                           std::span<const std::byte> value) const {
+  MDB_val k = to_val(key), v = to_val(value);
+  int rc = mdb_put(txn.raw(), dbi_, &k, &v, 0);
+  return rc ? lmdb_error(rc) : std::error_code{};
+}
+
+bool Table::del(Txn& txn, std::span<const std::byte> key) const {
+  MDB_val k = to_val(key);
+  int rc = mdb_del(txn.raw(), dbi_, &k, nullptr);
+  if (rc == MDB_NOTFOUND) return false;
+  if (rc) fatal("mdb_del", rc);
+  return true;
+}
+
+void Table::scan(Txn& txn, std::span<const std::byte> from,
+                 const std::function<bool(std::span<const std::byte>, std::span<const std::byte>)>&
+                     fn) const {
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(txn.raw(), dbi_, &c);
+  if (rc) fatal("mdb_cursor_open", rc);
+  MDB_val k = to_val(from), v;
+  rc = from.empty() ? mdb_cursor_get(c, &k, &v, MDB_FIRST) : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  while (rc == 0) {
+    if (!fn(to_span(k), to_span(v))) break;
+    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(c);
+}
+
+std::optional<std::pair<std::span<const std::byte>, std::span<const std::byte>>>
+Table::last_with_prefix(Txn& txn, std::span<const std::byte> prefix) const {
+  // Seek to the first key after the prefix range, then step back once.
+  std::string upper(reinterpret_cast<const char*>(prefix.data()), prefix.size());
+  while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xff) upper.pop_back();
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(txn.raw(), dbi_, &c);
+  if (rc) fatal("mdb_cursor_open", rc);
+  MDB_val k, v;
+  if (upper.empty()) {
+    rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+  } else {
+    upper.back() = static_cast<char>(static_cast<unsigned char>(upper.back()) + 1);
+    k = MDB_val{upper.size(), upper.data()};
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    rc = rc == 0 ? mdb_cursor_get(c, &k, &v, MDB_PREV) : mdb_cursor_get(c, &k, &v, MDB_LAST);
+  }
+  std::optional<std::pair<std::span<const std::byte>, std::span<const std::byte>>> out;
+  if (rc == 0 && k.mv_size >= prefix.size() &&
+      std::memcmp(k.mv_data, prefix.data(), prefix.size()) == 0) {
+    out.emplace(to_span(k), to_span(v));
+  }
+  mdb_cursor_close(c);
+  return out;
+}
+
+std::uint64_t Table::count(Txn& txn) const {
+  MDB_stat st;
+  mdb_stat(txn.raw(), dbi_, &st);
+  return st.ms_entries;
+}
+
+}  // namespace ringmart::storage

@@ -1,0 +1,163 @@
+// ringmart::storage — RAII over LMDB: environment, transaction, table.
+//
+// Caveats (from lmdb.h, read first):
+// - One write transaction at a time per environment (LMDB serialises writers
+//   with a lock; across processes too).
+// - Never use an Env across fork(): the supervisor closes inherited fds in the
+//   child before exec.
+// - Keep read transactions short: a long reader pins old pages and the file grows.
+// - After a crash, stale reader slots are cleared by mdb_reader_check (done in open()).
+// - Values returned by get() point into the map and are valid until the
+//   transaction ends; they are NOT 8-byte aligned in general (copy before
+//   reading Cap'n Proto in place — see get_message()).
+//
+// Errors are std::error_code in lmdb_category() with LMDB's codes
+// (MDB_MAP_FULL, MDB_NOTFOUND, ...) or errno values (EACCES, ENOSPC, ...).
+// Thread-safety: an Env may be shared by threads (MDB_NOTLS); a Txn belongs to
+// one thread at a time.
+#pragma once
+
+#include <lmdb.h>
+
+#include <cstdint>
+#include <cstring>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+namespace ringmart::storage {
+
+const std::error_category& lmdb_category();
+inline std::error_code lmdb_error(int rc) { return {rc, lmdb_category()}; }
+
+/// How durable a committed write transaction is. Like Redis appendfsync.
+enum class Durability {
+  fsync,    ///< every commit is fdatasync'ed: survives power loss
+  process,  ///< MDB_NOSYNC: survives any process crash; the OS flushes, plus periodic sync()
+};
+std::optional<Durability> parse_durability(std::string_view s);
+
+struct EnvOptions {
+  std::string path;                              ///< a directory; created if missing
+  std::size_t map_size_bytes = 1ull << 30;       ///< maximum database size (sparse file)
+  unsigned max_tables = 32;
+  Durability durability = Durability::process;
+  bool read_only = false;                        ///< query libraries open other daemons' envs so
+};
+
+class Env {
+ public:
+  /// Opens (creating the directory for writers) an environment and clears
+  /// stale readers. Errors: errno (EACCES for an unreadable directory, ENOENT
+  /// for a read-only open of a missing env), LMDB codes (MDB_VERSION_MISMATCH, MDB_INVALID).
+  static std::expected<std::unique_ptr<Env>, std::error_code> open(const EnvOptions& options);
+  ~Env();
+  Env(const Env&) = delete;
+  Env& operator=(const Env&) = delete;
+
+  MDB_env* raw() const { return env_; }
+  const EnvOptions& options() const { return options_; }
+  /// Flushes to disk (mdb_env_sync force). Used periodically in `process` mode.
+  std::error_code sync();
+  /// Bytes used by the data file (pages in use x page size).
+  std::uint64_t used_bytes() const;
+
+ private:
+  Env(MDB_env* env, EnvOptions options) : env_(env), options_(std::move(options)) {}
+  MDB_env* env_;
+  EnvOptions options_;
+};
+
+/// A transaction; aborted on destruction unless committed.
+class Txn {
+ public:
+  /// Errors: MDB_READERS_FULL, MDB_MAP_RESIZED, EACCES (write on read-only env).
+  static std::expected<Txn, std::error_code> begin_write(Env& env);
+  static std::expected<Txn, std::error_code> begin_read(Env& env);
+  /// A nested write transaction inside `parent` (LMDB child txn): committing it
+  /// folds its changes into the parent, aborting it undoes only its own.
+  static std::expected<Txn, std::error_code> begin_nested(Txn& parent);
+  Txn(Txn&& other) noexcept : txn_(std::exchange(other.txn_, nullptr)), write_(other.write_) {}
+  Txn& operator=(Txn&& other) noexcept;
+  Txn(const Txn&) = delete;
+  ~Txn();
+
+  /// Commits; the Txn is finished either way. Errors: MDB_MAP_FULL, ENOSPC, EIO.
+  std::error_code commit();
+  void abort();
+  MDB_txn* raw() const { return txn_; }
+  bool writable() const { return write_; }
+
+ private:
+  Txn(MDB_txn* t, bool write) : txn_(t), write_(write) {}
+  MDB_txn* txn_ = nullptr;
+  bool write_ = false;
+};
+
+/// Key helpers: fixed-width big-endian so byte order = numeric order.
+struct Key {
+  unsigned char bytes[24];
+  std::size_t size = 0;
+  Key& u8(std::uint8_t v) { bytes[size++] = v; return *this; }
+  Key& u64(std::uint64_t v) {
+    for (int i = 7; i >= 0; --i) bytes[size++] = static_cast<unsigned char>(v >> (i * 8));
+    return *this;
+  }
+  std::span<const std::byte> view() const { return {reinterpret_cast<const std::byte*>(bytes), size}; }
+};
+std::uint64_t read_u64_be(std::span<const std::byte> b, std::size_t offset = 0);
+
+/// A named table (LMDB "database") within an environment.
+class Table {
+ public:
+  /// Opens (and for writable txns creates) the table. Call once per Env and
+  /// keep the Table: handles stay valid for the Env's life.
+  /// Errors: MDB_NOTFOUND (read-only and absent), MDB_DBS_FULL.
+  static std::expected<Table, std::error_code> open(Txn& txn, const char* name);
+  Table() = default;
+
+  /// Returns the value or nullopt; errors other than not-found abort (they mean
+  /// a corrupt environment, a violated invariant).
+  std::optional<std::span<const std::byte>> get(Txn& txn, std::span<const std::byte> key) const;
+  /// Errors: MDB_MAP_FULL, MDB_TXN_FULL, EACCES.
+  std::error_code put(Txn& txn, std::span<const std::byte> key, std::span<const std::byte> value) const;
+  /// Returns true when a row was deleted.
+  bool del(Txn& txn, std::span<const std::byte> key) const;
+  /// Visits rows with key >= `from` in order while `fn` returns true.
+  void scan(Txn& txn, std::span<const std::byte> from,
+            const std::function<bool(std::span<const std::byte> key, std::span<const std::byte> value)>&
+                fn) const;
+  /// Last row (highest key) with the given prefix, or nullopt.
+  std::optional<std::pair<std::span<const std::byte>, std::span<const std::byte>>> last_with_prefix(
+      Txn& txn, std::span<const std::byte> prefix) const;
+  std::uint64_t count(Txn& txn) const;
+
+  /// Trivially copyable value helpers.
+  template <class T>
+  std::optional<T> get_pod(Txn& txn, std::span<const std::byte> key) const {
+    static_assert(std::is_trivially_copyable_v<T>);
+    auto v = get(txn, key);
+    if (!v || v->size() != sizeof(T)) return std::nullopt;
+    T out;
+    std::memcpy(&out, v->data(), sizeof(T));
+    return out;
+  }
+  template <class T>
+  std::error_code put_pod(Txn& txn, std::span<const std::byte> key, const T& value) const {
+    static_assert(std::is_trivially_copyable_v<T>);
+    return put(txn, key, {reinterpret_cast<const std::byte*>(&value), sizeof(T)});
+  }
+
+ private:
+  explicit Table(MDB_dbi dbi) : dbi_(dbi) {}
+  MDB_dbi dbi_ = 0;
+};
+
+}  // namespace ringmart::storage

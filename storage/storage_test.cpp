@@ -1,0 +1,133 @@
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <string>
+
+#include "storage/lmdb.hpp"
+#include "storage/outbox.hpp"
+
+namespace ringmart::storage {
+namespace {
+
+std::string temp_dir() {
+  std::string t = "/tmp/rm-storage-XXXXXX";
+  return mkdtemp(t.data());
+}
+
+std::span<const std::byte> bytes(const std::string& s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+TEST(Outbox, AssignsGapFreeSequencesPerReceiverAndPrunes) {
+  auto dir = temp_dir();
+  auto env = Env::open({.path = dir});
+  ASSERT_TRUE(env);
+  auto txn = Txn::begin_write(**env);
+  ASSERT_TRUE(txn);
+  auto outbox = Outbox::open(*txn);
+  ASSERT_TRUE(outbox);
+  for (int i = 0; i < 5; ++i) {
+    auto seq = outbox->next_seq(*txn, 3);
+    ASSERT_TRUE(seq);
+    EXPECT_EQ(*seq, static_cast<std::uint64_t>(i + 1));
+    ASSERT_FALSE(outbox->put(*txn, 3, *seq, bytes("m" + std::to_string(*seq))));
+  }
+  auto other = outbox->next_seq(*txn, 4);
+  ASSERT_TRUE(other);
+  EXPECT_EQ(*other, 1u);
+  ASSERT_FALSE(txn->commit());
+
+  auto txn2 = Txn::begin_write(**env);
+  std::vector<std::uint64_t> seen;
+  outbox->scan(*txn2, 3, 2, [&](std::uint64_t seq, std::span<const std::byte> m) {
+    seen.push_back(seq);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(m.data()), m.size()),
+              "m" + std::to_string(seq));
+    return true;
+  });
+  EXPECT_EQ(seen, (std::vector<std::uint64_t>{3, 4, 5}));
+  EXPECT_EQ(outbox->prune(*txn2, 3, 4), 4u);
+  EXPECT_EQ(outbox->pending(*txn2, 3, 4), 1u);
+  seen.clear();
+  outbox->scan(*txn2, 3, 0, [&](std::uint64_t seq, auto) { seen.push_back(seq); return true; });
+  EXPECT_EQ(seen, (std::vector<std::uint64_t>{5}));
+  // Sequence numbers continue after pruning.
+  EXPECT_EQ(*outbox->next_seq(*txn2, 3), 6u);
+  txn2->abort();
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Inbox, MarkSurvivesReopenOnlyWhenCommitted) {
+  auto dir = temp_dir();
+  {
+    auto env = Env::open({.path = dir, .durability = Durability::fsync});
+    ASSERT_TRUE(env);
+    auto txn = Txn::begin_write(**env);
+    auto inbox = Inbox::open(*txn);
+    ASSERT_TRUE(inbox);
+    ASSERT_FALSE(inbox->set_mark(*txn, 1, 41));
+    ASSERT_FALSE(txn->commit());
+    auto txn2 = Txn::begin_write(**env);
+    ASSERT_FALSE(inbox->set_mark(*txn2, 1, 99));
+    txn2->abort();
+  }
+  auto env = Env::open({.path = dir});
+  ASSERT_TRUE(env);
+  auto txn = Txn::begin_write(**env);
+  auto inbox = Inbox::open(*txn);
+  EXPECT_EQ(inbox->mark(*txn, 1), 41u);
+  EXPECT_EQ(inbox->mark(*txn, 2), 0u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Env, MapFullIsAnErrorValueAndLeavesEarlierDataIntact) {
+  auto dir = temp_dir();
+  auto env = Env::open({.path = dir, .map_size_bytes = 256 * 1024});
+  ASSERT_TRUE(env);
+  {
+    auto txn = Txn::begin_write(**env);
+    auto t = Table::open(*txn, "t");
+    ASSERT_FALSE(t->put(*txn, Key{}.u64(0).view(), bytes("kept")));
+    ASSERT_FALSE(txn->commit());
+  }
+  auto txn = Txn::begin_write(**env);
+  auto t = Table::open(*txn, "t");
+  std::string big(4000, 'x');
+  std::error_code ec;
+  for (std::uint64_t i = 1; i < 1000 && !ec; ++i) ec = t->put(*txn, Key{}.u64(i).view(), bytes(big));
+  EXPECT_EQ(ec, lmdb_error(MDB_MAP_FULL));
+  txn->abort();
+  auto rtxn = Txn::begin_read(**env);
+  auto v = t->get(*rtxn, Key{}.u64(0).view());
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->size(), 4u);
+  EXPECT_FALSE(t->get(*rtxn, Key{}.u64(1).view()));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Env, ReadOnlyOpenOfMissingEnvironmentFails) {
+  auto env = Env::open({.path = "/tmp/rm-storage-does-not-exist", .read_only = true});
+  EXPECT_FALSE(env);
+}
+
+TEST(Table, LastWithPrefixFindsHighestKey) {
+  auto dir = temp_dir();
+  auto env = Env::open({.path = dir});
+  auto txn = Txn::begin_write(**env);
+  auto t = Table::open(*txn, "t");
+  for (std::uint64_t a : {1, 2, 3}) {
+    for (std::uint64_t b : {10, 20, 30}) {
+      ASSERT_FALSE(t->put(*txn, Key{}.u64(a).u64(b).view(), bytes("v")));
+    }
+  }
+  auto last = t->last_with_prefix(*txn, Key{}.u64(2).view());
+  ASSERT_TRUE(last);
+  EXPECT_EQ(read_u64_be(last->first, 8), 30u);
+  EXPECT_FALSE(t->last_with_prefix(*txn, Key{}.u64(9).view()));
+  EXPECT_EQ(t->count(*txn), 9u);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace ringmart::storage
