@@ -38,6 +38,7 @@ enum Code {
   stockNegative @13;
   orderNotFound @14;
   internal @15;
+  stepTimeout @16;   # a saga step other than payment never answered within its retry budget
 }
 
 enum DiscountType {

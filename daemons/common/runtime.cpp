@@ -66,6 +66,8 @@ std::error_code Context::send(DaemonId to, std::uint64_t saga_id, std::uint64_t 
   return {};
 }
 
+void Context::after_commit(std::function<void()> fn) { rt_->after_commit_.push_back(std::move(fn)); }
+
 std::error_code Context::reply(msg::Envelope::Reader request,
                                const std::function<void(msg::Envelope::Payload::Builder)>& fill) {
   return send(request.getSender(), request.getSagaId(), 0, request.getMessageId(), fill);
@@ -172,9 +174,17 @@ std::error_code Runtime::transact(const std::function<std::error_code(Context&)>
   auto txn = storage::Txn::begin_write(*env_);
   if (!txn) return txn.error();
   Context ctx(*this, *txn);
-  if (auto ec = fn(ctx)) return ec;
-  if (auto ec = txn->commit()) return ec;
+  after_commit_.clear();
+  if (auto ec = fn(ctx)) {
+    after_commit_.clear();
+    return ec;
+  }
+  if (auto ec = txn->commit()) {
+    after_commit_.clear();
+    return ec;
+  }
   status_.slot(index(self_)).commits.fetch_add(1, std::memory_order_relaxed);
+  run_after_commit();
   return {};
 }
 
@@ -257,10 +267,13 @@ bool Runtime::process_batch() {
   int budget = config_.batch_max;
   std::uint64_t applied = 0, duplicates = 0, errors = 0;
 
+  after_commit_.clear();
+  std::vector<std::function<void()>> hooks;
   auto apply_nested = [&](auto&& body) {
     auto nested = storage::Txn::begin_nested(*txn);
     if (!nested) return nested.error();
     Context ctx(*this, *nested);
+    after_commit_.clear();
     std::error_code ec;
     try {
       ec = body(ctx);
@@ -273,9 +286,15 @@ bool Runtime::process_batch() {
     }
     if (ec) {
       nested->abort();
+      after_commit_.clear();
       return ec;
     }
-    return nested->commit();
+    ec = nested->commit();
+    if (!ec) {
+      for (auto& h : after_commit_) hooks.push_back(std::move(h));
+    }
+    after_commit_.clear();
+    return ec;
   };
 
   for (auto& in : inbound_) {
@@ -345,11 +364,19 @@ bool Runtime::process_batch() {
   }
   // SYNC: consume after commit — only now may the producers reuse the space.
   for (auto& a : acks) a.ring->commit(a.end_pos, a.seq);
+  after_commit_ = std::move(hooks);
+  run_after_commit();
   slot.commits.fetch_add(1, std::memory_order_relaxed);
   slot.messages_in.fetch_add(applied, std::memory_order_relaxed);
   slot.duplicates.fetch_add(duplicates, std::memory_order_relaxed);
   slot.errors.fetch_add(errors, std::memory_order_relaxed);
   return true;
+}
+
+void Runtime::run_after_commit() {
+  auto hooks = std::move(after_commit_);
+  after_commit_.clear();
+  for (auto& h : hooks) h();
 }
 
 void Runtime::relay() {
@@ -515,6 +542,7 @@ const char* code_name(msg::Code code) {
     case msg::Code::STOCK_NEGATIVE: return "STOCK_NEGATIVE";
     case msg::Code::ORDER_NOT_FOUND: return "ORDER_NOT_FOUND";
     case msg::Code::INTERNAL: return "INTERNAL";
+    case msg::Code::STEP_TIMEOUT: return "STEP_TIMEOUT";
   }
   return "UNKNOWN";
 }

@@ -54,6 +54,11 @@ class Context {
                        std::uint64_t correlation_id,
                        const std::function<void(msg::Envelope::Payload::Builder)>& fill);
 
+  /// Runs `fn` on the loop thread after the enclosing transaction committed
+  /// (dropped if it aborts). Use it to answer a client only once its command
+  /// is durable.
+  void after_commit(std::function<void()> fn);
+
   /// Convenience: a reply to `request` (same saga id, correlation = its message id).
   std::error_code reply(msg::Envelope::Reader request,
                         const std::function<void(msg::Envelope::Payload::Builder)>& fill);
@@ -126,6 +131,7 @@ class Runtime {
   void prune(storage::Txn& txn);
   bool inbound_ready();
   void heartbeat();
+  void run_after_commit();
 
   DaemonId self_;
   Config config_;
@@ -141,6 +147,7 @@ class Runtime {
   std::function<void(std::int64_t)> tick_;
   std::mutex posted_mu_;
   std::vector<std::function<std::error_code(Context&)>> posted_;
+  std::vector<std::function<void()>> after_commit_;
   std::int64_t wake_at_ms_ = 0;
   std::int64_t last_sync_ms_ = 0;
   bool relay_needed_ = false;   // the outbox may hold entries not yet in the rings

@@ -1,0 +1,140 @@
+// ringmart-supervisor: creates the shared memory, spawns and watches every
+// daemon, and orchestrates the order saga. Foreground process; under systemd
+// it is Type=notify (READY=1, STATUS=, WATCHDOG=1).
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "daemons/common/runtime.hpp"
+#include "daemons/supervisor/process_manager.hpp"
+#include "daemons/supervisor/saga_engine.hpp"
+
+using namespace ringmart;
+
+namespace {
+ipc::DoorbellWord* g_doorbell = nullptr;
+
+void on_sigchld(int) {
+  if (g_doorbell) ipc::Doorbell(g_doorbell).ring();
+}
+
+std::int64_t realtime_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto config = runtime::parse_command_line(argc, argv, "supervisor");
+  std::error_code ec;
+  std::filesystem::create_directories(config.state_dir, ec);
+  std::filesystem::create_directories(config.runtime_dir, ec);
+  if (ec) {
+    std::fprintf(stderr, "ringmart-supervisor: cannot create %s: %s\n", config.runtime_dir.c_str(),
+                 ec.message().c_str());
+    return 1;
+  }
+  auto definition = supervisor::SagaDefinition::from_config(config);
+  if (!definition) {
+    std::fprintf(stderr, "ringmart-supervisor: %s\n", definition.error().c_str());
+    return 2;
+  }
+  if (auto t = runtime::create_transport(config); !t) {
+    std::fprintf(stderr, "ringmart-supervisor: %s\n", t.error().c_str());
+    return 1;
+  }
+  auto rt = runtime::Runtime::create(msg::DaemonId::SUPERVISOR, config, 2000);
+  if (!rt) {
+    std::fprintf(stderr, "ringmart-supervisor: %s\n", rt.error().c_str());
+    return 1;
+  }
+  auto& runtime = **rt;
+  auto log = runtime.log();
+
+  std::optional<supervisor::SagaEngine> engine;
+  if (auto e = runtime.transact([&](runtime::Context& ctx) -> std::error_code {
+        auto store = supervisor::SagaStore::open(ctx.txn());
+        if (!store) return store.error();
+        engine.emplace(*definition, *store, log);
+        engine->recover(ctx.txn());
+        return {};
+      })) {
+    log->critical("cannot open the saga store: {}", e.message());
+    return 1;
+  }
+  runtime.on_message([&](runtime::Context& ctx, msg::Envelope::Reader m) {
+    return engine->on_message(ctx, m);
+  });
+
+  supervisor::RestartPolicy policy;
+  policy.max_restarts = static_cast<int>(config.get_int("supervisor", "max_restarts", policy.max_restarts));
+  policy.period_ms = static_cast<int>(config.get_int("supervisor", "restart_period_ms", policy.period_ms));
+  policy.backoff_max_ms = static_cast<int>(config.get_int("supervisor", "backoff_max_ms", policy.backoff_max_ms));
+  supervisor::ProcessManager processes(config, runtime.status(),
+                                       config.get_string("supervisor", "bin_dir",
+                                                         supervisor::ProcessManager::default_bin_dir()),
+                                       policy, log);
+
+  auto& layout = runtime.status().layout();
+  layout.supervisor_pid.store(::getpid());
+  g_doorbell = &runtime.status().slot(runtime::index(msg::DaemonId::SUPERVISOR)).doorbell;
+  struct sigaction sa {};
+  sa.sa_handler = on_sigchld;
+  sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGCHLD, &sa, nullptr);
+  runtime.install_signal_handlers();
+
+  processes.start_all();
+
+  std::uint64_t watchdog_usec = 0;
+  const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+  std::int64_t last_watchdog = 0, last_status = 0;
+  bool ready = false;
+  int exit_code = 0;
+  runtime.on_tick([&](std::int64_t now) {
+    layout.supervisor_heartbeat_ms.store(now, std::memory_order_relaxed);
+    if (!processes.tick(now)) {
+      exit_code = 1;
+      sd_notify(0, "STATUS=restart intensity exceeded; stopping");
+      runtime.stop();
+      return;
+    }
+    const auto real_now = realtime_ms();
+    engine->on_tick(runtime, real_now);
+    if (auto d = engine->next_deadline()) runtime.wake_at(now + std::max<std::int64_t>(0, d - real_now));
+    const auto& t = engine->totals();
+    layout.sagas.running.store(t.running, std::memory_order_relaxed);
+    layout.sagas.compensating.store(t.compensating, std::memory_order_relaxed);
+    layout.sagas.completed.store(t.completed, std::memory_order_relaxed);
+    layout.sagas.failed.store(t.failed, std::memory_order_relaxed);
+    layout.sagas.stuck.store(t.stuck, std::memory_order_relaxed);
+    if (!ready && processes.all_running(now, 2000)) {
+      ready = true;
+      log->info("all daemons running");
+      sd_notify(0, "READY=1");
+    }
+    if (watchdog && now - last_watchdog >= static_cast<std::int64_t>(watchdog_usec / 2000)) {
+      sd_notify(0, "WATCHDOG=1");
+      last_watchdog = now;
+    }
+    if (now - last_status >= 1000) {
+      sd_notifyf(0, "STATUS=sagas: %lu running, %lu completed, %lu failed, %lu stuck",
+                 static_cast<unsigned long>(t.running), static_cast<unsigned long>(t.completed),
+                 static_cast<unsigned long>(t.failed), static_cast<unsigned long>(t.stuck));
+      last_status = now;
+    }
+  });
+
+  const int rc = runtime.run();
+  sd_notify(0, "STOPPING=1");
+  log->info("stopping daemons");
+  processes.stop_all();
+  layout.supervisor_pid.store(0);
+  return exit_code ? exit_code : rc;
+}

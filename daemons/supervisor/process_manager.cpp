@@ -1,0 +1,182 @@
+#include "daemons/supervisor/process_manager.hpp"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+namespace ringmart::supervisor {
+namespace {
+std::string describe_exit(int status) {
+  if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("signal ") + strsignal(WTERMSIG(status));
+  return "status " + std::to_string(status);
+}
+}  // namespace
+
+ProcessManager::ProcessManager(runtime::Config config, ipc::StatusRegion& status,
+                               std::string bin_dir, RestartPolicy policy,
+                               std::shared_ptr<spdlog::logger> log)
+    : config_(std::move(config)),
+      status_(status),
+      bin_dir_(std::move(bin_dir)),
+      policy_(policy),
+      log_(std::move(log)) {
+  for (auto id : runtime::all_daemons()) {
+    if (id != runtime::DaemonId::SUPERVISOR) children_.push_back({id});
+  }
+}
+
+std::string ProcessManager::default_bin_dir() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? "." : exe.parent_path().string();
+}
+
+void ProcessManager::start_all() {
+  const auto now = ipc::monotonic_ms();
+  for (auto& c : children_) spawn(c, now);
+}
+
+void ProcessManager::spawn(Child& c, std::int64_t now_ms) {
+  const std::string name = runtime::daemon_name(c.id);
+  const std::string exe = bin_dir_ + "/ringmart-" + name;
+  std::vector<std::string> args = {exe, "--state-dir", config_.state_dir, "--runtime-dir",
+                                   config_.runtime_dir};
+  if (!config_.config_file.empty()) {
+    args.push_back("--config");
+    args.push_back(config_.config_file);
+  }
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    // Child: die with the supervisor; drop every inherited fd (LMDB, sockets) before exec.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(1);
+    ::syscall(SYS_close_range, 3u, ~0u, 0u);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(exe.c_str(), argv.data());
+    ::_exit(127);
+  }
+  auto& slot = status_.slot(runtime::index(c.id));
+  if (pid < 0) {
+    log_->error("cannot fork {}: {}", name, std::strerror(errno));
+    c.restart_at_ms = now_ms + 1000;
+    slot.state.store(static_cast<std::uint32_t>(ipc::DaemonState::backoff));
+    return;
+  }
+  c.pid = pid;
+  c.restart_at_ms = 0;
+  slot.pid.store(pid);
+  slot.started_ms.store(now_ms);
+  slot.heartbeat_ms.store(0);
+  slot.state.store(static_cast<std::uint32_t>(ipc::DaemonState::starting));
+  log_->info("started {} pid {}", name, pid);
+}
+
+void ProcessManager::on_exit(Child& c, int status, std::int64_t now_ms) {
+  const std::string name = runtime::daemon_name(c.id);
+  auto& slot = status_.slot(runtime::index(c.id));
+  slot.last_exit.store(status);
+  slot.pid.store(0);
+  c.pid = 0;
+  while (!c.restarts.empty() && c.restarts.front() < now_ms - policy_.period_ms) c.restarts.pop_front();
+  c.restarts.push_back(now_ms);
+  if (static_cast<int>(c.restarts.size()) > policy_.max_restarts) {
+    log_->error("{} exited ({}) {} times within {} ms: giving up", name, describe_exit(status),
+                c.restarts.size(), policy_.period_ms);
+    slot.state.store(static_cast<std::uint32_t>(ipc::DaemonState::failed));
+    gave_up_ = true;
+    return;
+  }
+  // Backoff doubles while the daemon keeps failing and resets once it ran a while.
+  const bool was_stable = now_ms - slot.started_ms.load() > 10'000;
+  c.backoff_ms = was_stable || c.restarts.size() <= 1
+                     ? policy_.backoff_initial_ms
+                     : std::min<std::int64_t>(policy_.backoff_max_ms, std::max<std::int64_t>(50, c.backoff_ms * 2));
+  c.restart_at_ms = now_ms + c.backoff_ms;
+  slot.restarts.fetch_add(1);
+  slot.state.store(static_cast<std::uint32_t>(ipc::DaemonState::backoff));
+  log_->warn("{} exited ({}); restart in {} ms", name, describe_exit(status), c.backoff_ms);
+}
+
+bool ProcessManager::tick(std::int64_t now_ms) {
+  int status = 0;
+  pid_t pid;
+  while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+    for (auto& c : children_) {
+      if (c.pid == pid) on_exit(c, status, now_ms);
+    }
+  }
+  if (gave_up_) return false;
+  for (auto& c : children_) {
+    auto& slot = status_.slot(runtime::index(c.id));
+    if (c.pid == 0) {
+      if (c.restart_at_ms && now_ms >= c.restart_at_ms) spawn(c, now_ms);
+      continue;
+    }
+    const auto hb = slot.heartbeat_ms.load();
+    if (hb == 0) {
+      if (now_ms - slot.started_ms.load() > policy_.startup_grace_ms) {
+        log_->error("{} did not start within {} ms: killing it", runtime::daemon_name(c.id),
+                    policy_.startup_grace_ms);
+        ::kill(c.pid, SIGKILL);
+      }
+      continue;
+    }
+    if (slot.state.load() == static_cast<std::uint32_t>(ipc::DaemonState::starting)) {
+      slot.state.store(static_cast<std::uint32_t>(ipc::DaemonState::running));
+    }
+    if (now_ms - hb > config_.heartbeat_timeout_ms) {
+      log_->error("{} missed its heartbeat for {} ms: killing it", runtime::daemon_name(c.id), now_ms - hb);
+      ::kill(c.pid, SIGKILL);
+      slot.heartbeat_ms.store(now_ms);  // one kill per timeout period
+    }
+  }
+  return true;
+}
+
+bool ProcessManager::all_running(std::int64_t now_ms, std::int64_t fresh_ms) const {
+  for (const auto& c : children_) {
+    const auto& slot = status_.slot(runtime::index(c.id));
+    if (c.pid == 0 || now_ms - slot.heartbeat_ms.load() > fresh_ms) return false;
+  }
+  return true;
+}
+
+void ProcessManager::stop_all(int grace_ms) {
+  for (auto it = children_.rbegin(); it != children_.rend(); ++it) {
+    if (it->pid == 0) continue;
+    ::kill(it->pid, SIGTERM);
+    const auto deadline = ipc::monotonic_ms() + grace_ms;
+    int status = 0;
+    for (;;) {
+      const pid_t r = ::waitpid(it->pid, &status, WNOHANG);
+      if (r == it->pid || r < 0) break;
+      if (ipc::monotonic_ms() > deadline) {
+        log_->warn("{} ignored SIGTERM for {} ms: SIGKILL", runtime::daemon_name(it->id), grace_ms);
+        ::kill(it->pid, SIGKILL);
+        ::waitpid(it->pid, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    auto& slot = status_.slot(runtime::index(it->id));
+    slot.pid.store(0);
+    slot.state.store(static_cast<std::uint32_t>(ipc::DaemonState::stopped));
+    it->pid = 0;
+  }
+}
+
+}  // namespace ringmart::supervisor

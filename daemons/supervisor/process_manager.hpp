@@ -1,0 +1,72 @@
+// ringmart::supervisor — spawns every daemon (fork/exec), restarts one that
+// exits or stops heart-beating, with backoff and an Erlang-style restart
+// intensity limit (more than `max_restarts` in `period_ms` -> give up: stop
+// everything, exit non-zero so systemd escalates).
+//
+// Children get PR_SET_PDEATHSIG(SIGTERM) and no inherited fds beyond 0-2.
+// Thread-safety: loop thread only; reap() is driven by SIGCHLD via the doorbell.
+#pragma once
+
+#include <spdlog/logger.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemons/common/config.hpp"
+#include "daemons/common/topology.hpp"
+#include "ipc/status_region.hpp"
+
+namespace ringmart::supervisor {
+
+struct RestartPolicy {
+  int max_restarts = 50;        ///< within period_ms, per daemon
+  int period_ms = 60'000;
+  int backoff_initial_ms = 0;   ///< first restart is immediate
+  int backoff_max_ms = 2'000;
+  int startup_grace_ms = 10'000;  ///< a starting daemon may be silent this long
+};
+
+class ProcessManager {
+ public:
+  ProcessManager(runtime::Config config, ipc::StatusRegion& status, std::string bin_dir,
+                 RestartPolicy policy, std::shared_ptr<spdlog::logger> log);
+
+  /// Spawns every daemon except the supervisor (in start order). A previous
+  /// instance still alive (supervisor restart) is waited for by the child's
+  /// lock file.
+  void start_all();
+  /// Reaps exits, kills hung daemons, restarts due ones. Returns false when
+  /// the restart intensity was exceeded (the caller shuts down and exits 1).
+  bool tick(std::int64_t now_ms);
+  /// SIGTERM to every child in reverse start order, SIGKILL after `grace_ms`.
+  void stop_all(int grace_ms = 5000);
+  /// True when every daemon heart-beat within `fresh_ms`.
+  bool all_running(std::int64_t now_ms, std::int64_t fresh_ms) const;
+  /// "ringmart-<name>" next to the supervisor executable.
+  static std::string default_bin_dir();
+
+ private:
+  struct Child {
+    runtime::DaemonId id;
+    pid_t pid = 0;
+    std::int64_t restart_at_ms = 0;   // 0 = not scheduled
+    std::int64_t backoff_ms = 0;
+    std::deque<std::int64_t> restarts;  // times within the intensity period
+  };
+  void spawn(Child& c, std::int64_t now_ms);
+  void on_exit(Child& c, int status, std::int64_t now_ms);
+
+  runtime::Config config_;
+  ipc::StatusRegion& status_;
+  std::string bin_dir_;
+  RestartPolicy policy_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::vector<Child> children_;
+  bool gave_up_ = false;
+};
+
+}  // namespace ringmart::supervisor

@@ -1,0 +1,111 @@
+// ringmart::supervisor — the order saga engine (orchestration).
+//
+// The step list, order, timeouts and retry budgets are data (SagaDefinition,
+// from the [saga] table of the config); what each step kind sends, and which
+// compensation undoes it, is code. Per saga the engine keeps one command in
+// flight. Every command has a stable message id, (order_id << 8) | (step << 1)
+// | compensation, reused on every retry, and each domain daemon is idempotent
+// per order, so a timeout (unknown outcome) is safe to retry. A forward step
+// that exhausts its budget is treated as possibly applied and compensated.
+//
+//   RUNNING ──step fails / times out──► COMPENSATING ──all undone──► fail_order ──► FAILED
+//      │                                      └──compensation budget exhausted──► STUCK
+//      └──complete_order ok──► COMPLETED
+//
+// Thread-safety: loop thread only (the supervisor's runtime).
+#pragma once
+
+#include <spdlog/logger.h>
+
+#include <array>
+#include <cstdint>
+#include <expected>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemons/common/runtime.hpp"
+#include "daemons/supervisor/saga_store.hpp"
+
+namespace ringmart::supervisor {
+
+enum class StepKind {
+  use_coupon,        ///< coupon: UseCoupon / RestoreCoupon (skipped without a coupon)
+  apply_coupon,      ///< order: ApplyCoupon (skipped without a coupon; no compensation)
+  deduct_inventory,  ///< product: DeductInventory / RestoreInventory
+  start_payment,     ///< payment: StartPayment (authorize) / CancelPayment (void)
+  deduct_points,     ///< user: DeductPoints / RestorePoints (skipped when no points)
+  complete_payment,  ///< payment: CompletePayment (capture); undone by CancelPayment of start_payment
+  complete_order,    ///< order: CompleteOrder (last; retried until it answers)
+};
+std::optional<StepKind> parse_step_kind(std::string_view name);
+const char* step_kind_name(StepKind k);
+
+struct StepDef {
+  StepKind kind;
+  int timeout_ms = 2000;   ///< wait for the reply before retrying
+  int max_attempts = 5;    ///< sends before the outcome is declared unknown
+};
+
+struct SagaDefinition {
+  std::vector<StepDef> steps;
+  int compensation_timeout_ms = 2000;
+  int compensation_max_attempts = 30;  ///< then the saga is STUCK
+
+  /// The default order of DESIGN.md.
+  static SagaDefinition standard();
+  /// Reads `[saga] steps = [...]`, `[saga.<step>] timeout_ms / max_attempts`,
+  /// `[saga] compensation_timeout_ms / compensation_max_attempts`.
+  /// Errors: unknown step name, duplicate step, complete_order not last,
+  /// apply_coupon before use_coupon, start_payment after complete_payment.
+  static std::expected<SagaDefinition, std::string> from_config(const runtime::Config& config);
+};
+
+struct SagaTotals {
+  std::uint64_t running = 0, compensating = 0, completed = 0, failed = 0, stuck = 0;
+};
+
+class SagaEngine {
+ public:
+  SagaEngine(SagaDefinition definition, SagaStore store, std::shared_ptr<spdlog::logger> log);
+
+  /// Rebuilds the in-memory timers and totals from the store (after a restart
+  /// every non-terminal saga continues where it was).
+  void recover(storage::Txn& txn);
+  /// Applies an event from a domain daemon (or starts a saga on orderCreated).
+  /// Stale replies (not the command in flight) are ignored.
+  std::error_code on_message(runtime::Context& ctx, msg::Envelope::Reader m);
+  /// Retries or gives up on commands whose deadline (realtime ms) passed.
+  void on_tick(runtime::Runtime& rt, std::int64_t now_ms);
+  /// Earliest deadline (realtime ms) of a command in flight, 0 when none.
+  std::int64_t next_deadline() const;
+  const SagaTotals& totals() const { return totals_; }
+
+ private:
+  struct Loaded;
+  std::error_code start(runtime::Context& ctx, msg::Envelope::Reader m);
+  std::error_code send_current(runtime::Context& ctx, SagaRecord::Builder r);
+  std::error_code advance(runtime::Context& ctx, SagaRecord::Builder r, int from_step);
+  std::error_code begin_compensation(runtime::Context& ctx, SagaRecord::Builder r, msg::Code reason);
+  std::error_code next_compensation(runtime::Context& ctx, SagaRecord::Builder r);
+  std::error_code on_timeout(runtime::Context& ctx, SagaRecord::Builder r);
+  bool skipped(SagaRecord::Reader r, int step) const;
+  void set_state(SagaRecord::Builder r, SagaState s);
+  void event(SagaRecord::Builder r, const std::string& step, const std::string& what, std::int64_t now);
+  std::error_code save(runtime::Context& ctx, capnp::MallocMessageBuilder& mb);
+  std::string step_name(int step) const;
+
+  SagaDefinition def_;
+  SagaStore store_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::map<std::uint64_t, std::int64_t> deadlines_;  // order id -> realtime ms
+  SagaTotals totals_;
+};
+
+/// Stable id of a saga command: (order_id << 8) | (step << 1) | compensation.
+inline std::uint64_t saga_message_id(std::uint64_t order_id, int step, bool compensation) {
+  return (order_id << 8) | (static_cast<std::uint64_t>(step) << 1) | (compensation ? 1 : 0);
+}
+
+}  // namespace ringmart::supervisor
