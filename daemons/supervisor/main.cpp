@@ -136,5 +136,9 @@ int main(int argc, char** argv) {
   log->info("stopping daemons");
   processes.stop_all();
   layout.supervisor_pid.store(0);
+  if (rc == 0 && exit_code == 0) {
+    // Clean stop: nothing is in flight that the outboxes cannot re-send.
+    runtime::remove_transport(config);
+  }
   return exit_code ? exit_code : rc;
 }

@@ -1,1 +1,326 @@
+// The saga engine on the real supervisor runtime (real rings, real LMDB); the
+// test process plays the participant daemons on their rings so it can choose
+// each reply, drop one (timeout) or send a stale one.
+#include "daemons/supervisor/saga_engine.hpp"
 
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "storage/capnp_value.hpp"
+
+namespace ringmart::supervisor {
+namespace {
+
+using msg::Code;
+using msg::DaemonId;
+using Payload = msg::Envelope::Payload;
+
+/// A received command, copied out of the ring.
+struct Received {
+  kj::Array<capnp::word> words;
+  std::optional<capnp::FlatArrayMessageReader> reader;
+  msg::Envelope::Reader envelope() { return reader->getRoot<msg::Envelope>(); }
+};
+
+class SagaEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string t = "/tmp/rm-saga-XXXXXX";
+    base_ = mkdtemp(t.data());
+    std::ofstream(base_ + "/cfg.toml") << "[saga.start_payment]\ntimeout_ms = 200\nmax_attempts = 2\n"
+                                       << "[saga]\ncompensation_timeout_ms = 300\n";
+    auto cfg = runtime::Config::load(base_ + "/state", base_ + "/run", base_ + "/cfg.toml");
+    ASSERT_TRUE(cfg) << cfg.error();
+    config_ = *cfg;
+    std::filesystem::create_directories(config_.runtime_dir);
+    ASSERT_TRUE(runtime::create_transport(config_));
+    start_supervisor();
+    const auto prefix = runtime::shm_prefix(config_.runtime_dir);
+    for (auto d : {DaemonId::USER, DaemonId::PRODUCT, DaemonId::COUPON, DaemonId::ORDER, DaemonId::PAYMENT}) {
+      in_[d] = std::move(*ipc::Ring::open(runtime::ring_name(prefix, DaemonId::SUPERVISOR, d)));
+      out_[d] = std::move(*ipc::Ring::open(runtime::ring_name(prefix, d, DaemonId::SUPERVISOR)));
+    }
+  }
+
+  void TearDown() override {
+    stop_supervisor();
+    runtime::remove_transport(config_);
+    std::filesystem::remove_all(base_);
+  }
+
+  void start_supervisor() {
+    auto def = SagaDefinition::from_config(config_);
+    ASSERT_TRUE(def) << def.error();
+    auto rt = runtime::Runtime::create(DaemonId::SUPERVISOR, config_, 2000);
+    ASSERT_TRUE(rt) << rt.error();
+    rt_ = std::move(*rt);
+    ASSERT_FALSE(rt_->transact([&](runtime::Context& ctx) -> std::error_code {
+      auto store = SagaStore::open(ctx.txn());
+      if (!store) return store.error();
+      engine_.emplace(*def, *store, rt_->log());
+      engine_->recover(ctx.txn());
+      return {};
+    }));
+    rt_->on_message([this](runtime::Context& ctx, msg::Envelope::Reader m) { return engine_->on_message(ctx, m); });
+    rt_->on_tick([this](std::int64_t) {
+      timespec ts{};
+      clock_gettime(CLOCK_REALTIME, &ts);
+      engine_->on_tick(*rt_, ts.tv_sec * 1000 + ts.tv_nsec / 1'000'000);
+    });
+    loop_ = std::thread([this] { rt_->run(); });
+  }
+
+  void stop_supervisor() {
+    if (!rt_) return;
+    rt_->stop();
+    loop_.join();
+    engine_.reset();
+    rt_.reset();
+  }
+
+  /// Sends a message from `from` to the supervisor.
+  void send(DaemonId from, std::uint64_t saga, std::uint64_t correlation,
+            const std::function<void(Payload::Builder)>& fill) {
+    capnp::MallocMessageBuilder b;
+    auto e = b.initRoot<msg::Envelope>();
+    const auto seq = ++seq_[from];
+    e.setMessageId((1ull << 61) | seq);
+    e.setSagaId(saga);
+    e.setSender(from);
+    e.setReceiver(DaemonId::SUPERVISOR);
+    e.setSeq(seq);
+    e.setCorrelationId(correlation);
+    fill(e.initPayload());
+    auto words = storage::to_words(b);
+    ASSERT_TRUE(out_[from].try_push(storage::as_bytes(words), seq));
+    rt_->status().doorbell(runtime::index(DaemonId::SUPERVISOR)).ring();
+  }
+
+  /// Waits up to `timeout_ms` for the next command on supervisor -> `to`.
+  std::unique_ptr<Received> receive(DaemonId to, int timeout_ms = 3000) {
+    const auto deadline = ipc::monotonic_ms() + timeout_ms;
+    auto& ring = in_[to];
+    while (ipc::monotonic_ms() < deadline) {
+      ipc::RecordView r;
+      auto got = ring.next(r);
+      if (got && *got) {
+        auto rec = std::make_unique<Received>();
+        rec->words = kj::heapArray<capnp::word>(r.payload.size() / 8);
+        std::memcpy(rec->words.begin(), r.payload.data(), r.payload.size());
+        rec->reader.emplace(rec->words.asPtr());
+        ring.commit(r.end_pos, r.seq);
+        return rec;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return nullptr;
+  }
+
+  bool nothing_for(DaemonId to, int ms) { return receive(to, ms) == nullptr; }
+
+  void create_order(std::uint64_t id, std::uint64_t user_coupon, std::int64_t points) {
+    send(DaemonId::ORDER, id, 0, [&](Payload::Builder p) {
+      auto c = p.initOrderCreated();
+      auto o = c.initOrder();
+      o.setOrderId(id);
+      o.setUserId(7);
+      auto lines = o.initLines(1);
+      lines[0].setProductId(3);
+      lines[0].setQuantity(2);
+      lines[0].setUnitPriceCents(1000);
+      o.setUserCouponId(user_coupon);
+      o.setPoints(points);
+      o.setShippingCents(100);
+      o.setPaymentToken("tok_ok");
+      o.setInstallments(1);
+      c.setSubtotalCents(2000);
+    });
+  }
+
+  std::optional<SagaView> saga(std::uint64_t id) {
+    auto q = SagaQueries::open(config_.env_path("supervisor"), config_.map_size_bytes);
+    if (!q) return std::nullopt;
+    return q->get(id);
+  }
+
+  /// Waits until the saga reaches `state`.
+  bool wait_state(std::uint64_t id, const std::string& state) {
+    for (int i = 0; i < 300; ++i) {
+      if (auto v = saga(id); v && v->state == state) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+  std::string base_;
+  runtime::Config config_;
+  std::unique_ptr<runtime::Runtime> rt_;
+  std::optional<SagaEngine> engine_;
+  std::thread loop_;
+  std::map<DaemonId, ipc::Ring> in_, out_;
+  std::map<DaemonId, std::uint64_t> seq_;
+};
+
+TEST_F(SagaEngineTest, RunsEveryStepInOrderAndComputesAmounts) {
+  create_order(1, 55, 300);
+  auto use = receive(DaemonId::COUPON);
+  ASSERT_TRUE(use);
+  ASSERT_TRUE(use->envelope().getPayload().isUseCoupon());
+  EXPECT_EQ(use->envelope().getPayload().getUseCoupon().getUserCouponId(), 55u);
+  send(DaemonId::COUPON, 1, use->envelope().getMessageId(), [](Payload::Builder p) {
+    auto u = p.initCouponUsed();
+    u.setCouponId(9);
+    u.setDiscountType(msg::DiscountType::PERCENT);
+    u.setDiscountValue(10);
+  });
+  auto apply = receive(DaemonId::ORDER);
+  ASSERT_TRUE(apply && apply->envelope().getPayload().isApplyCoupon());
+  EXPECT_EQ(apply->envelope().getPayload().getApplyCoupon().getDiscountValue(), 10);
+  send(DaemonId::ORDER, 1, apply->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initCouponApplied().setDiscountCents(210); });
+  auto deduct = receive(DaemonId::PRODUCT);
+  ASSERT_TRUE(deduct && deduct->envelope().getPayload().isDeductInventory());
+  EXPECT_EQ(deduct->envelope().getPayload().getDeductInventory().getLines()[0].getQuantity(), 2);
+  send(DaemonId::PRODUCT, 1, deduct->envelope().getMessageId(), [](Payload::Builder p) { p.initInventoryDeducted(); });
+  auto pay = receive(DaemonId::PAYMENT);
+  ASSERT_TRUE(pay && pay->envelope().getPayload().isStartPayment());
+  // total 2100 - discount 210 - points 300
+  EXPECT_EQ(pay->envelope().getPayload().getStartPayment().getAmountCents(), 1590);
+  send(DaemonId::PAYMENT, 1, pay->envelope().getMessageId(), [](Payload::Builder p) { p.initPaymentStarted(); });
+  auto points = receive(DaemonId::USER);
+  ASSERT_TRUE(points && points->envelope().getPayload().isDeductPoints());
+  EXPECT_EQ(points->envelope().getPayload().getDeductPoints().getPoints(), 300);
+  send(DaemonId::USER, 1, points->envelope().getMessageId(), [](Payload::Builder p) { p.initPointsDeducted(); });
+  auto capture = receive(DaemonId::PAYMENT);
+  ASSERT_TRUE(capture && capture->envelope().getPayload().isCompletePayment());
+  send(DaemonId::PAYMENT, 1, capture->envelope().getMessageId(), [](Payload::Builder p) { p.initPaymentCompleted(); });
+  auto complete = receive(DaemonId::ORDER);
+  ASSERT_TRUE(complete && complete->envelope().getPayload().isCompleteOrder());
+  EXPECT_EQ(complete->envelope().getPayload().getCompleteOrder().getPaidCents(), 1590);
+  EXPECT_EQ(complete->envelope().getPayload().getCompleteOrder().getDiscountCents(), 210);
+  send(DaemonId::ORDER, 1, complete->envelope().getMessageId(), [](Payload::Builder p) { p.initOrderCompleted().setOrderId(1); });
+  ASSERT_TRUE(wait_state(1, "COMPLETED"));
+  EXPECT_EQ(engine_->totals().completed, 1u);
+}
+
+TEST_F(SagaEngineTest, SkipsCouponAndPointsStepsWhenUnused) {
+  create_order(2, 0, 0);
+  auto deduct = receive(DaemonId::PRODUCT);
+  ASSERT_TRUE(deduct && deduct->envelope().getPayload().isDeductInventory());
+  EXPECT_TRUE(nothing_for(DaemonId::COUPON, 50));
+  send(DaemonId::PRODUCT, 2, deduct->envelope().getMessageId(), [](Payload::Builder p) { p.initInventoryDeducted(); });
+  auto pay = receive(DaemonId::PAYMENT);
+  ASSERT_TRUE(pay && pay->envelope().getPayload().isStartPayment());
+  EXPECT_EQ(pay->envelope().getPayload().getStartPayment().getAmountCents(), 2100);
+  send(DaemonId::PAYMENT, 2, pay->envelope().getMessageId(), [](Payload::Builder p) { p.initPaymentStarted(); });
+  auto capture = receive(DaemonId::PAYMENT);
+  ASSERT_TRUE(capture && capture->envelope().getPayload().isCompletePayment());
+  EXPECT_TRUE(nothing_for(DaemonId::USER, 50));
+}
+
+TEST_F(SagaEngineTest, FailureCompensatesCompletedStepsInReverse) {
+  create_order(3, 55, 300);
+  auto use = receive(DaemonId::COUPON);
+  send(DaemonId::COUPON, 3, use->envelope().getMessageId(), [](Payload::Builder p) { p.initCouponUsed().setDiscountValue(100); });
+  auto apply = receive(DaemonId::ORDER);
+  send(DaemonId::ORDER, 3, apply->envelope().getMessageId(), [](Payload::Builder p) { p.initCouponApplied().setDiscountCents(100); });
+  auto deduct = receive(DaemonId::PRODUCT);
+  send(DaemonId::PRODUCT, 3, deduct->envelope().getMessageId(), [](Payload::Builder p) { p.initInventoryDeducted(); });
+  auto pay = receive(DaemonId::PAYMENT);
+  send(DaemonId::PAYMENT, 3, pay->envelope().getMessageId(), [](Payload::Builder p) { p.initPaymentStarted(); });
+  auto points = receive(DaemonId::USER);
+  send(DaemonId::USER, 3, points->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initPointsDeducted().setCode(Code::INSUFFICIENT_POINTS); });
+  // Reverse order: payment, inventory, coupon; then the order is failed.
+  auto cancel = receive(DaemonId::PAYMENT);
+  ASSERT_TRUE(cancel && cancel->envelope().getPayload().isCancelPayment());
+  EXPECT_TRUE(nothing_for(DaemonId::PRODUCT, 50)) << "one compensation at a time";
+  send(DaemonId::PAYMENT, 3, cancel->envelope().getMessageId(), [](Payload::Builder p) { p.initPaymentCancelled(); });
+  auto restock = receive(DaemonId::PRODUCT);
+  ASSERT_TRUE(restock && restock->envelope().getPayload().isRestoreInventory());
+  send(DaemonId::PRODUCT, 3, restock->envelope().getMessageId(), [](Payload::Builder p) { p.initInventoryRestored(); });
+  auto recoupon = receive(DaemonId::COUPON);
+  ASSERT_TRUE(recoupon && recoupon->envelope().getPayload().isRestoreCoupon());
+  send(DaemonId::COUPON, 3, recoupon->envelope().getMessageId(), [](Payload::Builder p) { p.initCouponRestored(); });
+  auto fail = receive(DaemonId::ORDER);
+  ASSERT_TRUE(fail && fail->envelope().getPayload().isFailOrder());
+  EXPECT_EQ(fail->envelope().getPayload().getFailOrder().getReason(), Code::INSUFFICIENT_POINTS);
+  EXPECT_TRUE(nothing_for(DaemonId::USER, 50)) << "failed step had no effect: nothing to restore";
+  send(DaemonId::ORDER, 3, fail->envelope().getMessageId(), [](Payload::Builder p) { p.initOrderFailed(); });
+  ASSERT_TRUE(wait_state(3, "FAILED"));
+  EXPECT_EQ(saga(3)->failure_reason, "INSUFFICIENT_POINTS");
+}
+
+TEST_F(SagaEngineTest, TimeoutRetriesWithTheSameMessageIdThenVoids) {
+  create_order(4, 0, 0);
+  auto deduct = receive(DaemonId::PRODUCT);
+  send(DaemonId::PRODUCT, 4, deduct->envelope().getMessageId(), [](Payload::Builder p) { p.initInventoryDeducted(); });
+  auto first = receive(DaemonId::PAYMENT);
+  ASSERT_TRUE(first && first->envelope().getPayload().isStartPayment());
+  auto retry = receive(DaemonId::PAYMENT, 1000);
+  ASSERT_TRUE(retry && retry->envelope().getPayload().isStartPayment());
+  EXPECT_EQ(retry->envelope().getMessageId(), first->envelope().getMessageId());
+  EXPECT_GT(retry->envelope().getSeq(), first->envelope().getSeq());
+  // Budget exhausted: unknown outcome -> void it, restore stock, fail the order.
+  auto cancel = receive(DaemonId::PAYMENT, 1000);
+  ASSERT_TRUE(cancel && cancel->envelope().getPayload().isCancelPayment());
+  send(DaemonId::PAYMENT, 4, cancel->envelope().getMessageId(), [](Payload::Builder p) { p.initPaymentCancelled(); });
+  auto restock = receive(DaemonId::PRODUCT);
+  ASSERT_TRUE(restock && restock->envelope().getPayload().isRestoreInventory());
+  send(DaemonId::PRODUCT, 4, restock->envelope().getMessageId(), [](Payload::Builder p) { p.initInventoryRestored(); });
+  auto fail = receive(DaemonId::ORDER);
+  ASSERT_TRUE(fail && fail->envelope().getPayload().isFailOrder());
+  EXPECT_EQ(fail->envelope().getPayload().getFailOrder().getReason(), Code::PAYMENT_TIMEOUT);
+}
+
+TEST_F(SagaEngineTest, StaleAndDuplicateRepliesAreIgnored) {
+  create_order(5, 0, 0);
+  auto deduct = receive(DaemonId::PRODUCT);
+  ASSERT_TRUE(deduct);
+  // A reply to a command that is not in flight changes nothing.
+  send(DaemonId::PAYMENT, 5, saga_message_id(5, 3, false), [](Payload::Builder p) { p.initPaymentStarted(); });
+  EXPECT_TRUE(nothing_for(DaemonId::PAYMENT, 100));
+  send(DaemonId::PRODUCT, 5, deduct->envelope().getMessageId(), [](Payload::Builder p) { p.initInventoryDeducted(); });
+  send(DaemonId::PRODUCT, 5, deduct->envelope().getMessageId(), [](Payload::Builder p) { p.initInventoryDeducted(); });
+  auto pay = receive(DaemonId::PAYMENT);
+  ASSERT_TRUE(pay && pay->envelope().getPayload().isStartPayment());
+  EXPECT_TRUE(nothing_for(DaemonId::PAYMENT, 100)) << "the duplicate reply did not advance twice";
+}
+
+TEST_F(SagaEngineTest, ContinuesWhereItWasAfterARestart) {
+  create_order(6, 0, 0);
+  auto deduct = receive(DaemonId::PRODUCT);
+  ASSERT_TRUE(deduct);
+  stop_supervisor();
+  start_supervisor();
+  // The reply to the pre-restart command still completes the step.
+  send(DaemonId::PRODUCT, 6, deduct->envelope().getMessageId(), [](Payload::Builder p) { p.initInventoryDeducted(); });
+  auto pay = receive(DaemonId::PAYMENT);
+  ASSERT_TRUE(pay && pay->envelope().getPayload().isStartPayment());
+  EXPECT_EQ(engine_->totals().running, 1u);
+}
+
+TEST(SagaDefinition, RejectsInvalidStepLists) {
+  auto load = [](const std::string& toml) {
+    const std::string path = "/tmp/rm-saga-def-" + std::to_string(::getpid()) + ".toml";
+    std::ofstream(path) << toml;
+    auto cfg = runtime::Config::load("/tmp", "/tmp", path);
+    std::filesystem::remove(path);
+    return SagaDefinition::from_config(*cfg);
+  };
+  EXPECT_TRUE(load(""));
+  EXPECT_TRUE(load("[saga]\nsteps=[\"deduct_inventory\",\"use_coupon\",\"apply_coupon\",\"start_payment\","
+                   "\"deduct_points\",\"complete_payment\",\"complete_order\"]\n"));
+  EXPECT_FALSE(load("[saga]\nsteps=[\"use_coupon\",\"complete_order\",\"apply_coupon\"]\n"));
+  EXPECT_FALSE(load("[saga]\nsteps=[\"use_coupon\",\"nonsense\",\"complete_order\"]\n"));
+  EXPECT_FALSE(load("[saga]\nsteps=[\"apply_coupon\",\"use_coupon\",\"deduct_inventory\",\"start_payment\","
+                    "\"complete_payment\",\"complete_order\"]\n"));
+  EXPECT_FALSE(load("[saga.start_payment]\ntimeout_ms = 0\n"));
+}
+
+}  // namespace
+}  // namespace ringmart::supervisor

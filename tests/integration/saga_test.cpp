@@ -1,0 +1,291 @@
+// The order saga end to end on the real system: every daemon, real rings,
+// real LMDB, the real Unix socket. Each failure reason is checked in every
+// daemon's state after the compensations.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "tests/integration/system.hpp"
+
+namespace ringmart::test {
+namespace {
+
+class SagaTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    sys_ = new System();
+    ASSERT_TRUE(sys_->start());
+  }
+  static void TearDownTestSuite() {
+    EXPECT_TRUE(sys_->stop());
+    delete sys_;
+    sys_ = nullptr;
+  }
+
+  struct Shop {
+    std::int64_t product = -1, user = -1, coupon = -1, user_coupon = -1;
+  };
+  /// A product (price 1000, stock 10), a user with 500 points, a fixed 200 coupon issued to them.
+  Shop make_shop(std::int64_t coupon_min_order = 0) {
+    Shop s;
+    s.product = sys_->create_product("widget", 1000, 10);
+    s.user = sys_->create_user("buyer" + std::to_string(counter_++));
+    EXPECT_GT(s.product, 0);
+    EXPECT_GT(s.user, 0);
+    auto charged = sys_->api("POST", "/v1/users/" + std::to_string(s.user) + "/points/charge",
+                             {{"amount", 500}});
+    EXPECT_EQ(charged.status, 200);
+    EXPECT_EQ(charged.body["balance"], 500);
+    auto c = sys_->admin("POST", "/v1/coupons",
+                         {{"name", "200 off"},
+                          {"discount_type", "fixed"},
+                          {"discount_value", 200},
+                          {"total_quantity", 5},
+                          {"min_order", coupon_min_order}});
+    EXPECT_EQ(c.status, 201);
+    s.coupon = c.body["id"].get<std::int64_t>();
+    auto issued = sys_->api("POST", "/v1/coupons/" + std::to_string(s.coupon) + "/issue",
+                            {{"user_id", s.user}});
+    EXPECT_EQ(issued.status, 201);
+    s.user_coupon = issued.body["user_coupon_id"].get<std::int64_t>();
+    return s;
+  }
+
+  json order_body(const Shop& s, std::int64_t quantity, const std::string& token,
+                  std::int64_t points = 300) {
+    return {{"user_id", s.user},
+            {"items", {{{"product_id", s.product}, {"quantity", quantity}}}},
+            {"user_coupon_id", s.user_coupon},
+            {"points", points},
+            {"shipping", 100},
+            {"payment", {{"token", token}, {"installments", 2}}}};
+  }
+
+  std::int64_t place(const json& body, const std::string& key = "") {
+    std::map<std::string, std::string> headers;
+    if (!key.empty()) headers["Idempotency-Key"] = key;
+    auto r = sys_->api("POST", "/v1/orders", body, headers);
+    EXPECT_EQ(r.status, 202) << r.body.dump();
+    if (r.status != 202) return -1;
+    EXPECT_EQ(r.body["status"], "PENDING");
+    EXPECT_EQ(r.headers["location"], "/v1/orders/" + std::to_string(r.body["order_id"].get<std::int64_t>()));
+    return r.body["order_id"].get<std::int64_t>();
+  }
+
+  std::string coupon_status(const Shop& s) {
+    auto r = sys_->api("GET", "/v1/users/" + std::to_string(s.user) + "/coupons");
+    for (const auto& c : r.body) {
+      if (c["user_coupon_id"] == s.user_coupon) return c["status"];
+    }
+    return "MISSING";
+  }
+
+  json payment(std::int64_t order) {
+    auto r = sys_->admin("GET", "/v1/payments/" + std::to_string(order));
+    return r.status == 200 ? r.body : json();
+  }
+
+  /// Runs one order expected to fail with `reason` and checks every daemon's state.
+  void expect_failure_compensated(const std::string& token, std::int64_t quantity,
+                                  std::int64_t points, const std::string& reason,
+                                  const std::string& payment_status, std::int64_t min_order = 0) {
+    auto s = make_shop(min_order);
+    const auto id = place(order_body(s, quantity, token, points));
+    auto o = sys_->wait_order(id);
+    EXPECT_EQ(o["status"], "FAILED") << o.dump();
+    EXPECT_EQ(o["failure_reason"], reason) << o.dump();
+    EXPECT_EQ(o["paid"], 0);
+    EXPECT_EQ(sys_->stock(s.product), 10) << "stock restored";
+    EXPECT_EQ(sys_->points(s.user), 500) << "points restored";
+    EXPECT_EQ(coupon_status(s), "ISSUED") << "coupon usable again";
+    auto p = payment(id);
+    if (payment_status.empty()) {
+      EXPECT_TRUE(p.is_null() || p["status"] != "CAPTURED") << p.dump();
+    } else {
+      EXPECT_EQ(p["status"], payment_status) << p.dump();
+    }
+    auto saga = sys_->admin("GET", "/v1/sagas/" + std::to_string(id));
+    EXPECT_EQ(saga.status, 200);
+    EXPECT_EQ(saga.body["state"], "FAILED");
+    EXPECT_EQ(saga.body["failure_reason"], reason);
+  }
+
+  static System* sys_;
+  static inline int counter_ = 0;
+};
+System* SagaTest::sys_ = nullptr;
+
+TEST_F(SagaTest, HappyPathCompletesEveryStep) {
+  auto s = make_shop();
+  const auto id = place(order_body(s, 2, "tok_ok", 300));
+  auto o = sys_->wait_order(id);
+  ASSERT_EQ(o["status"], "COMPLETED") << o.dump();
+  // total = 2 x 1000 + 100 shipping; discount 200; points 300.
+  EXPECT_EQ(o["subtotal"], 2000);
+  EXPECT_EQ(o["shipping"], 100);
+  EXPECT_EQ(o["discount"], 200);
+  EXPECT_EQ(o["points_used"], 300);
+  EXPECT_EQ(o["paid"], 1600);
+  EXPECT_FALSE(o.contains("failure_reason") && !o["failure_reason"].is_null());
+  EXPECT_EQ(sys_->stock(s.product), 8);
+  EXPECT_EQ(sys_->points(s.user), 200);
+  EXPECT_EQ(coupon_status(s), "USED");
+  auto p = payment(id);
+  EXPECT_EQ(p["status"], "CAPTURED");
+  EXPECT_EQ(p["amount"], 1600);
+  EXPECT_EQ(p["installments"], 2);
+  auto ranking = sys_->api("GET", "/v1/rankings/bestsellers?days=1&limit=1000");
+  ASSERT_EQ(ranking.status, 200);
+  std::int64_t units = 0;
+  for (const auto& row : ranking.body) {
+    if (row["product_id"] == s.product) units = row["units"];
+  }
+  EXPECT_EQ(units, 2);
+  auto saga = sys_->admin("GET", "/v1/sagas/" + std::to_string(id));
+  EXPECT_EQ(saga.body["state"], "COMPLETED");
+}
+
+TEST_F(SagaTest, OutOfStockCompensatesCoupon) {
+  expect_failure_compensated("tok_ok", 11, 300, "OUT_OF_STOCK", "");
+}
+
+TEST_F(SagaTest, PaymentDeclinedRestoresStockAndCoupon) {
+  expect_failure_compensated("tok_decline", 2, 300, "PAYMENT_DECLINED", "DECLINED");
+}
+
+TEST_F(SagaTest, InsufficientPointsVoidsAuthorization) {
+  expect_failure_compensated("tok_ok", 2, 600, "INSUFFICIENT_POINTS", "VOIDED");
+}
+
+TEST_F(SagaTest, CaptureFailureRestoresPointsAndVoids) {
+  expect_failure_compensated("tok_capture_fail", 2, 300, "PAYMENT_CAPTURE_FAILED", "VOIDED");
+}
+
+TEST_F(SagaTest, PaymentTimeoutIsVoided) {
+  expect_failure_compensated("tok_timeout", 2, 300, "PAYMENT_TIMEOUT", "VOIDED");
+}
+
+TEST_F(SagaTest, CouponBelowMinimumOrderIsInvalid) {
+  expect_failure_compensated("tok_ok", 1, 0, "COUPON_INVALID", "", 1'000'000);
+}
+
+TEST_F(SagaTest, IdempotencyKeyReturnsTheSameOrder) {
+  auto s = make_shop();
+  const auto body = order_body(s, 1, "tok_ok", 0);
+  const auto first = place(body, "key-" + std::to_string(s.user));
+  const auto second = place(body, "key-" + std::to_string(s.user));
+  EXPECT_EQ(first, second);
+  EXPECT_EQ(sys_->wait_order(first)["status"], "COMPLETED");
+  EXPECT_EQ(sys_->stock(s.product), 9) << "stock deducted once";
+  auto other = order_body(s, 3, "tok_ok", 0);
+  auto r = sys_->api("POST", "/v1/orders", other, {{"Idempotency-Key", "key-" + std::to_string(s.user)}});
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(r.body["error"]["code"], "IDEMPOTENCY_KEY_REUSED");
+  EXPECT_EQ(sys_->stock(s.product), 9);
+}
+
+TEST_F(SagaTest, BadInputIsRejectedWithoutStateChange) {
+  auto s = make_shop();
+  struct Case {
+    std::string body;
+    int status;
+  };
+  const std::string user = std::to_string(s.user), product = std::to_string(s.product);
+  const std::vector<Case> cases = {
+      {"{not json", 400},
+      {R"({"user_id":)" + user + R"(,"items":[],"payment":{"token":"tok_ok"}})", 400},
+      {R"({"user_id":)" + user + R"(,"items":[{"product_id":)" + product +
+           R"(,"quantity":0}],"payment":{"token":"tok_ok"}})",
+       400},
+      {R"({"user_id":)" + user + R"(,"items":[{"product_id":)" + product +
+           R"(,"quantity":"two"}],"payment":{"token":"tok_ok"}})",
+       400},
+      {R"({"user_id":)" + user +
+           R"(,"items":[{"product_id":999999,"quantity":1}],"payment":{"token":"tok_ok"}})",
+       404},
+      {R"({"user_id":999999,"items":[{"product_id":)" + product +
+           R"(,"quantity":1}],"payment":{"token":"tok_ok"}})",
+       404},
+  };
+  http::UnixClient raw(sys_->api_socket());
+  for (const auto& c : cases) {
+    auto r = raw.request("POST", "/v1/orders", c.body);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, c.status) << c.body << " -> " << r->body;
+    auto j = json::parse(r->body, nullptr, false);
+    EXPECT_TRUE(j.contains("error") && j["error"].contains("code")) << r->body;
+  }
+  auto big = raw.request("POST", "/v1/users", std::string(1 << 20, 'x'));
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->status, 413);
+  EXPECT_EQ(sys_->stock(s.product), 10);
+  EXPECT_EQ(sys_->points(s.user), 500);
+  EXPECT_EQ(sys_->api("GET", "/v1/orders/999999").status, 404);
+}
+
+TEST_F(SagaTest, CouponIssuanceNeverExceedsQuantity) {
+  auto c = sys_->admin("POST", "/v1/coupons",
+                       {{"name", "limited"}, {"discount_type", "percent"}, {"discount_value", 10},
+                        {"total_quantity", 3}});
+  ASSERT_EQ(c.status, 201);
+  const auto coupon = c.body["id"].get<std::int64_t>();
+  std::atomic<int> issued{0}, sold_out{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      System& sys = *sys_;
+      http::UnixClient client(sys.api_socket());
+      for (int i = 0; i < 5; ++i) {
+        auto u = client.request("POST", "/v1/users",
+                                json{{"name", "c"}, {"email", "c@x.io"}}.dump());
+        auto uid = json::parse(u->body)["id"].get<std::int64_t>();
+        auto r = client.request("POST", "/v1/coupons/" + std::to_string(coupon) + "/issue",
+                                json{{"user_id", uid}}.dump());
+        if (r && r->status == 201) ++issued;
+        if (r && r->status == 409) ++sold_out;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(issued.load(), 3);
+  EXPECT_EQ(sold_out.load(), 17);
+  auto info = sys_->admin("GET", "/v1/coupons/" + std::to_string(coupon));
+  EXPECT_EQ(info.body["issued"], 3);
+}
+
+TEST_F(SagaTest, TwoHundredConcurrentOrdersForFiftyUnits) {
+  const auto product = sys_->create_product("hot item", 500, 50);
+  ASSERT_GT(product, 0);
+  std::vector<std::int64_t> users;
+  for (int i = 0; i < 200; ++i) users.push_back(sys_->create_user("rush" + std::to_string(i)));
+  std::vector<std::int64_t> orders(200, -1);
+  std::vector<std::thread> threads;
+  std::atomic<int> next{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      http::UnixClient client(sys_->api_socket());
+      for (int i; (i = next++) < 200;) {
+        json body = {{"user_id", users[i]},
+                     {"items", {{{"product_id", product}, {"quantity", 1}}}},
+                     {"payment", {{"token", "tok_ok"}}}};
+        auto r = client.request("POST", "/v1/orders", body.dump());
+        if (r && r->status == 202) orders[i] = json::parse(r->body)["order_id"].get<std::int64_t>();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  int completed = 0, out_of_stock = 0;
+  for (auto id : orders) {
+    ASSERT_GT(id, 0);
+    auto o = sys_->wait_order(id);
+    if (o["status"] == "COMPLETED") ++completed;
+    if (o["status"] == "FAILED" && o["failure_reason"] == "OUT_OF_STOCK") ++out_of_stock;
+  }
+  EXPECT_EQ(completed, 50);
+  EXPECT_EQ(out_of_stock, 150);
+  EXPECT_EQ(sys_->stock(product), 0);
+}
+
+}  // namespace
+}  // namespace ringmart::test

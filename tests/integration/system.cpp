@@ -1,0 +1,169 @@
+#include "tests/integration/system.hpp"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fcntl.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "daemons/common/topology.hpp"
+
+namespace ringmart::test {
+
+std::string System::bin_dir() {
+  return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
+}
+
+System::System(std::string extra_config) {
+  std::string t = "/tmp/ringmart-it-XXXXXX";
+  base_ = mkdtemp(t.data());
+  state_dir_ = base_ + "/state";
+  run_dir_ = base_ + "/run";
+  config_path_ = base_ + "/ringmart.toml";
+  log_path_ = base_ + "/ringmart.log";
+  std::filesystem::create_directories(state_dir_);
+  std::filesystem::create_directories(run_dir_);
+  std::ofstream cfg(config_path_);
+  // Short payment timeout so tok_timeout orders end quickly in tests.
+  cfg << "[runtime]\nlog_level = \"warn\"\n"
+      << "[saga.start_payment]\ntimeout_ms = 300\nmax_attempts = 2\n"
+      << "[saga]\ncompensation_timeout_ms = 1000\n"
+      << extra_config << "\n";
+}
+
+System::~System() {
+  if (supervisor_) {
+    ::kill(supervisor_, SIGKILL);
+    ::waitpid(supervisor_, nullptr, 0);
+  }
+  // Children die with the supervisor (PDEATHSIG); remove what a crash left in /dev/shm.
+  const auto prefix = runtime::shm_prefix(run_dir_).substr(1);
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec)) {
+    if (e.path().filename().string().rfind(prefix, 0) == 0) std::filesystem::remove(e.path(), ec);
+  }
+  if (!::getenv("RINGMART_KEEP_TEST_DIRS")) std::filesystem::remove_all(base_, ec);
+}
+
+bool System::start() {
+  const std::string exe = bin_dir() + "/ringmart-supervisor";
+  supervisor_ = ::fork();
+  if (supervisor_ == 0) {
+    int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+    }
+    ::execl(exe.c_str(), exe.c_str(), "--state-dir", state_dir_.c_str(), "--runtime-dir",
+            run_dir_.c_str(), "--config", config_path_.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  api_.emplace(api_socket(), std::chrono::seconds(35));
+  admin_.emplace(admin_socket(), std::chrono::seconds(35));
+  if (wait_healthy(30000)) return true;
+  std::ifstream log(log_path_);
+  std::cerr << "ringmart did not become healthy; log:\n" << log.rdbuf() << "\n";
+  return false;
+}
+
+bool System::wait_healthy(int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = api("GET", "/v1/health");
+    if (r.status == 200) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+bool System::stop() {
+  if (!supervisor_) return true;
+  ::kill(supervisor_, SIGTERM);
+  int status = 0;
+  ::waitpid(supervisor_, &status, 0);
+  supervisor_ = 0;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+void System::kill_supervisor() {
+  if (!supervisor_) return;
+  ::kill(supervisor_, SIGKILL);
+  ::waitpid(supervisor_, nullptr, 0);
+  supervisor_ = 0;
+}
+
+pid_t System::daemon_pid(const std::string& name) const {
+  auto status = ipc::StatusRegion::open(runtime::status_name(runtime::shm_prefix(run_dir_)));
+  auto id = runtime::parse_daemon(name);
+  if (!status || !id) return 0;
+  return status->slot(runtime::index(*id)).pid.load();
+}
+
+HttpResult System::call(http::UnixClient& client, const std::string& method,
+                        const std::string& target, const json& body,
+                        const std::map<std::string, std::string>& headers) {
+  HttpResult out;
+  const std::string payload = body.is_null() ? "" : body.dump();
+  auto r = client.request(method, target, payload, headers);
+  if (!r) return out;
+  out.status = r->status;
+  out.headers = r->headers;
+  out.body = json::parse(r->body, nullptr, false);
+  return out;
+}
+
+HttpResult System::api(const std::string& method, const std::string& target, const json& body,
+                       const std::map<std::string, std::string>& headers) {
+  return call(*api_, method, target, body, headers);
+}
+
+HttpResult System::admin(const std::string& method, const std::string& target, const json& body) {
+  return call(*admin_, method, target, body, {});
+}
+
+std::int64_t System::create_product(const std::string& name, std::int64_t price,
+                                    std::int64_t stock, const std::string& category) {
+  auto r = admin("POST", "/v1/products",
+                 {{"name", name}, {"category", category}, {"price", price}, {"stock", stock}});
+  return r.status == 201 ? r.body["id"].get<std::int64_t>() : -1;
+}
+
+std::int64_t System::create_user(const std::string& name) {
+  auto r = api("POST", "/v1/users", {{"name", name}, {"email", name + "@example.com"}});
+  return r.status == 201 ? r.body["id"].get<std::int64_t>() : -1;
+}
+
+std::int64_t System::stock(std::int64_t product_id) {
+  auto r = api("GET", "/v1/products/" + std::to_string(product_id));
+  return r.status == 200 ? r.body["stock"].get<std::int64_t>() : -1;
+}
+
+std::int64_t System::points(std::int64_t user_id) {
+  auto r = api("GET", "/v1/users/" + std::to_string(user_id) + "/points");
+  return r.status == 200 ? r.body["balance"].get<std::int64_t>() : -1;
+}
+
+json System::wait_order(std::int64_t order_id, int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  json last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = api("GET", "/v1/orders/" + std::to_string(order_id) + "?wait_ms=2000");
+    if (r.status == 200) {
+      last = r.body;
+      if (last.value("status", "") != "PENDING") return last;
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  return last;
+}
+
+}  // namespace ringmart::test

@@ -1,0 +1,78 @@
+// A real ringmart system for integration tests: the supervisor (and through
+// it every daemon) started from the build's bin/ directory in a temporary
+// state and runtime directory, so its shared-memory names are its own.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "http/client.hpp"
+#include "ipc/status_region.hpp"
+
+namespace ringmart::test {
+
+using nlohmann::json;
+
+struct HttpResult {
+  int status = 0;  ///< 0 when the request failed at the transport level
+  json body;
+  std::map<std::string, std::string> headers;
+};
+
+class System {
+ public:
+  /// `extra_config` is appended to the generated TOML config.
+  explicit System(std::string extra_config = "");
+  ~System();
+  System(const System&) = delete;
+
+  /// Starts the supervisor and waits until GET /v1/health is 200 (30 s max).
+  /// Returns false (with the log tail on stderr) when it did not come up.
+  bool start();
+  /// SIGTERM and wait; true when it exited 0.
+  bool stop();
+  /// SIGKILL the supervisor (its children follow through PDEATHSIG).
+  void kill_supervisor();
+  pid_t supervisor_pid() const { return supervisor_; }
+  /// pid of a daemon from the status region (0 when not running).
+  pid_t daemon_pid(const std::string& name) const;
+  bool wait_healthy(int timeout_ms);
+
+  HttpResult api(const std::string& method, const std::string& target, const json& body = nullptr,
+                 const std::map<std::string, std::string>& headers = {});
+  HttpResult admin(const std::string& method, const std::string& target, const json& body = nullptr);
+
+  // Convenience wrappers (assert-free; return ids or -1).
+  std::int64_t create_product(const std::string& name, std::int64_t price, std::int64_t stock,
+                              const std::string& category = "test");
+  std::int64_t create_user(const std::string& name);
+  std::int64_t stock(std::int64_t product_id);
+  std::int64_t points(std::int64_t user_id);
+  /// Polls GET /v1/orders/{id}?wait_ms until terminal or `timeout_ms`.
+  json wait_order(std::int64_t order_id, int timeout_ms = 20000);
+
+  const std::string& runtime_dir() const { return run_dir_; }
+  const std::string& state_dir() const { return state_dir_; }
+  std::string api_socket() const { return run_dir_ + "/api.sock"; }
+  std::string admin_socket() const { return run_dir_ + "/admin.sock"; }
+  static std::string bin_dir();
+
+ private:
+  HttpResult call(http::UnixClient& client, const std::string& method, const std::string& target,
+                  const json& body, const std::map<std::string, std::string>& headers);
+  std::string base_;
+  std::string state_dir_;
+  std::string run_dir_;
+  std::string config_path_;
+  std::string log_path_;
+  pid_t supervisor_ = 0;
+  std::optional<http::UnixClient> api_;
+  std::optional<http::UnixClient> admin_;
+};
+
+}  // namespace ringmart::test
