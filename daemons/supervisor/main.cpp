@@ -82,6 +82,10 @@ int main(int argc, char** argv) {
 
   auto& layout = runtime.status().layout();
   layout.supervisor_pid.store(::getpid());
+  auto& own_slot = runtime.status().slot(runtime::index(msg::DaemonId::SUPERVISOR));
+  own_slot.pid.store(::getpid());
+  own_slot.started_ms.store(ipc::monotonic_ms());
+  own_slot.state.store(static_cast<std::uint32_t>(ipc::DaemonState::running));
   g_doorbell = &runtime.status().slot(runtime::index(msg::DaemonId::SUPERVISOR)).doorbell;
   struct sigaction sa {};
   sa.sa_handler = on_sigchld;
@@ -136,6 +140,8 @@ int main(int argc, char** argv) {
   log->info("stopping daemons");
   processes.stop_all();
   layout.supervisor_pid.store(0);
+  own_slot.pid.store(0);
+  own_slot.state.store(static_cast<std::uint32_t>(ipc::DaemonState::stopped));
   if (rc == 0 && exit_code == 0) {
     // Clean stop: nothing is in flight that the outboxes cannot re-send.
     runtime::remove_transport(config);
