@@ -1,0 +1,590 @@
+// Tests for ringmart::http: a real Server on a real Unix socket in a temp dir,
+// driven by UnixClient (and raw POSIX sockets where the client is too polite).
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "http/client.hpp"
+#include "http/server.hpp"
+
+namespace rh = ringmart::http;
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+json body_of(const rh::ClientResponse& r) { return json::parse(r.body); }
+
+// --- raw POSIX helpers, for bytes UnixClient would never send --------------
+
+int raw_connect(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+void raw_send(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    ASSERT_GT(n, 0);
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+// Reads until the peer closes (returns true) or `limit` passes (false).
+bool raw_read_to_eof(int fd, std::string& out, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  char buf[4096];
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left <= 0ms) return false;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) return true;  // EOF (or reset after close)
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+std::size_t count(std::string_view hay, std::string_view needle) {
+  std::size_t n = 0;
+  for (auto pos = hay.find(needle); pos != hay.npos; pos = hay.find(needle, pos + 1)) ++n;
+  return n;
+}
+
+// --- fixture -----------------------------------------------------------------
+
+class HttpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ringmart-http-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/api.sock";
+  }
+
+  void TearDown() override {
+    shutdown();
+    std::filesystem::remove_all(dir_);
+  }
+
+  rh::Server& make_server(rh::ServerOptions opts = {}) {
+    opts.socket_path = path_;
+    server_ = std::make_unique<rh::Server>(io_, std::move(opts));
+    return *server_;
+  }
+
+  // start() on this thread, then serve on a background thread.
+  void run() {
+    server_->start();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+
+  void shutdown() {
+    if (thread_.joinable()) {
+      asio::post(io_, [this] { server_->stop(); });
+      work_.reset();
+      thread_.join();
+    }
+    server_.reset();
+  }
+
+  rh::UnixClient client(std::chrono::milliseconds timeout = 5s) {
+    return rh::UnixClient(path_, timeout);
+  }
+
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
+  std::unique_ptr<rh::Server> server_;
+  std::thread thread_;
+  std::string dir_;
+  std::string path_;
+};
+
+// Replies after `ms` from a timer on the server's io_context (long-poll style).
+void reply_later(asio::io_context& io, rh::ResponderPtr responder, int ms, rh::Response r) {
+  auto timer = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(ms));
+  timer->async_wait([timer, responder, r = std::move(r)](boost::system::error_code) mutable {
+    responder->send(std::move(r));
+  });
+}
+
+TEST_F(HttpTest, RouteParamsQueryHeadersAndPeerCredentials) {
+  auto& s = make_server();
+  s.route("POST", "/v1/users/{id}/points/charge", [](const rh::Request& req, rh::ResponderPtr r) {
+    r->send(rh::json_response(
+        200, {{"id", req.params.at("id")},
+              {"query", req.query},
+              {"trace", req.headers.count("x-trace-id") ? req.headers.at("x-trace-id") : "missing"},
+              {"path", req.path},
+              {"body", req.body},
+              {"uid", req.peer_uid},
+              {"pid", req.peer_pid}}));
+  });
+  run();
+
+  auto c = client();
+  auto res =
+      c.request("POST", "/v1/users/a%20b/points/charge?amount=10&note=J%C3%BCrgen+Doe&flag&bad=%zz",
+                R"({"x":1})", {{"X-Trace-Id", "t-1"}});
+  ASSERT_TRUE(res) << res.error().message();
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->headers.at("content-type"), "application/json");
+  auto j = body_of(*res);
+  EXPECT_EQ(j["id"], "a b");
+  EXPECT_EQ(j["path"], "/v1/users/a%20b/points/charge");
+  EXPECT_EQ(j["query"]["amount"], "10");
+  EXPECT_EQ(j["query"]["note"], "J\xC3\xBCrgen Doe");
+  EXPECT_EQ(j["query"]["flag"], "");
+  EXPECT_EQ(j["query"]["bad"], "%zz");
+  EXPECT_EQ(j["trace"], "t-1");
+  EXPECT_EQ(j["body"], R"({"x":1})");
+  EXPECT_EQ(j["uid"], static_cast<int>(::getuid()));
+  EXPECT_EQ(j["pid"], static_cast<int>(::getpid()));
+}
+
+TEST_F(HttpTest, LiteralSegmentsBeatParameters) {
+  auto& s = make_server();
+  // Registered parameter-first on purpose: order must not matter.
+  s.route("GET", "/v1/users/{id}", [](const rh::Request& req, rh::ResponderPtr r) {
+    r->send(rh::json_response(200, {{"route", "param"}, {"id", req.params.at("id")}}));
+  });
+  s.route("GET", "/v1/users/me", [](const rh::Request&, rh::ResponderPtr r) {
+    r->send(rh::json_response(200, {{"route", "me"}}));
+  });
+  s.route("GET", "/v1/{kind}/{id}/orders", [](const rh::Request&, rh::ResponderPtr r) {
+    r->send(rh::json_response(200, {{"route", "generic"}}));
+  });
+  s.route("GET", "/v1/users/{id}/orders", [](const rh::Request&, rh::ResponderPtr r) {
+    r->send(rh::json_response(200, {{"route", "users"}}));
+  });
+  EXPECT_THROW(s.route("GET", "/v1/users/{other}", [](auto&, auto) {}), std::invalid_argument);
+  EXPECT_THROW(s.route("GET", "no-slash", [](auto&, auto) {}), std::invalid_argument);
+  EXPECT_THROW(s.route("GET", "/v1/x{id}", [](auto&, auto) {}), std::invalid_argument);
+  run();
+
+  auto c = client();
+  auto me = c.request("GET", "/v1/users/me");
+  ASSERT_TRUE(me);
+  EXPECT_EQ(body_of(*me)["route"], "me");
+  auto other = c.request("GET", "/v1/users/42");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(body_of(*other)["route"], "param");
+  EXPECT_EQ(body_of(*other)["id"], "42");
+  auto users = c.request("GET", "/v1/users/7/orders");
+  ASSERT_TRUE(users);
+  EXPECT_EQ(body_of(*users)["route"], "users");
+  auto generic = c.request("GET", "/v1/shops/7/orders");
+  ASSERT_TRUE(generic);
+  EXPECT_EQ(body_of(*generic)["route"], "generic");
+  // An empty segment never binds a parameter.
+  auto empty = c.request("GET", "/v1/users//orders");
+  ASSERT_TRUE(empty);
+  EXPECT_EQ(empty->status, 404);
+}
+
+TEST_F(HttpTest, NotFoundAndMethodNotAllowed) {
+  auto& s = make_server();
+  auto ok = [](const rh::Request&, rh::ResponderPtr r) { r->send(rh::json_response(200, {})); };
+  s.route("GET", "/v1/orders/{id}", ok);
+  s.route("PUT", "/v1/orders/{id}", ok);
+  run();
+
+  auto c = client();
+  auto nf = c.request("GET", "/v1/nope");
+  ASSERT_TRUE(nf);
+  EXPECT_EQ(nf->status, 404);
+  EXPECT_EQ(nf->headers.at("content-type"), "application/json");
+  auto nfj = body_of(*nf);
+  EXPECT_EQ(nfj["error"]["code"], "NOT_FOUND");
+  EXPECT_TRUE(nfj["error"]["message"].is_string());
+  EXPECT_EQ(nfj.size(), 1u);
+  EXPECT_EQ(nfj["error"].size(), 2u);
+
+  auto na = c.request("DELETE", "/v1/orders/9");
+  ASSERT_TRUE(na);
+  EXPECT_EQ(na->status, 405);
+  EXPECT_EQ(body_of(*na)["error"]["code"], "METHOD_NOT_ALLOWED");
+  EXPECT_EQ(na->headers.at("allow"), "GET, PUT");
+
+  auto fine = c.request("PUT", "/v1/orders/9", "{}");
+  ASSERT_TRUE(fine);
+  EXPECT_EQ(fine->status, 200);
+  EXPECT_EQ(server_->accepted_connections(), 1u);  // errors keep the connection
+}
+
+TEST_F(HttpTest, ErrorResponseShapeIsExact) {
+  auto r = rh::error_response(409, "CONFLICT", "already \"there\"");
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(json::parse(r.body),
+            json::parse(R"({"error":{"code":"CONFLICT","message":"already \"there\""}})"));
+  auto j = rh::json_response(201, {{"a", 1}});
+  EXPECT_EQ(j.status, 201);
+  EXPECT_EQ(j.body, R"({"a":1})");
+}
+
+TEST_F(HttpTest, BodyTooLargeGives413) {
+  rh::ServerOptions opts;
+  opts.max_body_bytes = 1024;
+  auto& s = make_server(opts);
+  s.route("POST", "/v1/echo", [](const rh::Request& req, rh::ResponderPtr r) {
+    r->send(rh::json_response(200, {{"size", req.body.size()}}));
+  });
+  run();
+
+  auto c = client();
+  auto fits = c.request("POST", "/v1/echo", std::string(1024, 'a'));
+  ASSERT_TRUE(fits) << fits.error().message();
+  EXPECT_EQ(fits->status, 200);
+  EXPECT_EQ(body_of(*fits)["size"], 1024);
+
+  auto big = c.request("POST", "/v1/echo", std::string(1025, 'a'));
+  ASSERT_TRUE(big) << big.error().message();
+  EXPECT_EQ(big->status, 413);
+  EXPECT_EQ(body_of(*big)["error"]["code"], "BODY_TOO_LARGE");
+
+  // Much larger than the socket buffers: the server answers while the client
+  // is still sending, then closes; the client must still report the 413.
+  auto huge = c.request("POST", "/v1/echo", std::string(4 << 20, 'a'));
+  ASSERT_TRUE(huge) << huge.error().message();
+  EXPECT_EQ(huge->status, 413);
+
+  // Chunked bodies are limited too (no Content-Length to check up front).
+  int fd = raw_connect(path_);
+  ASSERT_GE(fd, 0);
+  std::string chunk(800, 'b');
+  raw_send(fd, "POST /v1/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n320\r\n" +
+                   chunk + "\r\n320\r\n" + chunk + "\r\n0\r\n\r\n");
+  std::string out;
+  EXPECT_TRUE(raw_read_to_eof(fd, out, 5s));
+  ::close(fd);
+  EXPECT_NE(out.find("HTTP/1.1 413"), std::string::npos) << out;
+  EXPECT_NE(out.find("BODY_TOO_LARGE"), std::string::npos);
+
+  // The server is still healthy.
+  auto again = c.request("POST", "/v1/echo", "{}");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 200);
+}
+
+TEST_F(HttpTest, UnparsableRequestGives400AndClose) {
+  auto& s = make_server();
+  s.route("GET", "/v1/health", [](auto&, rh::ResponderPtr r) { r->send({}); });
+  run();
+
+  int fd = raw_connect(path_);
+  ASSERT_GE(fd, 0);
+  raw_send(fd, "this is not http\r\n\r\n");
+  std::string out;
+  EXPECT_TRUE(raw_read_to_eof(fd, out, 5s));  // server closes after the 400
+  ::close(fd);
+  EXPECT_EQ(out.rfind("HTTP/1.1 400", 0), 0u) << out;
+  auto body = out.substr(out.find("\r\n\r\n") + 4);
+  EXPECT_EQ(json::parse(body)["error"]["code"], "BAD_REQUEST");
+}
+
+TEST_F(HttpTest, KeepAliveReusesOneConnection) {
+  auto& s = make_server();
+  std::atomic<int> hits{0};
+  s.route("GET", "/v1/count", [&hits](auto&, rh::ResponderPtr r) {
+    r->send(rh::json_response(200, {{"n", ++hits}}));
+  });
+  run();
+
+  auto c = client();
+  for (int i = 1; i <= 200; ++i) {
+    auto res = c.request("GET", "/v1/count");
+    ASSERT_TRUE(res) << res.error().message();
+    ASSERT_EQ(body_of(*res)["n"], i);
+  }
+  EXPECT_EQ(server_->accepted_connections(), 1u);
+
+  // Connection: close is honoured: the next request needs a new connection.
+  auto closing = c.request("GET", "/v1/count", {}, {{"Connection", "close"}});
+  ASSERT_TRUE(closing);
+  EXPECT_EQ(closing->headers.at("connection"), "close");
+  auto after = c.request("GET", "/v1/count");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(server_->accepted_connections(), 2u);
+}
+
+TEST_F(HttpTest, PipelinedRequestsAnsweredInOrder) {
+  auto& s = make_server();
+  s.route("GET", "/v1/slow", [this](auto&, rh::ResponderPtr r) {
+    reply_later(io_, r, 100, rh::json_response(200, {{"which", "slow-first"}}));
+  });
+  s.route("GET", "/v1/fast", [](auto&, rh::ResponderPtr r) {
+    r->send(rh::json_response(200, {{"which", "fast-second"}}));
+  });
+  run();
+
+  int fd = raw_connect(path_);
+  ASSERT_GE(fd, 0);
+  raw_send(fd,
+           "GET /v1/slow HTTP/1.1\r\nHost: x\r\n\r\n"
+           "GET /v1/fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string out;
+  EXPECT_TRUE(raw_read_to_eof(fd, out, 5s));
+  ::close(fd);
+  EXPECT_EQ(count(out, "HTTP/1.1 200"), 2u) << out;
+  auto first = out.find("slow-first");
+  auto second = out.find("fast-second");
+  ASSERT_NE(first, std::string::npos);
+  ASSERT_NE(second, std::string::npos);
+  EXPECT_LT(first, second);
+}
+
+TEST_F(HttpTest, DeferredResponseFromTimer) {
+  auto& s = make_server();
+  s.route("GET", "/v1/poll", [this](const rh::Request& req, rh::ResponderPtr r) {
+    int wait = std::stoi(req.query.at("wait_ms"));
+    reply_later(io_, r, wait, rh::json_response(200, {{"waited", wait}}));
+  });
+  s.route("GET", "/v1/health", [](auto&, rh::ResponderPtr r) {
+    r->send(rh::json_response(200, {{"ok", true}}));
+  });
+  run();
+
+  auto started = std::chrono::steady_clock::now();
+  auto poll = std::async(std::launch::async, [this] {
+    auto c = client();
+    return c.request("GET", "/v1/poll?wait_ms=300");
+  });
+  // While the long-poll is parked, other connections are served.
+  std::this_thread::sleep_for(50ms);
+  auto c = client();
+  auto health = c.request("GET", "/v1/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(poll.wait_for(0ms), std::future_status::timeout);
+
+  auto res = poll.get();
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(res) << res.error().message();
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(body_of(*res)["waited"], 300);
+  EXPECT_GE(elapsed, 300ms);
+}
+
+TEST_F(HttpTest, ResponderSendsOnceAndDroppedResponderGives500) {
+  auto& s = make_server();
+  s.route("GET", "/v1/drop", [](auto&, rh::ResponderPtr) {});  // never answers
+  s.route("GET", "/v1/drop-later", [this](auto&, rh::ResponderPtr r) {
+    auto timer = std::make_shared<asio::steady_timer>(io_, 50ms);
+    timer->async_wait([timer, r](boost::system::error_code) mutable { r.reset(); });
+  });
+  s.route("GET", "/v1/twice", [](auto&, rh::ResponderPtr r) {
+    r->send(rh::json_response(201, {{"n", 1}}));
+    r->send(rh::json_response(202, {{"n", 2}}));  // no-op
+  });
+  s.route("GET", "/v1/throw",
+          [](auto&, rh::ResponderPtr) -> void { throw std::runtime_error("boom"); });
+  s.route("GET", "/v1/headers", [](auto&, rh::ResponderPtr r) {
+    rh::Response res;
+    res.status = 201;
+    res.body = "plain";
+    res.headers["Content-Type"] = "text/plain";
+    res.headers["Location"] = "/v1/orders/1";
+    r->send(std::move(res));
+  });
+  run();
+
+  auto c = client();
+  for (const char* target : {"/v1/drop", "/v1/drop-later", "/v1/throw"}) {
+    auto res = c.request("GET", target);
+    ASSERT_TRUE(res) << target << ": " << res.error().message();
+    EXPECT_EQ(res->status, 500) << target;
+    EXPECT_EQ(body_of(*res)["error"]["code"], "INTERNAL") << target;
+  }
+  auto twice = c.request("GET", "/v1/twice");
+  ASSERT_TRUE(twice);
+  EXPECT_EQ(twice->status, 201);
+  EXPECT_EQ(body_of(*twice)["n"], 1);
+  auto hdrs = c.request("GET", "/v1/headers");
+  ASSERT_TRUE(hdrs);
+  EXPECT_EQ(hdrs->status, 201);
+  EXPECT_EQ(hdrs->body, "plain");
+  EXPECT_EQ(hdrs->headers.at("content-type"), "text/plain");
+  EXPECT_EQ(hdrs->headers.at("location"), "/v1/orders/1");
+  // None of this broke the connection.
+  EXPECT_EQ(server_->accepted_connections(), 1u);
+}
+
+TEST_F(HttpTest, ClientTimeoutAndLateSendIsHarmless) {
+  auto& s = make_server();
+  std::promise<void> late_sent;
+  s.route("GET", "/v1/slow", [this, &late_sent](auto&, rh::ResponderPtr r) {
+    auto timer = std::make_shared<asio::steady_timer>(io_, 400ms);
+    timer->async_wait([timer, r, &late_sent](boost::system::error_code) {
+      r->send(rh::json_response(200, {}));  // the client is gone by now
+      late_sent.set_value();
+    });
+  });
+  s.route("GET", "/v1/health", [](auto&, rh::ResponderPtr r) { r->send({}); });
+  run();
+
+  auto c = client(100ms);
+  auto started = std::chrono::steady_clock::now();
+  auto res = c.request("GET", "/v1/slow");
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error(), std::errc::timed_out);
+  EXPECT_GE(elapsed, 100ms);
+  EXPECT_LT(elapsed, 2s);
+
+  late_sent.get_future().wait();
+  auto ok = c.request("GET", "/v1/health");  // new connection after the timeout
+  ASSERT_TRUE(ok) << ok.error().message();
+  EXPECT_EQ(ok->status, 200);
+}
+
+TEST_F(HttpTest, IdleTimeoutClosesAndClientRetriesOnce) {
+  rh::ServerOptions opts;
+  opts.idle_timeout_ms = 100;
+  auto& s = make_server(opts);
+  std::atomic<int> hits{0};
+  s.route("POST", "/v1/hit", [&hits](auto&, rh::ResponderPtr r) {
+    r->send(rh::json_response(200, {{"n", ++hits}}));
+  });
+  run();
+
+  // A silent connection is closed by the server.
+  int fd = raw_connect(path_);
+  ASSERT_GE(fd, 0);
+  std::string out;
+  EXPECT_TRUE(raw_read_to_eof(fd, out, 5s));
+  EXPECT_TRUE(out.empty());
+  ::close(fd);
+
+  auto c = client();
+  auto first = c.request("POST", "/v1/hit", "{}");
+  ASSERT_TRUE(first);
+  std::this_thread::sleep_for(300ms);  // the server drops the kept-alive connection
+  auto second = c.request("POST", "/v1/hit", "{}");
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_EQ(body_of(*second)["n"], 2);  // executed exactly once more
+  EXPECT_EQ(server_->accepted_connections(), 3u);
+}
+
+TEST_F(HttpTest, ExpectContinueIsAnswered) {
+  auto& s = make_server();
+  s.route("POST", "/v1/echo", [](const rh::Request& req, rh::ResponderPtr r) {
+    r->send(rh::json_response(200, {{"body", req.body}}));
+  });
+  run();
+  auto c = client();
+  auto res = c.request("POST", "/v1/echo", R"({"k":"v"})", {{"Expect", "100-continue"}});
+  ASSERT_TRUE(res) << res.error().message();
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(body_of(*res)["body"], R"({"k":"v"})");
+}
+
+TEST_F(HttpTest, SocketFileModeStaleFileAndUnlinkOnStop) {
+  // Leave a stale socket file behind, as a crashed server would.
+  {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path_.c_str());
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ::close(fd);
+  }
+  auto& s = make_server();
+  s.route("GET", "/v1/health", [](auto&, rh::ResponderPtr r) { r->send({}); });
+  run();
+
+  struct stat sb {};
+  ASSERT_EQ(::stat(path_.c_str(), &sb), 0);
+  EXPECT_TRUE(S_ISSOCK(sb.st_mode));
+  EXPECT_EQ(sb.st_mode & 07777, 0660u);
+
+  // A second server on the same path refuses to steal a live socket.
+  asio::io_context other_io;
+  rh::Server other(other_io, rh::ServerOptions{.socket_path = path_});
+  EXPECT_THROW(other.start(), std::system_error);
+
+  auto c = client();
+  ASSERT_TRUE(c.request("GET", "/v1/health"));
+  shutdown();
+  EXPECT_NE(::access(path_.c_str(), F_OK), 0);
+  EXPECT_EQ(errno, ENOENT);
+}
+
+TEST_F(HttpTest, StartFailsWhenDirectoryMissing) {
+  asio::io_context io;
+  rh::Server s(io, rh::ServerOptions{.socket_path = dir_ + "/missing/api.sock"});
+  try {
+    s.start();
+    FAIL() << "start() should throw";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), std::errc::no_such_file_or_directory);
+  }
+}
+
+TEST_F(HttpTest, ClientErrorsWhenNoServer) {
+  auto missing = client().request("GET", "/v1/health");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error(), std::errc::no_such_file_or_directory);
+
+  // A socket file nobody listens on.
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path_.c_str());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ::close(fd);
+  auto refused = client().request("GET", "/v1/health");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), std::errc::connection_refused);
+
+  auto bad = client().request("GET", "/v1/has space");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error(), std::errc::invalid_argument);
+}
+
+TEST_F(HttpTest, ServerStopClosesConnections) {
+  auto& s = make_server();
+  auto held = std::make_shared<std::vector<rh::ResponderPtr>>();
+  s.route("GET", "/v1/park", [held](auto&, rh::ResponderPtr r) { held->push_back(r); });
+  run();
+  auto parked = std::async(std::launch::async, [this] {
+    auto c = client();
+    return c.request("GET", "/v1/park");
+  });
+  while (server_->accepted_connections() == 0) std::this_thread::sleep_for(5ms);
+  std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(parked.wait_for(0ms), std::future_status::timeout);
+  asio::post(io_, [this, held] {
+    server_->stop();
+    for (auto& r : *held) r->send(rh::json_response(200, {}));  // no-op: connection closed
+    held->clear();
+  });
+  auto res = parked.get();
+  ASSERT_FALSE(res);  // closed without an answer (fresh connection: no retry)
+  EXPECT_EQ(res.error(), std::errc::connection_aborted) << res.error().message();
+  EXPECT_NE(::access(path_.c_str(), F_OK), 0);
+}
+
+}  // namespace

@@ -1,0 +1,648 @@
+// ringmart::http — server implementation (Boost.Beast over
+// boost::asio::local::stream_protocol). See server.hpp and README.md.
+#include "http/server.hpp"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+
+namespace ringmart::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace bsys = boost::system;
+using local = asio::local::stream_protocol;
+
+// ---------------------------------------------------------------------------
+// Response helpers
+
+Response json_response(int status, const nlohmann::json& body) {
+  Response r;
+  r.status = status;
+  // Never throws on invalid UTF-8: bad sequences become U+FFFD.
+  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  r.headers["Content-Type"] = "application/json";
+  return r;
+}
+
+Response error_response(int status, std::string_view code, std::string_view message) {
+  nlohmann::json body = {
+      {"error", {{"code", std::string(code)}, {"message", std::string(message)}}}};
+  return json_response(status, body);
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Small string helpers
+
+std::string to_string(beast::string_view sv) { return std::string(sv.data(), sv.size()); }
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) {
+    return static_cast<char>((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
+  });
+  return out;
+}
+
+bool has_ctl(std::string_view s) {
+  return s.find_first_of("\r\n") != std::string_view::npos || s.find('\0') != s.npos;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decodes `in`. Malformed escapes ("%zz", a trailing "%") are kept
+// literally. With `plus_as_space`, '+' decodes to ' ' (form/query encoding).
+std::string percent_decode(std::string_view in, bool plus_as_space) {
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '%' && i + 2 < in.size()) {
+      int hi = hex_value(in[i + 1]);
+      int lo = hex_value(in[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(plus_as_space && c == '+' ? ' ' : c);
+  }
+  return out;
+}
+
+// "a=1&b=x%20y&flag" -> {a:1, b:"x y", flag:""}; the last duplicate wins.
+std::map<std::string, std::string> parse_query(std::string_view q) {
+  std::map<std::string, std::string> out;
+  while (!q.empty()) {
+    auto amp = q.find('&');
+    std::string_view pair = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+    if (pair.empty()) continue;
+    auto eq = pair.find('=');
+    std::string key = percent_decode(pair.substr(0, eq), true);
+    std::string value =
+        eq == std::string_view::npos ? std::string{} : percent_decode(pair.substr(eq + 1), true);
+    out[std::move(key)] = std::move(value);
+  }
+  return out;
+}
+
+// "/a/b/" -> {"a", "b", ""}; "/" -> {""}. `path` must start with '/'.
+std::vector<std::string_view> split_segments(std::string_view path) {
+  std::vector<std::string_view> out;
+  std::size_t start = 1;
+  for (;;) {
+    auto slash = path.find('/', start);
+    if (slash == std::string_view::npos) {
+      out.push_back(path.substr(start));
+      return out;
+    }
+    out.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Routing
+
+struct Segment {
+  std::string text;  // literal text, or the parameter name
+  bool param = false;
+};
+
+struct Route {
+  std::string method;
+  std::string pattern;
+  std::vector<Segment> segments;
+  Handler handler;
+};
+
+std::vector<Segment> parse_pattern(std::string_view pattern) {
+  if (pattern.empty() || pattern.front() != '/') {
+    throw std::invalid_argument("route pattern must start with '/': " + std::string(pattern));
+  }
+  std::vector<Segment> out;
+  std::set<std::string> names;
+  for (auto seg : split_segments(pattern)) {
+    if (seg.size() > 2 && seg.front() == '{' && seg.back() == '}') {
+      std::string name(seg.substr(1, seg.size() - 2));
+      if (name.find_first_of("{}") != std::string::npos || !names.insert(name).second) {
+        throw std::invalid_argument("bad route parameter in pattern: " + std::string(pattern));
+      }
+      out.push_back({std::move(name), true});
+    } else {
+      if (seg.find_first_of("{}") != std::string_view::npos) {
+        throw std::invalid_argument("route parameters must span a whole segment: " +
+                                    std::string(pattern));
+      }
+      out.push_back({std::string(seg), false});
+    }
+  }
+  return out;
+}
+
+bool same_shape(const std::vector<Segment>& a, const std::vector<Segment>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].param != b[i].param) return false;
+    if (!a[i].param && a[i].text != b[i].text) return false;
+  }
+  return true;
+}
+
+// Both match the same path: the first position where one has a literal and
+// the other a parameter decides (literal wins).
+bool more_specific(const std::vector<Segment>& a, const std::vector<Segment>& b) {
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    if (a[i].param != b[i].param) return !a[i].param;
+  }
+  return false;
+}
+
+bool matches(const Route& r, const std::vector<std::string_view>& segs) {
+  if (r.segments.size() != segs.size()) return false;
+  for (std::size_t i = 0; i < segs.size(); ++i) {
+    const Segment& s = r.segments[i];
+    if (s.param ? segs[i].empty() : s.text != segs[i]) return false;
+  }
+  return true;
+}
+
+struct Lookup {
+  const Route* route = nullptr;  // set when found
+  std::string allow;             // non-empty: path known, method not allowed
+};
+
+Lookup find_route(const std::vector<Route>& routes, std::string_view method,
+                  std::string_view path) {
+  Lookup out;
+  if (path.empty() || path.front() != '/') return out;
+  auto segs = split_segments(path);
+  std::set<std::string> allowed;
+  for (const Route& r : routes) {
+    if (!matches(r, segs)) continue;
+    allowed.insert(r.method);
+    if (r.method != method) continue;
+    if (!out.route || more_specific(r.segments, out.route->segments)) out.route = &r;
+  }
+  if (!out.route) {
+    for (const auto& m : allowed) {
+      if (!out.allow.empty()) out.allow += ", ";
+      out.allow += m;
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Connection state
+
+class Session;
+
+// Shared between Server::Impl and its sessions/pending handlers, so the
+// asynchronous operations never touch a destroyed Server.
+struct State {
+  State(asio::io_context& io_, ServerOptions opts)
+      : io(io_), options(std::move(opts)), retry_timer(io_) {}
+
+  asio::io_context& io;
+  ServerOptions options;
+  std::vector<Route> routes;
+  std::optional<local::acceptor> acceptor;
+  asio::steady_timer retry_timer;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  bool started = false;
+  bool stopped = false;
+  // Identity of the socket file we created, so stop() never unlinks a file a
+  // later server put at the same path.
+  dev_t sock_dev = 0;
+  ino_t sock_ino = 0;
+  bool own_file = false;
+  std::atomic<std::size_t> accepted{0};
+};
+
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(std::shared_ptr<State> st, local::socket sock)
+      : st_(std::move(st)), sock_(std::move(sock)), timer_(sock_.get_executor()) {}
+
+  void start() {
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (::getsockopt(sock_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+      uid_ = static_cast<int>(cred.uid);
+      pid_ = static_cast<int>(cred.pid);
+    }
+    st_->sessions.emplace(this, weak_from_this());
+    do_read();
+  }
+
+  local::socket::executor_type executor() { return sock_.get_executor(); }
+
+  // Closes the socket; every pending operation completes with
+  // operation_aborted and every later deliver() is a no-op.
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    disarm_timer();
+    bsys::error_code ec;
+    sock_.close(ec);
+    st_->sessions.erase(this);
+  }
+
+  // Completes request number `seq`. No-op when the session closed, the
+  // request was already answered or `seq` is stale.
+  void deliver(std::uint64_t seq, Response r) {
+    if (closed_ || !awaiting_ || seq != seq_) return;
+    awaiting_ = false;
+    bool keep = keep_alive_ && !st_->stopped;
+    write(build(std::move(r), keep), keep);
+  }
+
+ private:
+  void do_read() {
+    parser_.emplace();
+    parser_->body_limit(static_cast<std::uint64_t>(st_->options.max_body_bytes));
+    arm_timer();
+    bhttp::async_read_header(
+        sock_, buf_, *parser_,
+        [self = shared_from_this()](bsys::error_code ec, std::size_t) { self->on_header(ec); });
+  }
+
+  void on_header(bsys::error_code ec) {
+    if (closed_) return;
+    if (ec) return on_read_error(ec);
+    auto& msg = parser_->get();
+    if (!parser_->is_done() && msg.version() >= 11 &&
+        lower(to_string(msg[bhttp::field::expect])) == "100-continue") {
+      asio::async_write(sock_, asio::buffer(kContinue.data(), kContinue.size()),
+                        [self = shared_from_this()](bsys::error_code ec, std::size_t) {
+                          if (self->closed_) return;
+                          if (ec) return self->close();
+                          self->read_body();
+                        });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    if (parser_->is_done()) return on_request();
+    bhttp::async_read(sock_, buf_, *parser_,
+                      [self = shared_from_this()](bsys::error_code ec, std::size_t) {
+                        if (self->closed_) return;
+                        if (ec) return self->on_read_error(ec);
+                        self->on_request();
+                      });
+  }
+
+  void on_read_error(bsys::error_code ec) {
+    disarm_timer();
+    if (ec == bhttp::error::body_limit) {
+      return reply_and_close(error_response(
+          413, "BODY_TOO_LARGE",
+          "request body exceeds " + std::to_string(st_->options.max_body_bytes) + " bytes"));
+    }
+    // The peer went away (or we closed): nothing to answer.
+    if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message ||
+        ec.category() != bhttp::make_error_code(bhttp::error::end_of_stream).category() ||
+        ec == asio::error::operation_aborted) {
+      return close();
+    }
+    // Any other Beast parse error: the bytes are not HTTP we understand.
+    reply_and_close(error_response(400, "BAD_REQUEST", "malformed HTTP request: " + ec.message()));
+  }
+
+  void reply_and_close(Response r) {
+    version_ = 11;
+    bool keep = false;
+    write(build(std::move(r), keep), false);
+  }
+
+  void on_request() {
+    disarm_timer();
+    auto& msg = parser_->get();
+    version_ = msg.version();
+    keep_alive_ = msg.keep_alive();
+
+    Request req;
+    req.method = to_string(msg.method_string());
+    std::string_view target(msg.target().data(), msg.target().size());
+    auto qmark = target.find('?');
+    req.path = std::string(target.substr(0, qmark));
+    if (qmark != std::string_view::npos) req.query = parse_query(target.substr(qmark + 1));
+    for (const auto& field : msg) {
+      std::string name = lower(to_string(field.name_string()));
+      std::string value = to_string(field.value());
+      auto [it, inserted] = req.headers.emplace(std::move(name), value);
+      if (!inserted) it->second += ", " + value;
+    }
+    req.body = std::move(msg.body());
+    req.peer_uid = uid_;
+    req.peer_pid = pid_;
+    parser_.reset();
+
+    ++seq_;
+    awaiting_ = true;
+    auto responder = std::make_shared<ResponderImpl>(shared_from_this(), seq_);
+
+    Lookup found = find_route(st_->routes, req.method, req.path);
+    if (!found.route) {
+      if (found.allow.empty()) {
+        responder->send(error_response(404, "NOT_FOUND", "no route for " + req.path));
+      } else {
+        Response r = error_response(405, "METHOD_NOT_ALLOWED",
+                                    req.method + " is not allowed on " + req.path);
+        r.headers["Allow"] = found.allow;
+        responder->send(std::move(r));
+      }
+      return;
+    }
+    auto segs = split_segments(req.path);
+    for (std::size_t i = 0; i < segs.size(); ++i) {
+      const Segment& s = found.route->segments[i];
+      if (s.param) req.params[s.text] = percent_decode(segs[i], false);
+    }
+    try {
+      found.route->handler(req, responder);
+    } catch (const std::exception& e) {
+      responder->send(error_response(500, "INTERNAL", e.what()));
+    } catch (...) {
+      responder->send(error_response(500, "INTERNAL", "handler failed"));
+    }
+    // If the handler neither answered nor kept `responder`, its destructor
+    // answers 500 right here.
+  }
+
+  bhttp::response<bhttp::string_body> build(Response r, bool& keep) {
+    bhttp::response<bhttp::string_body> res;
+    res.version(version_);
+    unsigned status = (r.status >= 200 && r.status <= 999) ? static_cast<unsigned>(r.status) : 500;
+    res.result(status);
+    res.set(bhttp::field::server, "ringmart");
+    bool has_content_type = false;
+    for (const auto& [name, value] : r.headers) {
+      std::string lname = lower(name);
+      if (lname.empty() || has_ctl(name) || has_ctl(value)) continue;
+      if (lname == "content-length" || lname == "transfer-encoding") continue;
+      if (lname == "connection") {
+        if (lower(value) == "close") keep = false;
+        continue;
+      }
+      if (lname == "content-type") has_content_type = true;
+      res.set(name, value);
+    }
+    if (!has_content_type) res.set(bhttp::field::content_type, "application/json");
+    if (status == 204 || status == 304) r.body.clear();
+    res.body() = std::move(r.body);
+    res.keep_alive(keep);
+    res.prepare_payload();
+    return res;
+  }
+
+  void write(bhttp::response<bhttp::string_body> res, bool keep) {
+    res_ = std::make_unique<bhttp::response<bhttp::string_body>>(std::move(res));
+    arm_timer();
+    bhttp::async_write(sock_, *res_,
+                       [self = shared_from_this(), keep](bsys::error_code ec, std::size_t) {
+                         self->on_write(ec, keep);
+                       });
+  }
+
+  void on_write(bsys::error_code ec, bool keep) {
+    disarm_timer();
+    res_.reset();
+    if (closed_) return;
+    if (ec || !keep) {
+      bsys::error_code ignored;
+      sock_.shutdown(local::socket::shutdown_send, ignored);
+      return close();
+    }
+    do_read();
+  }
+
+  // One deadline covers each read or write; none runs while a handler owns
+  // the request (long-poll).
+  void arm_timer() {
+    ++timer_gen_;
+    if (st_->options.idle_timeout_ms == 0) return;
+    timer_.expires_after(std::chrono::milliseconds(st_->options.idle_timeout_ms));
+    timer_.async_wait([self = shared_from_this(), gen = timer_gen_](bsys::error_code ec) {
+      if (ec || self->closed_ || gen != self->timer_gen_) return;
+      self->close();
+    });
+  }
+
+  void disarm_timer() {
+    ++timer_gen_;
+    timer_.cancel();
+  }
+
+  class ResponderImpl final : public Responder {
+   public:
+    ResponderImpl(std::shared_ptr<Session> s, std::uint64_t seq) : s_(std::move(s)), seq_(seq) {}
+
+    ~ResponderImpl() override {
+      if (sent_) return;
+      // Dropped without an answer: reply 500 so the connection is not stuck.
+      auto s = std::move(s_);
+      auto seq = seq_;
+      asio::dispatch(s->executor(), [s, seq] {
+        s->deliver(seq, error_response(500, "INTERNAL", "request dropped without a response"));
+      });
+    }
+
+    void send(Response response) override {
+      if (sent_) return;
+      sent_ = true;
+      s_->deliver(seq_, std::move(response));
+    }
+
+   private:
+    std::shared_ptr<Session> s_;
+    std::uint64_t seq_;
+    bool sent_ = false;
+  };
+
+  std::shared_ptr<State> st_;
+  local::socket sock_;
+  asio::steady_timer timer_;
+  beast::flat_buffer buf_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::unique_ptr<bhttp::response<bhttp::string_body>> res_;
+  std::uint64_t seq_ = 0;   // number of the current request
+  bool awaiting_ = false;   // current request not answered yet
+  unsigned version_ = 11;   // HTTP version of the current request
+  bool keep_alive_ = true;  // current request allows keep-alive
+  bool closed_ = false;
+  std::uint64_t timer_gen_ = 0;
+  int uid_ = -1;
+  int pid_ = -1;
+};
+
+void do_accept(const std::shared_ptr<State>& st) {
+  st->acceptor->async_accept([st](bsys::error_code ec, local::socket sock) {
+    if (st->stopped || ec == asio::error::operation_aborted) return;
+    if (ec) {
+      // EMFILE and friends: back off instead of spinning.
+      st->retry_timer.expires_after(std::chrono::milliseconds(100));
+      st->retry_timer.async_wait([st](bsys::error_code ec) {
+        if (!ec && !st->stopped) do_accept(st);
+      });
+      return;
+    }
+    st->accepted.fetch_add(1, std::memory_order_relaxed);
+    std::make_shared<Session>(st, std::move(sock))->start();
+    do_accept(st);
+  });
+}
+
+[[noreturn]] void throw_errno(int err, const std::string& what) {
+  throw std::system_error(err, std::generic_category(), what);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Server
+
+struct Server::Impl {
+  std::shared_ptr<State> st;
+};
+
+Server::Server(boost::asio::io_context& io, ServerOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->st = std::make_shared<State>(io, std::move(options));
+}
+
+Server::~Server() { stop(); }
+
+void Server::route(std::string method, std::string pattern, Handler handler) {
+  if (!handler) throw std::invalid_argument("route handler is empty");
+  std::transform(method.begin(), method.end(), method.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  Route r{std::move(method), std::move(pattern), {}, std::move(handler)};
+  r.segments = parse_pattern(r.pattern);
+  for (const Route& other : impl_->st->routes) {
+    if (other.method == r.method && same_shape(other.segments, r.segments)) {
+      throw std::invalid_argument("duplicate route " + r.method + " " + r.pattern +
+                                  " (conflicts with " + other.pattern + ")");
+    }
+  }
+  impl_->st->routes.push_back(std::move(r));
+}
+
+void Server::start() {
+  State& st = *impl_->st;
+  if (st.started) throw std::logic_error("ringmart::http::Server::start called twice");
+  const std::string& path = st.options.socket_path;
+
+  // A leftover socket file from a crashed server is removed; a live server or
+  // a non-socket file at the path is an error.
+  struct stat sb {};
+  if (::lstat(path.c_str(), &sb) == 0) {
+    if (!S_ISSOCK(sb.st_mode)) throw_errno(EEXIST, "not a socket: " + path);
+    local::socket probe(st.io);
+    bsys::error_code ec;
+    probe.open(local(), ec);
+    if (!ec) probe.non_blocking(true, ec);
+    if (!ec) probe.connect(local::endpoint(path), ec);
+    if (!ec || ec == asio::error::would_block || ec == asio::error::try_again) {
+      throw_errno(EADDRINUSE, "another server is listening on " + path);
+    }
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw_errno(errno, "unlink " + path);
+  }
+
+  local::acceptor acc(st.io);
+  bsys::error_code ec;
+  local::endpoint ep;
+  try {
+    ep = local::endpoint(path);
+  } catch (const bsys::system_error& e) {
+    throw_errno(ENAMETOOLONG, "socket path too long: " + path);
+  }
+  acc.open(ep.protocol(), ec);
+  if (ec) throw_errno(ec.value(), "socket " + path);
+  acc.bind(ep, ec);
+  if (ec) throw_errno(ec.value(), "bind " + path);
+  st.own_file = true;
+  if (::stat(path.c_str(), &sb) == 0) {
+    st.sock_dev = sb.st_dev;
+    st.sock_ino = sb.st_ino;
+  }
+  if (::chmod(path.c_str(), static_cast<mode_t>(st.options.socket_mode)) != 0) {
+    int err = errno;
+    ::unlink(path.c_str());
+    throw_errno(err, "chmod " + path);
+  }
+  acc.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    ::unlink(path.c_str());
+    throw_errno(ec.value(), "listen " + path);
+  }
+  st.acceptor.emplace(std::move(acc));
+  st.started = true;
+  do_accept(impl_->st);
+}
+
+void Server::stop() {
+  if (!impl_ || !impl_->st) return;
+  State& st = *impl_->st;
+  if (st.stopped) return;
+  st.stopped = true;
+  bsys::error_code ec;
+  if (st.acceptor) st.acceptor->close(ec);
+  st.retry_timer.cancel();
+  // Unlink before closing connections: a client that sees its connection
+  // closed must not find the stale path any more.
+  if (st.own_file) {
+    struct stat sb {};
+    const std::string& path = st.options.socket_path;
+    if (::lstat(path.c_str(), &sb) == 0 && sb.st_dev == st.sock_dev && sb.st_ino == st.sock_ino) {
+      ::unlink(path.c_str());
+    }
+    st.own_file = false;
+  }
+  std::vector<std::shared_ptr<Session>> live;
+  for (auto& [ptr, weak] : st.sessions) {
+    if (auto s = weak.lock()) live.push_back(std::move(s));
+  }
+  for (auto& s : live) s->close();
+  st.sessions.clear();
+}
+
+std::size_t Server::accepted_connections() const {
+  return impl_->st->accepted.load(std::memory_order_relaxed);
+}
+
+}  // namespace ringmart::http
