@@ -1,0 +1,113 @@
+// ringmart-product — the product daemon: catalogue and stock.
+//
+// Applies createProduct / adjustStock from the gateway and deductInventory /
+// restoreInventory from the supervisor's saga (docs/domains.md), each inside
+// the runtime's batch transaction, and replies through the outbox.
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemons/common/runtime.hpp"
+#include "daemons/product/product_store.hpp"
+
+namespace {
+
+using ringmart::msg::Envelope;
+namespace runtime = ringmart::runtime;
+namespace product = ringmart::product;
+
+std::string text(capnp::Text::Reader t) { return {t.cStr(), t.size()}; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto config = runtime::parse_command_line(argc, argv, "product");
+  auto rt = runtime::Runtime::create(ringmart::msg::DaemonId::PRODUCT, config);
+  if (!rt) {
+    std::fprintf(stderr, "ringmart-product: %s\n", rt.error().c_str());
+    return 1;
+  }
+  auto log = (*rt)->log();
+
+  std::optional<product::ProductStore> store;
+  if (auto ec = (*rt)->transact([&](runtime::Context& ctx) -> std::error_code {
+        auto s = product::ProductStore::open(ctx.txn());
+        if (!s) return s.error();
+        store.emplace(*s);
+        return {};
+      })) {
+    log->error("cannot open the product tables: {}", ec.message());
+    return 1;
+  }
+
+  (*rt)->on_message([&](runtime::Context& ctx, Envelope::Reader m) -> std::error_code {
+    const auto payload = m.getPayload();
+    switch (payload.which()) {
+      case Envelope::Payload::CREATE_PRODUCT: {
+        auto in = payload.getCreateProduct();
+        auto out = store->create_product(ctx.txn(), text(in.getName()), text(in.getCategory()),
+                                         in.getPriceCents(), in.getStock(), ctx.now_ms());
+        if (!out) return out.error();
+        log->debug("createProduct msg={} -> {} id={}", m.getMessageId(),
+                   runtime::code_name(out->code), out->id);
+        return ctx.reply(m, [&](Envelope::Payload::Builder p) {
+          auto r = p.initReply();
+          r.setCode(out->code);
+          r.setId(out->id);
+          r.setMessage(out->detail);
+        });
+      }
+      case Envelope::Payload::ADJUST_STOCK: {
+        auto in = payload.getAdjustStock();
+        auto out = store->adjust_stock(ctx.txn(), in.getProductId(), in.getDelta());
+        if (!out) return out.error();
+        log->debug("adjustStock product={} delta={} -> {} stock={}", in.getProductId(),
+                   in.getDelta(), runtime::code_name(out->code), out->value);
+        return ctx.reply(m, [&](Envelope::Payload::Builder p) {
+          auto r = p.initReply();
+          r.setCode(out->code);
+          r.setId(in.getProductId());
+          r.setValue(out->value);
+          r.setMessage(out->detail);
+        });
+      }
+      case Envelope::Payload::DEDUCT_INVENTORY: {
+        auto in = payload.getDeductInventory();
+        std::vector<product::LineQuantity> lines;
+        lines.reserve(in.getLines().size());
+        for (auto l : in.getLines()) {
+          lines.push_back({.product_id = l.getProductId(), .quantity = l.getQuantity()});
+        }
+        auto out = store->deduct_inventory(ctx.txn(), in.getOrderId(), lines, ctx.now_ms());
+        if (!out) return out.error();
+        log->debug("saga={} order={} deductInventory lines={} -> {} {}", m.getSagaId(),
+                   in.getOrderId(), lines.size(), runtime::code_name(out->code), out->detail);
+        return ctx.reply(m, [&](Envelope::Payload::Builder p) {
+          auto r = p.initInventoryDeducted();
+          r.setCode(out->code);
+          r.setDetail(out->detail);
+        });
+      }
+      case Envelope::Payload::RESTORE_INVENTORY: {
+        const auto order_id = payload.getRestoreInventory().getOrderId();
+        auto out = store->restore_inventory(ctx.txn(), order_id, ctx.now_ms());
+        if (!out) return out.error();
+        log->debug("saga={} order={} restoreInventory lines={} {}", m.getSagaId(), order_id,
+                   out->value, out->detail);
+        return ctx.reply(m, [&](Envelope::Payload::Builder p) {
+          auto r = p.initInventoryRestored();
+          r.setCode(out->code);
+          r.setDetail(out->detail);
+        });
+      }
+      default:
+        log->warn("unexpected message type {} from {} (msg={}); ignored",
+                  static_cast<int>(payload.which()), runtime::daemon_name(m.getSender()),
+                  m.getMessageId());
+        return {};
+    }
+  });
+  (*rt)->install_signal_handlers();
+  return (*rt)->run();
+}

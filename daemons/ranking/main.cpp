@@ -1,0 +1,65 @@
+// ringmart-ranking — the ranking daemon: units sold per UTC day and product.
+//
+// Counts each `orderCompleted` from the order daemon once (docs/domains.md,
+// "ranking") inside the runtime's batch transaction. It sends nothing; the
+// gateway reads best sellers through RankingQueries.
+#include <cstdio>
+#include <optional>
+#include <vector>
+
+#include "daemons/common/runtime.hpp"
+#include "daemons/ranking/ranking_store.hpp"
+
+namespace {
+
+using ringmart::msg::Envelope;
+namespace runtime = ringmart::runtime;
+namespace ranking = ringmart::ranking;
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto config = runtime::parse_command_line(argc, argv, "ranking");
+  auto rt = runtime::Runtime::create(ringmart::msg::DaemonId::RANKING, config);
+  if (!rt) {
+    std::fprintf(stderr, "ringmart-ranking: %s\n", rt.error().c_str());
+    return 1;
+  }
+  auto log = (*rt)->log();
+
+  std::optional<ranking::RankingStore> store;
+  if (auto ec = (*rt)->transact([&](runtime::Context& ctx) -> std::error_code {
+        auto s = ranking::RankingStore::open(ctx.txn());
+        if (!s) return s.error();
+        store.emplace(*s);
+        return {};
+      })) {
+    log->error("cannot open the ranking tables: {}", ec.message());
+    return 1;
+  }
+
+  (*rt)->on_message([&](runtime::Context& ctx, Envelope::Reader m) -> std::error_code {
+    const auto payload = m.getPayload();
+    if (payload.which() != Envelope::Payload::ORDER_COMPLETED) {
+      log->warn("unexpected message type {} from {} (msg={}); ignored",
+                static_cast<int>(payload.which()), runtime::daemon_name(m.getSender()),
+                m.getMessageId());
+      return {};
+    }
+    auto in = payload.getOrderCompleted();
+    std::vector<ranking::LineQuantity> lines;
+    lines.reserve(in.getLines().size());
+    for (auto l : in.getLines()) {
+      lines.push_back({.product_id = l.getProductId(), .quantity = l.getQuantity()});
+    }
+    auto applied =
+        store->record_completed(ctx.txn(), in.getOrderId(), lines, in.getCompletedAtMs());
+    if (!applied) return applied.error();
+    log->debug("saga={} order={} orderCompleted lines={} day={} {}", m.getSagaId(), in.getOrderId(),
+               lines.size(), ranking::utc_day(in.getCompletedAtMs()),
+               *applied ? "counted" : "already counted");
+    return {};
+  });
+  (*rt)->install_signal_handlers();
+  return (*rt)->run();
+}
