@@ -1,0 +1,47 @@
+@0xb1d687956d9bb88b;
+# ringmart order daemon — the values of its LMDB tables (storage format; the
+# status enum is this file's own, failure reasons are msg::Code numbers).
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("ringmart::order::records");
+
+enum OrderStatus {
+  pending @0;
+  completed @1;
+  failed @2;
+}
+
+struct OrderLine {
+  productId @0 :UInt64;
+  quantity @1 :Int64;
+  unitPriceCents @2 :Int64;
+}
+
+struct StatusChange {
+  status @0 :OrderStatus;
+  atMs @1 :Int64;            # Unix ms
+}
+
+# Table "orders": order id (u64 BE) -> Order.
+struct Order {
+  orderId @0 :UInt64;
+  userId @1 :UInt64;
+  lines @2 :List(OrderLine);
+  userCouponId @3 :UInt64;   # 0 = none
+  pointsRequested @4 :Int64;
+  shippingCents @5 :Int64;
+  paymentToken @6 :Text;
+  installments @7 :UInt32;
+  subtotalCents @8 :Int64;
+  discountCents @9 :Int64;
+  pointsUsed @10 :Int64;
+  paidCents @11 :Int64;
+  status @12 :OrderStatus;
+  failureReason @13 :UInt16; # msg::Code, meaningful when failed
+  createdAtMs @14 :Int64;
+  completedAtMs @15 :Int64;  # 0 unless completed
+  history @16 :List(StatusChange);
+  couponApplied @17 :Bool;   # applyCoupon ran: its answer is couponCode/discountCents
+  couponCode @18 :UInt16;    # msg::Code answered by applyCoupon
+  tombstone @19 :Bool;       # failOrder arrived before createOrder
+}

@@ -1,0 +1,379 @@
+#include "daemons/order/order_store.hpp"
+
+#include <capnp/message.h>
+
+#include "daemons/order/order_records.capnp.h"
+#include "storage/capnp_value.hpp"
+
+namespace ringmart::order {
+namespace {
+
+namespace rec = records;
+
+storage::Key id_key(std::uint64_t id) { return storage::Key{}.u64(id); }
+
+rec::OrderStatus to_record(OrderStatus s) {
+  switch (s) {
+    case OrderStatus::pending:
+      return rec::OrderStatus::PENDING;
+    case OrderStatus::completed:
+      return rec::OrderStatus::COMPLETED;
+    case OrderStatus::failed:
+      return rec::OrderStatus::FAILED;
+  }
+  return rec::OrderStatus::PENDING;
+}
+
+OrderStatus from_record(rec::OrderStatus s) {
+  switch (s) {
+    case rec::OrderStatus::PENDING:
+      return OrderStatus::pending;
+    case rec::OrderStatus::COMPLETED:
+      return OrderStatus::completed;
+    case rec::OrderStatus::FAILED:
+      return OrderStatus::failed;
+  }
+  return OrderStatus::pending;
+}
+
+Order decode(rec::Order::Reader r) {
+  Order o;
+  o.order_id = r.getOrderId();
+  o.user_id = r.getUserId();
+  for (auto l : r.getLines()) {
+    o.lines.push_back({.product_id = l.getProductId(),
+                       .quantity = l.getQuantity(),
+                       .unit_price_cents = l.getUnitPriceCents()});
+  }
+  o.user_coupon_id = r.getUserCouponId();
+  o.points_requested = r.getPointsRequested();
+  o.shipping_cents = r.getShippingCents();
+  o.payment_token = r.getPaymentToken();
+  o.installments = r.getInstallments();
+  o.subtotal_cents = r.getSubtotalCents();
+  o.discount_cents = r.getDiscountCents();
+  o.points_used = r.getPointsUsed();
+  o.paid_cents = r.getPaidCents();
+  o.status = from_record(r.getStatus());
+  o.failure_reason = static_cast<msg::Code>(r.getFailureReason());
+  o.created_at_ms = r.getCreatedAtMs();
+  o.completed_at_ms = r.getCompletedAtMs();
+  for (auto h : r.getHistory()) {
+    o.history.push_back({.status = from_record(h.getStatus()), .at_ms = h.getAtMs()});
+  }
+  o.coupon_applied = r.getCouponApplied();
+  o.coupon_code = static_cast<msg::Code>(r.getCouponCode());
+  o.tombstone = r.getTombstone();
+  return o;
+}
+
+/// Moves the order to `status` at `at_ms` and records it in the history.
+void transition(Order& o, OrderStatus status, std::int64_t at_ms) {
+  o.status = status;
+  o.history.push_back({.status = status, .at_ms = at_ms});
+}
+
+}  // namespace
+
+const char* order_status_name(OrderStatus status) {
+  switch (status) {
+    case OrderStatus::pending:
+      return "PENDING";
+    case OrderStatus::completed:
+      return "COMPLETED";
+    case OrderStatus::failed:
+      return "FAILED";
+  }
+  return "UNKNOWN";
+}
+
+const char* failure_reason_name(msg::Code code) {
+  switch (code) {
+    case msg::Code::OK:
+      return "OK";
+    case msg::Code::COUPON_INVALID:
+      return "COUPON_INVALID";
+    case msg::Code::OUT_OF_STOCK:
+      return "OUT_OF_STOCK";
+    case msg::Code::PAYMENT_DECLINED:
+      return "PAYMENT_DECLINED";
+    case msg::Code::INSUFFICIENT_POINTS:
+      return "INSUFFICIENT_POINTS";
+    case msg::Code::PAYMENT_CAPTURE_FAILED:
+      return "PAYMENT_CAPTURE_FAILED";
+    case msg::Code::PAYMENT_TIMEOUT:
+      return "PAYMENT_TIMEOUT";
+    case msg::Code::USER_NOT_FOUND:
+      return "USER_NOT_FOUND";
+    case msg::Code::PRODUCT_NOT_FOUND:
+      return "PRODUCT_NOT_FOUND";
+    case msg::Code::COUPON_NOT_FOUND:
+      return "COUPON_NOT_FOUND";
+    case msg::Code::COUPON_SOLD_OUT:
+      return "COUPON_SOLD_OUT";
+    case msg::Code::COUPON_EXPIRED:
+      return "COUPON_EXPIRED";
+    case msg::Code::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case msg::Code::STOCK_NEGATIVE:
+      return "STOCK_NEGATIVE";
+    case msg::Code::ORDER_NOT_FOUND:
+      return "ORDER_NOT_FOUND";
+    case msg::Code::INTERNAL:
+      return "INTERNAL";
+    case msg::Code::STEP_TIMEOUT:
+      return "STEP_TIMEOUT";
+  }
+  return "UNKNOWN";
+}
+
+NewOrder new_order_from(msg::CreateOrder::Reader m) {
+  NewOrder o;
+  o.order_id = m.getOrderId();
+  o.user_id = m.getUserId();
+  for (auto l : m.getLines()) {
+    o.lines.push_back({.product_id = l.getProductId(),
+                       .quantity = l.getQuantity(),
+                       .unit_price_cents = l.getUnitPriceCents()});
+  }
+  o.user_coupon_id = m.getUserCouponId();
+  o.points = m.getPoints();
+  o.shipping_cents = m.getShippingCents();
+  o.payment_token = m.getPaymentToken();
+  o.installments = m.getInstallments();
+  return o;
+}
+
+Discount coupon_discount(std::int64_t total_cents, const CouponTerms& terms) {
+  Discount d;
+  if (terms.discount_value < 0 ||
+      (terms.discount_type == msg::DiscountType::PERCENT && terms.discount_value > 100)) {
+    d.code = msg::Code::COUPON_INVALID;
+    d.detail = "coupon terms out of range";
+    return d;
+  }
+  if (total_cents < terms.min_order_cents) {
+    d.code = msg::Code::COUPON_INVALID;
+    d.detail = "order total " + std::to_string(total_cents) + " below the coupon minimum " +
+               std::to_string(terms.min_order_cents);
+    return d;
+  }
+  if (terms.discount_type == msg::DiscountType::FIXED) {
+    d.discount_cents = std::min(terms.discount_value, total_cents);
+  } else {
+    // 128-bit product: total x 100 must not overflow for large totals.
+    d.discount_cents =
+        static_cast<std::int64_t>(static_cast<__int128>(total_cents) * terms.discount_value / 100);
+  }
+  return d;
+}
+
+std::expected<OrderStore, std::error_code> OrderStore::open(storage::Txn& txn) {
+  auto t = storage::Table::open(txn, "orders");
+  if (!t) return std::unexpected(t.error());
+  OrderStore s;
+  s.orders_ = *t;
+  return s;
+}
+
+std::error_code OrderStore::put(storage::Txn& txn, const Order& o) const {
+  capnp::MallocMessageBuilder b(256);
+  auto r = b.initRoot<rec::Order>();
+  r.setOrderId(o.order_id);
+  r.setUserId(o.user_id);
+  auto lines = r.initLines(static_cast<unsigned>(o.lines.size()));
+  for (unsigned i = 0; i < o.lines.size(); ++i) {
+    lines[i].setProductId(o.lines[i].product_id);
+    lines[i].setQuantity(o.lines[i].quantity);
+    lines[i].setUnitPriceCents(o.lines[i].unit_price_cents);
+  }
+  r.setUserCouponId(o.user_coupon_id);
+  r.setPointsRequested(o.points_requested);
+  r.setShippingCents(o.shipping_cents);
+  r.setPaymentToken(o.payment_token);
+  r.setInstallments(o.installments);
+  r.setSubtotalCents(o.subtotal_cents);
+  r.setDiscountCents(o.discount_cents);
+  r.setPointsUsed(o.points_used);
+  r.setPaidCents(o.paid_cents);
+  r.setStatus(to_record(o.status));
+  r.setFailureReason(static_cast<std::uint16_t>(o.failure_reason));
+  r.setCreatedAtMs(o.created_at_ms);
+  r.setCompletedAtMs(o.completed_at_ms);
+  auto history = r.initHistory(static_cast<unsigned>(o.history.size()));
+  for (unsigned i = 0; i < o.history.size(); ++i) {
+    history[i].setStatus(to_record(o.history[i].status));
+    history[i].setAtMs(o.history[i].at_ms);
+  }
+  r.setCouponApplied(o.coupon_applied);
+  r.setCouponCode(static_cast<std::uint16_t>(o.coupon_code));
+  r.setTombstone(o.tombstone);
+  return storage::put_message(orders_, txn, id_key(o.order_id).view(), b);
+}
+
+std::expected<CreateOrderResult, std::error_code> OrderStore::create_order(
+    storage::Txn& txn, const NewOrder& n, std::int64_t now_ms) const {
+  CreateOrderResult r;
+  auto reject = [&](std::string detail) {
+    r.code = msg::Code::INVALID_ARGUMENT;
+    r.detail = std::move(detail);
+    return r;
+  };
+  if (n.order_id == 0) return reject("order id must be > 0");
+  if (n.lines.empty()) return reject("an order needs at least one line");
+  if (n.shipping_cents < 0) return reject("shipping must be >= 0");
+  if (n.points < 0) return reject("points must be >= 0");
+  std::int64_t subtotal = 0;
+  for (const auto& l : n.lines) {
+    if (l.quantity <= 0) return reject("quantity must be > 0");
+    if (l.unit_price_cents < 0) return reject("unit price must be >= 0");
+    std::int64_t amount = 0;
+    if (__builtin_mul_overflow(l.quantity, l.unit_price_cents, &amount) ||
+        __builtin_add_overflow(subtotal, amount, &subtotal)) {
+      return reject("subtotal overflows");
+    }
+  }
+  std::int64_t total = 0;
+  if (__builtin_add_overflow(subtotal, n.shipping_cents, &total)) return reject("total overflows");
+
+  auto existing = order(txn, n.order_id);
+  if (existing && !existing->tombstone) {
+    r.subtotal_cents = existing->subtotal_cents;
+    return r;  // duplicate: nothing
+  }
+  Order o = existing.value_or(Order{});
+  o.order_id = n.order_id;
+  o.user_id = n.user_id;
+  o.lines = n.lines;
+  o.user_coupon_id = n.user_coupon_id;
+  o.points_requested = n.points;
+  o.shipping_cents = n.shipping_cents;
+  o.payment_token = n.payment_token;
+  o.installments = n.installments;
+  o.subtotal_cents = subtotal;
+  o.created_at_ms = now_ms;
+  if (existing) {
+    // The saga already failed this order id: keep it FAILED, start nothing.
+    o.tombstone = false;
+  } else {
+    transition(o, OrderStatus::pending, now_ms);
+    r.first_time = true;
+  }
+  if (auto ec = put(txn, o)) return std::unexpected(ec);
+  r.subtotal_cents = subtotal;
+  return r;
+}
+
+std::expected<ApplyCouponResult, std::error_code> OrderStore::apply_coupon(
+    storage::Txn& txn, std::uint64_t order_id, const CouponTerms& terms) const {
+  ApplyCouponResult r;
+  auto o = order(txn, order_id);
+  if (!o || o->tombstone) {
+    r.code = msg::Code::ORDER_NOT_FOUND;
+    r.detail = "no such order";
+    return r;
+  }
+  if (o->coupon_applied) {
+    r.code = o->coupon_code;
+    r.discount_cents = o->discount_cents;
+    return r;
+  }
+  auto d = coupon_discount(o->total_cents(), terms);
+  r.code = d.code;
+  r.discount_cents = d.discount_cents;
+  r.detail = std::move(d.detail);
+  if (o->status != OrderStatus::pending) return r;  // the saga moved on: no effect
+
+  o->coupon_applied = true;
+  o->coupon_code = r.code;
+  o->discount_cents = r.discount_cents;
+  if (auto ec = put(txn, *o)) return std::unexpected(ec);
+  r.first_time = true;
+  return r;
+}
+
+std::expected<CompleteOrderResult, std::error_code> OrderStore::complete_order(
+    storage::Txn& txn, std::uint64_t order_id, const Settlement& s, std::int64_t now_ms) const {
+  CompleteOrderResult r;
+  auto o = order(txn, order_id);
+  if (!o) {
+    r.code = msg::Code::ORDER_NOT_FOUND;
+    r.detail = "no such order";
+    return r;
+  }
+  if (o->status == OrderStatus::failed) {
+    r.code = msg::Code::INTERNAL;
+    r.detail = "order already FAILED";
+    return r;
+  }
+  if (o->status == OrderStatus::pending) {
+    o->discount_cents = s.discount_cents;
+    o->points_used = s.points_used;
+    o->paid_cents = s.paid_cents;
+    o->completed_at_ms = now_ms;
+    transition(*o, OrderStatus::completed, now_ms);
+    if (auto ec = put(txn, *o)) return std::unexpected(ec);
+    r.first_time = true;
+  }
+  r.lines = std::move(o->lines);
+  r.completed_at_ms = o->completed_at_ms;
+  return r;
+}
+
+std::expected<FailOrderResult, std::error_code> OrderStore::fail_order(storage::Txn& txn,
+                                                                       std::uint64_t order_id,
+                                                                       msg::Code reason,
+                                                                       std::int64_t now_ms) const {
+  FailOrderResult r;
+  auto o = order(txn, order_id);
+  if (o && o->status == OrderStatus::completed) {
+    r.code = msg::Code::INTERNAL;
+    r.detail = "order already COMPLETED";
+    return r;
+  }
+  if (o && o->status == OrderStatus::failed) return r;  // repeat: same answer, no effect
+
+  if (!o) {
+    o.emplace();
+    o->order_id = order_id;
+    o->tombstone = true;
+    o->created_at_ms = now_ms;
+  }
+  o->failure_reason = reason;
+  o->paid_cents = 0;
+  transition(*o, OrderStatus::failed, now_ms);
+  if (auto ec = put(txn, *o)) return std::unexpected(ec);
+  r.first_time = true;
+  return r;
+}
+
+std::optional<Order> OrderStore::order(storage::Txn& txn, std::uint64_t order_id) const {
+  auto m = storage::get_message(orders_, txn, id_key(order_id).view());
+  if (!m) return std::nullopt;
+  return decode(m->root<rec::Order>());
+}
+
+// ------------------------------------------------------------------ queries
+
+std::expected<OrderQueries, std::error_code> OrderQueries::open(const std::string& env_path,
+                                                                std::size_t map_size_bytes) {
+  auto env =
+      storage::Env::open({.path = env_path, .map_size_bytes = map_size_bytes, .read_only = true});
+  if (!env) return std::unexpected(env.error());
+  auto txn = storage::Txn::begin_read(**env);
+  if (!txn) return std::unexpected(txn.error());
+  auto store = OrderStore::open(*txn);
+  if (!store) return std::unexpected(store.error());
+  // Committing (not aborting) keeps the table handle open for the Env's life.
+  if (auto ec = txn->commit()) return std::unexpected(ec);
+  return OrderQueries(std::move(*env), *store);
+}
+
+std::expected<std::optional<Order>, std::error_code> OrderQueries::order(
+    std::uint64_t order_id) const {
+  auto txn = storage::Txn::begin_read(*env_);
+  if (!txn) return std::unexpected(txn.error());
+  return store_.order(*txn, order_id);
+}
+
+}  // namespace ringmart::order

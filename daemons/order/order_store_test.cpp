@@ -1,0 +1,402 @@
+#include "daemons/order/order_store.hpp"
+
+#include <capnp/message.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <string>
+
+namespace ringmart::order {
+namespace {
+
+using storage::Txn;
+
+constexpr std::int64_t kT0 = 1'700'000'000'000;  // fixed "now" (Unix ms)
+
+NewOrder sample_order(std::uint64_t id) {
+  NewOrder o;
+  o.order_id = id;
+  o.user_id = 1;
+  o.lines = {{.product_id = 7, .quantity = 2, .unit_price_cents = 5890},
+             {.product_id = 9, .quantity = 1, .unit_price_cents = 0}};
+  o.user_coupon_id = 3;
+  o.points = 500;
+  o.shipping_cents = 1329;
+  o.payment_token = "tok_ok";
+  o.installments = 3;
+  return o;
+}
+
+class OrderStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string t = "/tmp/rm-order-XXXXXX";
+    ASSERT_NE(mkdtemp(t.data()), nullptr);
+    dir_ = t;
+    auto env = storage::Env::open({.path = dir_, .map_size_bytes = 64ull << 20});
+    ASSERT_TRUE(env) << env.error().message();
+    env_ = std::move(*env);
+    auto txn = Txn::begin_write(*env_);
+    ASSERT_TRUE(txn);
+    auto store = OrderStore::open(*txn);
+    ASSERT_TRUE(store) << store.error().message();
+    store_ = *store;
+    ASSERT_FALSE(txn->commit());
+  }
+  void TearDown() override {
+    env_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  /// Runs `fn` in a write transaction, commits it and returns fn's value.
+  template <class F>
+  auto write(F&& fn) {
+    auto txn = Txn::begin_write(*env_);
+    EXPECT_TRUE(txn);
+    auto r = fn(*txn);
+    EXPECT_TRUE(r);
+    EXPECT_FALSE(txn->commit());
+    return *r;
+  }
+  std::optional<Order> get(std::uint64_t id) {
+    auto txn = Txn::begin_read(*env_);
+    EXPECT_TRUE(txn);
+    return store_.order(*txn, id);
+  }
+  CreateOrderResult create(const NewOrder& o, std::int64_t now_ms = kT0) {
+    return write([&](Txn& t) { return store_.create_order(t, o, now_ms); });
+  }
+  ApplyCouponResult apply(std::uint64_t id, CouponTerms terms) {
+    return write([&](Txn& t) { return store_.apply_coupon(t, id, terms); });
+  }
+  CompleteOrderResult complete(std::uint64_t id, Settlement s, std::int64_t now_ms) {
+    return write([&](Txn& t) { return store_.complete_order(t, id, s, now_ms); });
+  }
+  FailOrderResult fail(std::uint64_t id, msg::Code reason, std::int64_t now_ms) {
+    return write([&](Txn& t) { return store_.fail_order(t, id, reason, now_ms); });
+  }
+
+  std::string dir_;
+  std::unique_ptr<storage::Env> env_;
+  OrderStore store_;
+};
+
+const CouponTerms kFixed1000{
+    .discount_type = msg::DiscountType::FIXED, .discount_value = 1000, .min_order_cents = 5000};
+
+TEST_F(OrderStoreTest, CreateOrderStoresPendingWithSubtotal) {
+  auto r = create(sample_order(42));
+  EXPECT_EQ(r.code, msg::Code::OK);
+  EXPECT_TRUE(r.first_time);
+  EXPECT_EQ(r.subtotal_cents, 11780);
+
+  auto o = get(42);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->status, OrderStatus::pending);
+  EXPECT_EQ(o->user_id, 1u);
+  ASSERT_EQ(o->lines.size(), 2u);
+  EXPECT_EQ(o->lines[0].product_id, 7u);
+  EXPECT_EQ(o->lines[0].quantity, 2);
+  EXPECT_EQ(o->lines[0].unit_price_cents, 5890);
+  EXPECT_EQ(o->user_coupon_id, 3u);
+  EXPECT_EQ(o->points_requested, 500);
+  EXPECT_EQ(o->shipping_cents, 1329);
+  EXPECT_EQ(o->payment_token, "tok_ok");
+  EXPECT_EQ(o->installments, 3u);
+  EXPECT_EQ(o->subtotal_cents, 11780);
+  EXPECT_EQ(o->total_cents(), 13109);
+  EXPECT_EQ(o->paid_cents, 0);
+  EXPECT_EQ(o->created_at_ms, kT0);
+  ASSERT_EQ(o->history.size(), 1u);
+  EXPECT_EQ(o->history[0].status, OrderStatus::pending);
+  EXPECT_EQ(o->history[0].at_ms, kT0);
+  EXPECT_FALSE(get(43));
+}
+
+TEST_F(OrderStoreTest, DuplicateCreateOrderHasNoEffect) {
+  ASSERT_TRUE(create(sample_order(42)).first_time);
+  auto changed = sample_order(42);
+  changed.lines[0].quantity = 5;
+  auto r = create(changed, kT0 + 5000);
+  EXPECT_EQ(r.code, msg::Code::OK);
+  EXPECT_FALSE(r.first_time);
+  EXPECT_EQ(r.subtotal_cents, 11780);
+  auto o = get(42);
+  EXPECT_EQ(o->lines[0].quantity, 2);
+  EXPECT_EQ(o->created_at_ms, kT0);
+  EXPECT_EQ(o->history.size(), 1u);
+}
+
+TEST_F(OrderStoreTest, CreateOrderRejectsInvalidOrdersWithoutStoring) {
+  std::vector<NewOrder> bad;
+  auto with = [&](auto change) {
+    auto o = sample_order(42);
+    change(o);
+    bad.push_back(o);
+  };
+  with([](NewOrder& o) { o.lines.clear(); });
+  with([](NewOrder& o) { o.lines[1].quantity = 0; });
+  with([](NewOrder& o) { o.lines[0].unit_price_cents = -1; });
+  with([](NewOrder& o) { o.shipping_cents = -1; });
+  with([](NewOrder& o) { o.points = -1; });
+  with([](NewOrder& o) { o.lines[0].unit_price_cents = INT64_MAX / 2 + 1; });
+  for (const auto& o : bad) {
+    auto r = create(o);
+    EXPECT_EQ(r.code, msg::Code::INVALID_ARGUMENT);
+    EXPECT_FALSE(r.first_time);
+    EXPECT_FALSE(r.detail.empty());
+  }
+  EXPECT_EQ(create(sample_order(0)).code, msg::Code::INVALID_ARGUMENT);
+  EXPECT_FALSE(get(42));
+  EXPECT_FALSE(get(0));
+}
+
+TEST(CouponDiscount, FollowsTheContractFormulas) {
+  // fixed: min(value, total)
+  EXPECT_EQ(coupon_discount(13109, kFixed1000).discount_cents, 1000);
+  EXPECT_EQ(coupon_discount(5000, {.discount_type = msg::DiscountType::FIXED,
+                                   .discount_value = 9000,
+                                   .min_order_cents = 0})
+                .discount_cents,
+            5000);
+  // percent: floor(total x pct / 100)
+  const CouponTerms pct15{
+      .discount_type = msg::DiscountType::PERCENT, .discount_value = 15, .min_order_cents = 0};
+  EXPECT_EQ(coupon_discount(13109, pct15).discount_cents, 1966);  // 1966.35
+  EXPECT_EQ(coupon_discount(INT64_MAX / 2, {.discount_type = msg::DiscountType::PERCENT,
+                                            .discount_value = 100,
+                                            .min_order_cents = 0})
+                .discount_cents,
+            INT64_MAX / 2);
+  // minimum: total == min is enough, below is couponInvalid with no discount
+  auto at_min = coupon_discount(5000, kFixed1000);
+  EXPECT_EQ(at_min.code, msg::Code::OK);
+  auto below = coupon_discount(4999, kFixed1000);
+  EXPECT_EQ(below.code, msg::Code::COUPON_INVALID);
+  EXPECT_EQ(below.discount_cents, 0);
+  EXPECT_FALSE(below.detail.empty());
+  EXPECT_EQ(coupon_discount(5000, {.discount_type = msg::DiscountType::PERCENT,
+                                   .discount_value = 101,
+                                   .min_order_cents = 0})
+                .code,
+            msg::Code::COUPON_INVALID);
+}
+
+TEST_F(OrderStoreTest, ApplyCouponStoresDiscountAndAnswersRetriesTheSame) {
+  create(sample_order(42));
+  auto r = apply(42, kFixed1000);
+  EXPECT_EQ(r.code, msg::Code::OK);
+  EXPECT_EQ(r.discount_cents, 1000);
+  EXPECT_TRUE(r.first_time);
+  EXPECT_EQ(get(42)->discount_cents, 1000);
+
+  // A retry answers the stored result, whatever it carries.
+  auto again = apply(
+      42,
+      {.discount_type = msg::DiscountType::PERCENT, .discount_value = 50, .min_order_cents = 0});
+  EXPECT_EQ(again.code, msg::Code::OK);
+  EXPECT_EQ(again.discount_cents, 1000);
+  EXPECT_FALSE(again.first_time);
+  EXPECT_EQ(get(42)->discount_cents, 1000);
+}
+
+TEST_F(OrderStoreTest, ApplyCouponBelowMinimumIsRecordedAsInvalid) {
+  create(sample_order(42));  // total 13109
+  const CouponTerms high_min{
+      .discount_type = msg::DiscountType::FIXED, .discount_value = 1000, .min_order_cents = 13110};
+  auto r = apply(42, high_min);
+  EXPECT_EQ(r.code, msg::Code::COUPON_INVALID);
+  EXPECT_EQ(r.discount_cents, 0);
+  EXPECT_EQ(get(42)->discount_cents, 0);
+  auto again = apply(42, kFixed1000);  // same answer on retry
+  EXPECT_EQ(again.code, msg::Code::COUPON_INVALID);
+  EXPECT_EQ(get(42)->discount_cents, 0);
+}
+
+TEST_F(OrderStoreTest, ApplyCouponOnUnknownOrFinishedOrderChangesNothing) {
+  EXPECT_EQ(apply(42, kFixed1000).code, msg::Code::ORDER_NOT_FOUND);
+  EXPECT_FALSE(get(42));
+  create(sample_order(42));
+  fail(42, msg::Code::OUT_OF_STOCK, kT0 + 1);
+  auto late = apply(42, kFixed1000);
+  EXPECT_FALSE(late.first_time);
+  auto o = get(42);
+  EXPECT_EQ(o->discount_cents, 0);
+  EXPECT_FALSE(o->coupon_applied);
+  EXPECT_EQ(o->status, OrderStatus::failed);
+}
+
+TEST_F(OrderStoreTest, CompleteOrderRecordsFiguresOnce) {
+  create(sample_order(42));
+  apply(42, kFixed1000);
+  auto r =
+      complete(42, {.discount_cents = 1000, .points_used = 500, .paid_cents = 11609}, kT0 + 900);
+  EXPECT_EQ(r.code, msg::Code::OK);
+  EXPECT_TRUE(r.first_time);
+  EXPECT_EQ(r.completed_at_ms, kT0 + 900);
+  ASSERT_EQ(r.lines.size(), 2u);
+  EXPECT_EQ(r.lines[1].product_id, 9u);
+
+  auto o = get(42);
+  EXPECT_EQ(o->status, OrderStatus::completed);
+  EXPECT_EQ(o->discount_cents, 1000);
+  EXPECT_EQ(o->points_used, 500);
+  EXPECT_EQ(o->paid_cents, 11609);
+  EXPECT_EQ(o->completed_at_ms, kT0 + 900);
+  ASSERT_EQ(o->history.size(), 2u);
+  EXPECT_EQ(o->history[1].status, OrderStatus::completed);
+  EXPECT_EQ(o->history[1].at_ms, kT0 + 900);
+
+  auto again = complete(42, {.discount_cents = 0, .points_used = 0, .paid_cents = 1}, kT0 + 5000);
+  EXPECT_EQ(again.code, msg::Code::OK);
+  EXPECT_FALSE(again.first_time);
+  EXPECT_EQ(again.completed_at_ms, kT0 + 900);
+  EXPECT_EQ(again.lines.size(), 2u);
+  o = get(42);
+  EXPECT_EQ(o->paid_cents, 11609);
+  EXPECT_EQ(o->history.size(), 2u);
+}
+
+TEST_F(OrderStoreTest, CompleteOrderRefusesUnknownAndFailedOrders) {
+  EXPECT_EQ(complete(42, {}, kT0).code, msg::Code::ORDER_NOT_FOUND);
+  EXPECT_FALSE(get(42));
+  create(sample_order(42));
+  fail(42, msg::Code::PAYMENT_DECLINED, kT0 + 1);
+  auto r = complete(42, {.discount_cents = 0, .points_used = 0, .paid_cents = 13109}, kT0 + 2);
+  EXPECT_EQ(r.code, msg::Code::INTERNAL);
+  EXPECT_FALSE(r.first_time);
+  auto o = get(42);
+  EXPECT_EQ(o->status, OrderStatus::failed);
+  EXPECT_EQ(o->paid_cents, 0);
+  EXPECT_EQ(o->history.size(), 2u);
+}
+
+TEST_F(OrderStoreTest, FailOrderRecordsReasonOnce) {
+  create(sample_order(42));
+  auto r = fail(42, msg::Code::OUT_OF_STOCK, kT0 + 10);
+  EXPECT_EQ(r.code, msg::Code::OK);
+  EXPECT_TRUE(r.first_time);
+  auto o = get(42);
+  EXPECT_EQ(o->status, OrderStatus::failed);
+  EXPECT_EQ(o->failure_reason, msg::Code::OUT_OF_STOCK);
+  EXPECT_EQ(o->paid_cents, 0);
+  ASSERT_EQ(o->history.size(), 2u);
+  EXPECT_EQ(o->history[1].status, OrderStatus::failed);
+  EXPECT_EQ(o->history[1].at_ms, kT0 + 10);
+
+  auto again = fail(42, msg::Code::PAYMENT_TIMEOUT, kT0 + 20);
+  EXPECT_EQ(again.code, msg::Code::OK);
+  EXPECT_FALSE(again.first_time);
+  o = get(42);
+  EXPECT_EQ(o->failure_reason, msg::Code::OUT_OF_STOCK);
+  EXPECT_EQ(o->history.size(), 2u);
+}
+
+TEST_F(OrderStoreTest, FailOrderRefusesCompletedOrder) {
+  create(sample_order(42));
+  complete(42, {.discount_cents = 0, .points_used = 0, .paid_cents = 13109}, kT0 + 1);
+  auto r = fail(42, msg::Code::PAYMENT_TIMEOUT, kT0 + 2);
+  EXPECT_EQ(r.code, msg::Code::INTERNAL);
+  EXPECT_FALSE(r.first_time);
+  auto o = get(42);
+  EXPECT_EQ(o->status, OrderStatus::completed);
+  EXPECT_EQ(o->paid_cents, 13109);
+  EXPECT_EQ(o->failure_reason, msg::Code::OK);
+}
+
+TEST_F(OrderStoreTest, FailBeforeCreateLeavesTombstoneSoNoSagaStarts) {
+  auto r = fail(42, msg::Code::PAYMENT_TIMEOUT, kT0);
+  EXPECT_TRUE(r.first_time);
+  auto t = get(42);
+  ASSERT_TRUE(t);
+  EXPECT_TRUE(t->tombstone);
+  EXPECT_EQ(t->status, OrderStatus::failed);
+
+  auto late = create(sample_order(42), kT0 + 100);
+  EXPECT_EQ(late.code, msg::Code::OK);
+  EXPECT_FALSE(late.first_time);  // main.cpp sends no orderCreated
+  auto o = get(42);
+  EXPECT_FALSE(o->tombstone);
+  EXPECT_EQ(o->status, OrderStatus::failed);
+  EXPECT_EQ(o->failure_reason, msg::Code::PAYMENT_TIMEOUT);
+  EXPECT_EQ(o->subtotal_cents, 11780);
+  EXPECT_EQ(o->lines.size(), 2u);
+  EXPECT_FALSE(create(sample_order(42)).first_time);
+}
+
+TEST_F(OrderStoreTest, AbortedTransactionLeavesNoTrace) {
+  {
+    auto txn = Txn::begin_write(*env_);
+    ASSERT_TRUE(txn);
+    ASSERT_TRUE(store_.create_order(*txn, sample_order(42), kT0));
+    txn->abort();
+  }
+  EXPECT_FALSE(get(42));
+  EXPECT_TRUE(create(sample_order(42)).first_time);
+}
+
+TEST_F(OrderStoreTest, NewOrderFromMessageCopiesEveryField) {
+  capnp::MallocMessageBuilder b;
+  auto m = b.initRoot<msg::CreateOrder>();
+  m.setOrderId(42);
+  m.setUserId(5);
+  auto lines = m.initLines(1);
+  lines[0].setProductId(7);
+  lines[0].setQuantity(3);
+  lines[0].setUnitPriceCents(250);
+  m.setUserCouponId(8);
+  m.setPoints(40);
+  m.setShippingCents(99);
+  m.setPaymentToken("tok_decline");
+  m.setInstallments(6);
+  auto n = new_order_from(m.asReader());
+  EXPECT_EQ(n.order_id, 42u);
+  EXPECT_EQ(n.user_id, 5u);
+  ASSERT_EQ(n.lines.size(), 1u);
+  EXPECT_EQ(n.lines[0].quantity, 3);
+  EXPECT_EQ(n.lines[0].unit_price_cents, 250);
+  EXPECT_EQ(n.user_coupon_id, 8u);
+  EXPECT_EQ(n.points, 40);
+  EXPECT_EQ(n.shipping_cents, 99);
+  EXPECT_EQ(n.payment_token, "tok_decline");
+  EXPECT_EQ(n.installments, 6u);
+}
+
+TEST_F(OrderStoreTest, ReadOnlyQueriesSeeCommittedData) {
+  create(sample_order(42));
+  fail(42, msg::Code::INSUFFICIENT_POINTS, kT0 + 3);
+  auto q = OrderQueries::open(dir_, 64ull << 20);
+  ASSERT_TRUE(q) << q.error().message();
+  auto o = q->order(42);
+  ASSERT_TRUE(o);
+  ASSERT_TRUE(*o);
+  EXPECT_STREQ(order_status_name((*o)->status), "FAILED");
+  EXPECT_STREQ(failure_reason_name((*o)->failure_reason), "INSUFFICIENT_POINTS");
+  EXPECT_EQ((*o)->subtotal_cents, 11780);
+  auto missing = q->order(43);
+  ASSERT_TRUE(missing);
+  EXPECT_FALSE(*missing);
+
+  create(sample_order(43));
+  EXPECT_TRUE(*q->order(43));
+}
+
+TEST(OrderQueriesOpen, FailsOnMissingEnvironment) {
+  EXPECT_FALSE(OrderQueries::open("/tmp/rm-order-does-not-exist", 1 << 20));
+}
+
+TEST(OrderNames, SpellTheApiValues) {
+  EXPECT_STREQ(order_status_name(OrderStatus::pending), "PENDING");
+  EXPECT_STREQ(order_status_name(OrderStatus::completed), "COMPLETED");
+  EXPECT_STREQ(failure_reason_name(msg::Code::COUPON_INVALID), "COUPON_INVALID");
+  EXPECT_STREQ(failure_reason_name(msg::Code::OUT_OF_STOCK), "OUT_OF_STOCK");
+  EXPECT_STREQ(failure_reason_name(msg::Code::PAYMENT_DECLINED), "PAYMENT_DECLINED");
+  EXPECT_STREQ(failure_reason_name(msg::Code::PAYMENT_CAPTURE_FAILED), "PAYMENT_CAPTURE_FAILED");
+  EXPECT_STREQ(failure_reason_name(msg::Code::PAYMENT_TIMEOUT), "PAYMENT_TIMEOUT");
+  EXPECT_STREQ(failure_reason_name(msg::Code::STEP_TIMEOUT), "STEP_TIMEOUT");
+  EXPECT_STREQ(failure_reason_name(static_cast<msg::Code>(999)), "UNKNOWN");
+}
+
+}  // namespace
+}  // namespace ringmart::order
