@@ -1,0 +1,716 @@
+#include "daemons/gateway/gateway.hpp"
+
+#include <time.h>
+
+#include <boost/asio/post.hpp>
+#include <chrono>
+#include <limits>
+#include <set>
+#include <utility>
+
+namespace ringmart::gateway {
+namespace {
+
+namespace asio = boost::asio;
+using nlohmann::json;
+using runtime::DaemonId;
+using Payload = msg::Envelope::Payload;
+
+// Message ids of gateway commands: bit 62 set, bit 63 clear. Saga command ids
+// are below 2^56 and runtime auto-ids set bit 63, so the spaces are disjoint.
+constexpr std::uint64_t kCommandIdBit = 1ull << 62;
+constexpr std::uint64_t kCommandIdMask = kCommandIdBit - 1;
+
+std::int64_t realtime_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+std::int64_t realtime_ms() { return realtime_ns() / 1'000'000; }
+
+capnp::Text::Reader text(const std::string& s) { return capnp::Text::Reader(s.data(), s.size()); }
+
+http::Response respond(std::expected<json, ApiError> result) {
+  if (!result) return result.error().response();
+  return http::json_response(200, *result);
+}
+
+http::Response accepted_response(std::uint64_t order_id) {
+  auto r = http::json_response(202, json{{"order_id", order_id}, {"status", "PENDING"}});
+  r.headers["Location"] = "/v1/orders/" + std::to_string(order_id);
+  return r;
+}
+
+// GET /v1/orders/{id} while the order daemon has not stored the order yet.
+json pending_order_json(const AcceptedOrder& o) {
+  json items = json::array();
+  for (const auto& l : o.lines) {
+    items.push_back({{"product_id", l.product_id},
+                     {"quantity", l.quantity},
+                     {"unit_price", l.unit_price_cents}});
+  }
+  return json{{"order_id", o.order_id},
+              {"status", "PENDING"},
+              {"user_id", o.user_id},
+              {"subtotal", o.subtotal_cents},
+              {"shipping", o.shipping_cents},
+              {"discount", 0},
+              {"points_used", 0},
+              {"paid", 0},
+              {"items", std::move(items)}};
+}
+
+ApiError idempotency_conflict(std::uint64_t order_id) {
+  return ApiError{409, "IDEMPOTENCY_KEY_REUSED",
+                  "this Idempotency-Key was used for order " + std::to_string(order_id) +
+                      " with a different request body"};
+}
+
+}  // namespace
+
+GatewayOptions GatewayOptions::from(const runtime::Config& config) {
+  GatewayOptions o;
+  o.command_timeout_ms = config.get_int("gateway", "command_timeout_ms", o.command_timeout_ms);
+  o.fresh_heartbeat_ms = config.get_int("gateway", "fresh_heartbeat_ms", o.fresh_heartbeat_ms);
+  o.order_poll_ms = config.get_int("gateway", "order_poll_ms", o.order_poll_ms);
+  o.max_order_waiters = static_cast<std::size_t>(config.get_int(
+      "gateway", "max_order_waiters", static_cast<std::int64_t>(o.max_order_waiters)));
+  return o;
+}
+
+std::expected<IntakeStore, std::error_code> Gateway::open_tables(runtime::Runtime& rt) {
+  std::optional<IntakeStore> store;
+  if (auto ec = rt.transact([&](runtime::Context& ctx) -> std::error_code {
+        auto s = IntakeStore::open(ctx.txn());
+        if (!s) return s.error();
+        store = *s;
+        return {};
+      })) {
+    return std::unexpected(ec);
+  }
+  return *store;
+}
+
+Gateway::Gateway(asio::io_context& io, runtime::Runtime& rt, IntakeStore intake,
+                 GatewayOptions options)
+    : io_(io),
+      rt_(rt),
+      intake_(intake),
+      options_(options),
+      reads_(rt.config()),
+      log_(rt.log()),
+      // Seeded from the realtime clock so ids stay unique across restarts (a
+      // restart takes longer than the ns a previous run could have used up).
+      message_counter_(static_cast<std::uint64_t>(realtime_ns())),
+      poll_timer_(io) {}
+
+Gateway::~Gateway() = default;
+
+void Gateway::attach() {
+  rt_.on_message(
+      [this](runtime::Context& ctx, msg::Envelope::Reader m) { return on_message(ctx, m); });
+}
+
+void Gateway::set_servers(const http::Server* api, const http::Server* admin) {
+  api_server_ = api;
+  admin_server_ = admin;
+}
+
+// ---------------------------------------------------------------- runtime thread
+
+std::error_code Gateway::on_message(runtime::Context& ctx, msg::Envelope::Reader m) {
+  const auto payload = m.getPayload();
+  switch (payload.which()) {
+    case Payload::REPLY: {
+      const auto r = payload.getReply();
+      CommandReply reply{r.getCode(), r.getId(), r.getValue(),
+                         std::string(r.getMessage().cStr(), r.getMessage().size())};
+      const auto correlation = m.getCorrelationId();
+      // Answer only once the inbox mark is durable: a crash before the commit
+      // re-reads the reply instead of having answered it.
+      ctx.after_commit([this, correlation, reply = std::move(reply)] {
+        to_io([this, correlation, reply] { on_reply(correlation, reply); });
+      });
+      return {};
+    }
+    case Payload::ORDER_FINALIZED: {
+      const auto f = payload.getOrderFinalized();
+      const auto order_id = f.getOrderId();
+      // The order daemon answers for it from now on.
+      intake_.forget(ctx.txn(), order_id);
+      log_->debug("order={} finalized completed={} reason={}", order_id, f.getCompleted(),
+                  runtime::code_name(f.getReason()));
+      ctx.after_commit(
+          [this, order_id] { to_io([this, order_id] { on_order_finalized(order_id); }); });
+      return {};
+    }
+    default:
+      log_->warn("unexpected message type {} from {} ignored", static_cast<int>(payload.which()),
+                 runtime::daemon_name(m.getSender()));
+      return {};
+  }
+}
+
+void Gateway::to_io(std::function<void()> fn) { asio::post(io_, std::move(fn)); }
+
+// ---------------------------------------------------------------- commands (io thread)
+
+std::uint64_t Gateway::next_message_id() {
+  return kCommandIdBit | (++message_counter_ & kCommandIdMask);
+}
+
+bool Gateway::alive(DaemonId id) const {
+  return daemon_alive(rt_.status().layout(), id, ipc::monotonic_ms(), options_.fresh_heartbeat_ms);
+}
+
+http::Response Gateway::unavailable(DaemonId id) const {
+  return http::error_response(
+      503, "UNAVAILABLE",
+      std::string("the ") + runtime::daemon_name(id) + " daemon is not running; retry later");
+}
+
+void Gateway::add_pending(std::uint64_t token, http::ResponderPtr responder, ReplyHandler on_reply,
+                          std::string waiting_for) {
+  auto timer = std::make_unique<asio::steady_timer>(io_);
+  timer->expires_after(std::chrono::milliseconds(options_.command_timeout_ms));
+  timer->async_wait(
+      [this, token, waiting_for = std::move(waiting_for)](const boost::system::error_code& ec) {
+        if (ec) return;  // cancelled: answered in time
+        finish(token, http::error_response(504, "TIMEOUT",
+                                           "no answer from " + waiting_for + " within " +
+                                               std::to_string(options_.command_timeout_ms) +
+                                               " ms; the command stays queued"));
+      });
+  pending_.emplace(token, Pending{std::move(responder), std::move(on_reply), std::move(timer)});
+}
+
+void Gateway::finish(std::uint64_t token, http::Response response) {
+  auto it = pending_.find(token);
+  if (it == pending_.end()) return;  // timed out before, or shut down
+  auto p = std::move(it->second);
+  pending_.erase(it);
+  p.timer->cancel();
+  p.responder->send(std::move(response));
+}
+
+void Gateway::send_command(DaemonId to, http::ResponderPtr responder, Fill fill,
+                           ReplyHandler on_reply) {
+  if (shut_down_) return responder->send(unavailable(DaemonId::GATEWAY));
+  if (!alive(to)) return responder->send(unavailable(to));
+  const auto id = next_message_id();
+  add_pending(id, std::move(responder), std::move(on_reply),
+              std::string("the ") + runtime::daemon_name(to) + " daemon");
+  rt_.post([this, to, id, fill = std::move(fill)](runtime::Context& ctx) -> std::error_code {
+    if (auto ec = ctx.send(to, 0, id, 0, fill)) {
+      to_io([this, id, what = ec.message()] {
+        finish(id, http::error_response(500, "INTERNAL", "cannot queue the command: " + what));
+      });
+      return ec;
+    }
+    return {};
+  });
+}
+
+void Gateway::on_reply(std::uint64_t correlation_id, const CommandReply& reply) {
+  auto it = pending_.find(correlation_id);
+  if (it == pending_.end()) {
+    log_->debug("late reply to message {} ({}) dropped", correlation_id,
+                runtime::code_name(reply.code));
+    return;
+  }
+  if (reply.code != msg::Code::OK || !it->second.on_reply) {
+    return finish(correlation_id, command_error(reply.code, reply.message).response());
+  }
+  auto response = it->second.on_reply(reply);
+  finish(correlation_id, std::move(response));
+}
+
+void Gateway::shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  poll_timer_.cancel();
+  auto pending = std::move(pending_);
+  pending_.clear();
+  for (auto& [token, p] : pending) {
+    p.timer->cancel();
+    p.responder->send(http::error_response(503, "UNAVAILABLE", "the gateway is shutting down"));
+  }
+  auto waiters = std::move(waiters_);
+  waiters_.clear();
+  for (auto& [order_id, w] : waiters) {
+    w.deadline->cancel();
+    w.responder->send(http::error_response(503, "UNAVAILABLE", "the gateway is shutting down"));
+  }
+}
+
+// ---------------------------------------------------------------- routes
+
+void Gateway::add_storefront_routes(http::Server& s) {
+  s.route("GET", "/v1/health", [this](const http::Request&, http::ResponderPtr r) {
+    auto h = health(rt_.status().layout(), ipc::monotonic_ms(), options_.fresh_heartbeat_ms);
+    r->send(http::json_response(h.status, h.body));
+  });
+
+  s.route("POST", "/v1/users", [this](const http::Request& req, http::ResponderPtr r) {
+    auto in = parse_register_user(req.body);
+    if (!in) return r->send(in.error().response());
+    send_command(
+        DaemonId::USER, std::move(r),
+        [in = *in](Payload::Builder p) {
+          auto m = p.initRegisterUser();
+          m.setName(text(in.name));
+          m.setEmail(text(in.email));
+        },
+        [](const CommandReply& reply) {
+          return http::json_response(201, json{{"id", reply.id}});
+        });
+  });
+
+  s.route("GET", "/v1/users/{id}", [this](const http::Request& req, http::ResponderPtr r) {
+    auto id = parse_id(req.params.at("id"), "user id");
+    if (!id) return r->send(id.error().response());
+    r->send(respond(reads_.user_json(*id)));
+  });
+
+  s.route("POST", "/v1/users/{id}/points/charge",
+          [this](const http::Request& req, http::ResponderPtr r) {
+            auto id = parse_id(req.params.at("id"), "user id");
+            if (!id) return r->send(id.error().response());
+            auto amount = parse_charge_points(req.body);
+            if (!amount) return r->send(amount.error().response());
+            send_command(
+                DaemonId::USER, std::move(r),
+                [user = *id, amount = *amount](Payload::Builder p) {
+                  auto m = p.initChargePoints();
+                  m.setUserId(user);
+                  m.setAmount(amount);
+                },
+                [](const CommandReply& reply) {
+                  return http::json_response(200, json{{"balance", reply.value}});
+                });
+          });
+
+  s.route("GET", "/v1/users/{id}/points", [this](const http::Request& req, http::ResponderPtr r) {
+    auto id = parse_id(req.params.at("id"), "user id");
+    if (!id) return r->send(id.error().response());
+    r->send(respond(reads_.points_json(*id)));
+  });
+
+  s.route("GET", "/v1/users/{id}/coupons", [this](const http::Request& req, http::ResponderPtr r) {
+    auto id = parse_id(req.params.at("id"), "user id");
+    if (!id) return r->send(id.error().response());
+    r->send(respond(reads_.user_coupons_json(*id)));
+  });
+
+  s.route("POST", "/v1/coupons/{id}/issue", [this](const http::Request& req, http::ResponderPtr r) {
+    auto coupon = parse_id(req.params.at("id"), "coupon id");
+    if (!coupon) return r->send(coupon.error().response());
+    auto user = parse_issue_coupon(req.body);
+    if (!user) return r->send(user.error().response());
+    // The coupon daemon does not know users: the gateway checks the user.
+    auto exists = reads_.user_exists(*user);
+    if (!exists) return r->send(exists.error().response());
+    if (!*exists) {
+      return r->send(http::error_response(404, "USER_NOT_FOUND",
+                                          "user " + std::to_string(*user) + " not found"));
+    }
+    send_command(
+        DaemonId::COUPON, std::move(r),
+        [coupon = *coupon, user = *user](Payload::Builder p) {
+          auto m = p.initIssueCoupon();
+          m.setCouponId(coupon);
+          m.setUserId(user);
+        },
+        [](const CommandReply& reply) {
+          return http::json_response(201, json{{"user_coupon_id", reply.id}});
+        });
+  });
+
+  s.route("GET", "/v1/products/{id}", [this](const http::Request& req, http::ResponderPtr r) {
+    auto id = parse_id(req.params.at("id"), "product id");
+    if (!id) return r->send(id.error().response());
+    r->send(respond(reads_.product_json(*id)));
+  });
+
+  s.route("GET", "/v1/products", [this](const http::Request& req, http::ResponderPtr r) {
+    auto limit = query_int(req.query, "limit", 20, 1, 100);
+    if (!limit) return r->send(limit.error().response());
+    auto cursor = query_int(req.query, "cursor", 0, 0, std::numeric_limits<std::int64_t>::max());
+    if (!cursor) return r->send(cursor.error().response());
+    auto it = req.query.find("category");
+    const std::string category = it == req.query.end() ? std::string() : it->second;
+    r->send(respond(reads_.products_json(category, static_cast<std::uint64_t>(*cursor),
+                                         static_cast<std::size_t>(*limit))));
+  });
+
+  s.route("POST", "/v1/orders", [this](const http::Request& req, http::ResponderPtr r) {
+    post_order(req, std::move(r));
+  });
+  s.route("GET", "/v1/orders/{id}",
+          [this](const http::Request& req, http::ResponderPtr r) { get_order(req, std::move(r)); });
+
+  s.route("GET", "/v1/rankings/bestsellers",
+          [this](const http::Request& req, http::ResponderPtr r) {
+            auto days = query_int(req.query, "days", 7, 1, 366);
+            if (!days) return r->send(days.error().response());
+            auto limit = query_int(req.query, "limit", 10, 1, 100);
+            if (!limit) return r->send(limit.error().response());
+            r->send(respond(reads_.bestsellers_json(realtime_ms(), static_cast<int>(*days),
+                                                    static_cast<std::size_t>(*limit))));
+          });
+}
+
+void Gateway::add_admin_routes(http::Server& s) {
+  s.route("POST", "/v1/products", [this](const http::Request& req, http::ResponderPtr r) {
+    auto in = parse_create_product(req.body);
+    if (!in) return r->send(in.error().response());
+    send_command(
+        DaemonId::PRODUCT, std::move(r),
+        [in = *in](Payload::Builder p) {
+          auto m = p.initCreateProduct();
+          m.setName(text(in.name));
+          m.setCategory(text(in.category));
+          m.setPriceCents(in.price_cents);
+          m.setStock(in.stock);
+        },
+        [](const CommandReply& reply) {
+          return http::json_response(201, json{{"id", reply.id}});
+        });
+  });
+
+  s.route("PATCH", "/v1/products/{id}/stock",
+          [this](const http::Request& req, http::ResponderPtr r) {
+            auto id = parse_id(req.params.at("id"), "product id");
+            if (!id) return r->send(id.error().response());
+            auto delta = parse_adjust_stock(req.body);
+            if (!delta) return r->send(delta.error().response());
+            send_command(
+                DaemonId::PRODUCT, std::move(r),
+                [product = *id, delta = *delta](Payload::Builder p) {
+                  auto m = p.initAdjustStock();
+                  m.setProductId(product);
+                  m.setDelta(delta);
+                },
+                [product = *id](const CommandReply& reply) {
+                  return http::json_response(
+                      200, json{{"id", reply.id ? reply.id : product}, {"stock", reply.value}});
+                });
+          });
+
+  s.route("POST", "/v1/coupons", [this](const http::Request& req, http::ResponderPtr r) {
+    auto in = parse_create_coupon(req.body);
+    if (!in) return r->send(in.error().response());
+    send_command(
+        DaemonId::COUPON, std::move(r),
+        [in = *in](Payload::Builder p) {
+          auto m = p.initCreateCoupon();
+          m.setName(text(in.name));
+          m.setDiscountType(in.discount_type);
+          m.setDiscountValue(in.discount_value);
+          m.setTotalQuantity(in.total_quantity);
+          m.setMinOrderCents(in.min_order_cents);
+          m.setExpiresAtS(in.expires_at_s);
+        },
+        [](const CommandReply& reply) {
+          return http::json_response(201, json{{"id", reply.id}});
+        });
+  });
+
+  s.route("GET", "/v1/coupons/{id}", [this](const http::Request& req, http::ResponderPtr r) {
+    auto id = parse_id(req.params.at("id"), "coupon id");
+    if (!id) return r->send(id.error().response());
+    r->send(respond(reads_.coupon_json(*id)));
+  });
+
+  s.route("GET", "/v1/sagas/{id}", [this](const http::Request& req, http::ResponderPtr r) {
+    auto id = parse_id(req.params.at("id"), "saga id");
+    if (!id) return r->send(id.error().response());
+    r->send(respond(reads_.saga_json(*id)));
+  });
+
+  s.route("GET", "/v1/payments/{order_id}", [this](const http::Request& req, http::ResponderPtr r) {
+    auto id = parse_id(req.params.at("order_id"), "order id");
+    if (!id) return r->send(id.error().response());
+    r->send(respond(reads_.payment_json(*id)));
+  });
+
+  s.route("GET", "/metrics",
+          [this](const http::Request&, http::ResponderPtr r) { r->send(metrics()); });
+}
+
+// ---------------------------------------------------------------- orders
+
+void Gateway::post_order(const http::Request& req, http::ResponderPtr responder) {
+  auto parsed = parse_order_request(req.body);
+  if (!parsed) return responder->send(parsed.error().response());
+  OrderRequest order = std::move(*parsed);
+  const auto hash = order_request_hash(order);
+
+  std::string key;
+  if (auto it = req.headers.find("idempotency-key"); it != req.headers.end()) {
+    if (auto ok = check_idempotency_key(it->second); !ok) {
+      return responder->send(ok.error().response());
+    }
+    key = it->second;
+    // A retry of an accepted order answers from the key before anything else:
+    // its coupon may be USED by now, its user's points spent.
+    auto txn = storage::Txn::begin_read(rt_.env());
+    if (!txn) {
+      return responder->send(http::error_response(
+          500, "INTERNAL", "cannot read idempotency keys: " + txn.error().message()));
+    }
+    if (auto known = intake_.idempotency(*txn, key)) {
+      if (known->request_hash != hash) {
+        return responder->send(idempotency_conflict(known->order_id).response());
+      }
+      return responder->send(accepted_response(known->order_id));
+    }
+  }
+  if (shut_down_) return responder->send(unavailable(DaemonId::GATEWAY));
+  if (!alive(DaemonId::ORDER)) return responder->send(unavailable(DaemonId::ORDER));
+
+  auto user = reads_.user_exists(order.user_id);
+  if (!user) return responder->send(user.error().response());
+  if (!*user) {
+    return responder->send(http::error_response(
+        404, "USER_NOT_FOUND", "user " + std::to_string(order.user_id) + " not found"));
+  }
+
+  std::vector<std::uint64_t> product_ids;
+  for (const auto& line : order.items) product_ids.push_back(line.product_id);
+  auto prices = reads_.unit_prices(product_ids);
+  if (!prices) return responder->send(prices.error().response());
+  std::vector<std::int64_t> unit_prices;
+  for (std::size_t i = 0; i < product_ids.size(); ++i) {
+    if (i >= prices->size() || !(*prices)[i]) {
+      return responder->send(http::error_response(
+          404, "PRODUCT_NOT_FOUND", "product " + std::to_string(product_ids[i]) + " not found"));
+    }
+    unit_prices.push_back(*(*prices)[i]);
+  }
+
+  if (order.user_coupon_id != 0) {
+    auto coupon = reads_.user_coupon(order.user_coupon_id);
+    if (!coupon) return responder->send(coupon.error().response());
+    if (!*coupon || (*coupon)->user_id != order.user_id) {
+      return responder->send(
+          http::error_response(404, "COUPON_NOT_FOUND",
+                               "user coupon " + std::to_string(order.user_coupon_id) +
+                                   " not found for user " + std::to_string(order.user_id)));
+    }
+    if (!(*coupon)->issued) {
+      return responder->send(http::error_response(
+          409, "COUPON_ALREADY_USED",
+          "user coupon " + std::to_string(order.user_coupon_id) + " is already used"));
+    }
+  }
+
+  auto subtotal = order_subtotal(order, unit_prices);
+  if (!subtotal) return responder->send(subtotal.error().response());
+
+  const auto token = next_message_id();
+  add_pending(token, std::move(responder), {}, "the gateway's message loop");
+  rt_.post([this, token, key = std::move(key), order = std::move(order), hash,
+            unit_prices = std::move(unit_prices),
+            subtotal = *subtotal](runtime::Context& ctx) -> std::error_code {
+    auto fail = [&](std::error_code ec) {
+      to_io([this, token, what = ec.message()] {
+        finish(token, http::error_response(500, "INTERNAL", "cannot accept the order: " + what));
+      });
+      return ec;
+    };
+    auto out = intake_.accept(ctx.txn(), key, order, hash, unit_prices, subtotal, ctx.now_ms());
+    if (!out) return fail(out.error());
+    const auto order_id = out->order_id;
+    switch (out->kind) {
+      case AcceptOutcome::Kind::conflict:
+        ctx.after_commit([this, token, order_id] {
+          to_io([this, token, order_id] {
+            finish(token, idempotency_conflict(order_id).response());
+          });
+        });
+        return {};
+      case AcceptOutcome::Kind::replayed:
+        break;
+      case AcceptOutcome::Kind::accepted: {
+        auto ec = ctx.send(DaemonId::ORDER, order_id, 0, 0, [&](Payload::Builder p) {
+          auto m = p.initCreateOrder();
+          m.setOrderId(order_id);
+          m.setUserId(order.user_id);
+          auto lines = m.initLines(static_cast<unsigned>(order.items.size()));
+          for (std::size_t i = 0; i < order.items.size(); ++i) {
+            lines[i].setProductId(order.items[i].product_id);
+            lines[i].setQuantity(order.items[i].quantity);
+            lines[i].setUnitPriceCents(unit_prices[i]);
+          }
+          m.setUserCouponId(order.user_coupon_id);
+          m.setPoints(order.points);
+          m.setShippingCents(order.shipping_cents);
+          m.setPaymentToken(text(order.payment_token));
+          m.setInstallments(order.installments);
+        });
+        if (ec) return fail(ec);
+        log_->debug("order={} accepted user={} lines={} subtotal={}", order_id, order.user_id,
+                    order.items.size(), subtotal);
+        break;
+      }
+    }
+    ctx.after_commit([this, token, order_id] {
+      to_io([this, token, order_id] { finish(token, accepted_response(order_id)); });
+    });
+    return {};
+  });
+}
+
+std::expected<std::optional<OrderSnapshot>, ApiError> Gateway::order_snapshot(
+    std::uint64_t order_id) {
+  // Read the gateway's table BEFORE the order daemon's: an accepted order is
+  // forgotten only after the order daemon stored it, so no order can slip
+  // between the two reads.
+  std::optional<AcceptedOrder> accepted;
+  std::uint64_t last_order_id = 0;
+  {
+    auto txn = storage::Txn::begin_read(rt_.env());
+    if (!txn) {
+      return std::unexpected(
+          ApiError{500, "INTERNAL", "cannot read accepted orders: " + txn.error().message()});
+    }
+    accepted = intake_.accepted(*txn, order_id);
+    last_order_id = intake_.last_order_id(*txn);
+  }
+  auto stored = reads_.order(order_id);
+  if (stored && *stored) return stored;
+  if (accepted)
+    return std::optional<OrderSnapshot>(OrderSnapshot{pending_order_json(*accepted), false});
+  if (stored || order_id > last_order_id) return std::optional<OrderSnapshot>{};
+  return std::unexpected(stored.error());
+}
+
+void Gateway::get_order(const http::Request& req, http::ResponderPtr responder) {
+  auto id = parse_id(req.params.at("id"), "order id");
+  if (!id) return responder->send(id.error().response());
+  auto wait_ms = parse_wait_ms(req.query);
+  if (!wait_ms) return responder->send(wait_ms.error().response());
+  auto snapshot = order_snapshot(*id);
+  if (!snapshot) return responder->send(snapshot.error().response());
+  if (!*snapshot) {
+    return responder->send(http::error_response(404, "ORDER_NOT_FOUND",
+                                                "order " + std::to_string(*id) + " not found"));
+  }
+  if ((*snapshot)->terminal || *wait_ms == 0 || shut_down_ ||
+      waiters_.size() >= options_.max_order_waiters) {
+    return responder->send(http::json_response(200, (*snapshot)->view));
+  }
+  park(*id, std::move(responder), *wait_ms);
+}
+
+void Gateway::park(std::uint64_t order_id, http::ResponderPtr responder, std::int64_t wait_ms) {
+  const auto token = ++waiter_tokens_;
+  auto deadline = std::make_unique<asio::steady_timer>(io_);
+  deadline->expires_after(std::chrono::milliseconds(wait_ms));
+  deadline->async_wait([this, order_id, token](const boost::system::error_code& ec) {
+    if (ec) return;  // answered earlier
+    auto [first, last] = waiters_.equal_range(order_id);
+    for (auto it = first; it != last; ++it) {
+      if (it->second.token != token) continue;
+      auto responder = std::move(it->second.responder);
+      waiters_.erase(it);
+      auto snapshot = order_snapshot(order_id);
+      if (!snapshot) return responder->send(snapshot.error().response());
+      if (!*snapshot) {
+        return responder->send(http::error_response(
+            404, "ORDER_NOT_FOUND", "order " + std::to_string(order_id) + " not found"));
+      }
+      return responder->send(http::json_response(200, (*snapshot)->view));
+    }
+  });
+  waiters_.emplace(order_id, Waiter{token, std::move(responder), std::move(deadline)});
+  if (!polling_) {
+    polling_ = true;
+    poll_timer_.expires_after(std::chrono::milliseconds(options_.order_poll_ms));
+    poll_timer_.async_wait([this](const boost::system::error_code& ec) {
+      polling_ = false;
+      if (!ec) poll_waiters();
+    });
+  }
+}
+
+void Gateway::answer_waiters(std::uint64_t order_id, bool only_if_terminal) {
+  auto [first, last] = waiters_.equal_range(order_id);
+  if (first == last) return;
+  auto snapshot = order_snapshot(order_id);
+  if (only_if_terminal && (!snapshot || !*snapshot || !(*snapshot)->terminal)) return;
+  std::vector<http::ResponderPtr> responders;
+  for (auto it = first; it != last; ++it) {
+    it->second.deadline->cancel();
+    responders.push_back(std::move(it->second.responder));
+  }
+  waiters_.erase(first, last);
+  http::Response response;
+  if (!snapshot) {
+    response = snapshot.error().response();
+  } else if (!*snapshot) {
+    response = http::error_response(404, "ORDER_NOT_FOUND",
+                                    "order " + std::to_string(order_id) + " not found");
+  } else {
+    response = http::json_response(200, (*snapshot)->view);
+  }
+  for (auto& r : responders) r->send(response);
+}
+
+void Gateway::on_order_finalized(std::uint64_t order_id) { answer_waiters(order_id, true); }
+
+void Gateway::poll_waiters() {
+  std::set<std::uint64_t> orders;
+  for (const auto& [order_id, w] : waiters_) orders.insert(order_id);
+  for (auto order_id : orders) answer_waiters(order_id, true);
+  if (!waiters_.empty() && !shut_down_ && !polling_) {
+    polling_ = true;
+    poll_timer_.expires_after(std::chrono::milliseconds(options_.order_poll_ms));
+    poll_timer_.async_wait([this](const boost::system::error_code& ec) {
+      polling_ = false;
+      if (!ec) poll_waiters();
+    });
+  }
+}
+
+// ---------------------------------------------------------------- metrics
+
+std::vector<RingFill> Gateway::ring_fills() {
+  const auto& channels = runtime::channels();
+  if (rings_.size() != channels.size()) {
+    rings_.clear();
+    rings_.resize(channels.size());
+  }
+  const auto prefix = runtime::shm_prefix(rt_.config().runtime_dir);
+  std::vector<RingFill> out;
+  for (std::size_t i = 0; i < channels.size(); ++i) {
+    if (!rings_[i]) {
+      auto ring = ipc::Ring::open(runtime::ring_name(prefix, channels[i].from, channels[i].to));
+      if (!ring) continue;
+      rings_[i].emplace(std::move(*ring));
+    }
+    out.push_back(
+        {channels[i].from, channels[i].to, rings_[i]->fill_bytes(), rings_[i]->capacity()});
+  }
+  return out;
+}
+
+http::Response Gateway::metrics() {
+  GatewayGauges g;
+  g.pending_commands = pending_.size();
+  g.order_waiters = waiters_.size();
+  if (auto txn = storage::Txn::begin_read(rt_.env()))
+    g.accepted_orders = intake_.accepted_count(*txn);
+  g.api_connections = api_server_ ? api_server_->accepted_connections() : 0;
+  g.admin_connections = admin_server_ ? admin_server_->accepted_connections() : 0;
+  http::Response r;
+  r.status = 200;
+  r.body = render_metrics(rt_.status().layout(), ipc::monotonic_ms(), ring_fills(), g,
+                          options_.fresh_heartbeat_ms);
+  r.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8";
+  return r;
+}
+
+}  // namespace ringmart::gateway

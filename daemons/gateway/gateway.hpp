@@ -1,0 +1,156 @@
+// ringmart::gateway — the storefront/admin API (docs/api.md) over the daemons.
+//
+// Two threads (see README.md):
+//
+//   io thread (main)                          runtime thread
+//   ─────────────────                         ──────────────
+//   http::Server api.sock / admin.sock
+//   handler ──validate, read query libs──►
+//           ──rt.post(task)──────────────────► task in the batch txn: outbox append
+//   pending[message id] = responder, 5 s timer        (+ gateway tables for orders)
+//                                                      commit ──► relay ──► ring
+//   on_reply / on_order_finalized ◄──asio::post── on_message: reply, orderFinalized
+//   responder->send(...)
+//
+// Only the runtime thread writes LMDB; the io thread reads (query libraries,
+// the gateway's accepted-orders table) in short read transactions. The
+// pending-command map and the order waiters live on the io thread only.
+//
+// Thread-safety: construct, register routes and call shutdown() on the io
+// thread; on_message() runs on the runtime thread (installed by attach()).
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "daemons/common/runtime.hpp"
+#include "daemons/gateway/intake_store.hpp"
+#include "daemons/gateway/reads.hpp"
+#include "daemons/gateway/requests.hpp"
+#include "daemons/gateway/status_report.hpp"
+#include "http/server.hpp"
+
+namespace ringmart::gateway {
+
+/// Tunables, from the `[gateway]` table of the configuration file.
+struct GatewayOptions {
+  std::int64_t command_timeout_ms = 5000;               ///< reply wait before 504 TIMEOUT
+  std::int64_t fresh_heartbeat_ms = kFreshHeartbeatMs;  ///< older = daemon down (503)
+  std::int64_t order_poll_ms = 50;         ///< long-poll re-check period (a lost notification)
+  std::size_t max_order_waiters = 10'000;  ///< more parked long-polls answer at once
+
+  /// Reads `[gateway] command_timeout_ms, fresh_heartbeat_ms, order_poll_ms,
+  /// max_order_waiters` over the defaults.
+  static GatewayOptions from(const runtime::Config& config);
+};
+
+/// The answer a domain daemon gave to a gateway command (msg::Reply).
+struct CommandReply {
+  msg::Code code = msg::Code::OK;
+  std::uint64_t id = 0;
+  std::int64_t value = 0;
+  std::string message;
+};
+
+class Gateway {
+ public:
+  /// Opens (creates) the gateway's own tables in the runtime's environment.
+  /// Call on the thread that will run the runtime, before run().
+  /// Errors: LMDB codes.
+  static std::expected<IntakeStore, std::error_code> open_tables(runtime::Runtime& rt);
+
+  /// `io` runs the HTTP servers (this thread); `rt` is not running yet or runs
+  /// on its own thread. Both outlive the Gateway.
+  Gateway(boost::asio::io_context& io, runtime::Runtime& rt, IntakeStore intake,
+          GatewayOptions options);
+  ~Gateway();
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  /// Installs the runtime's message handler (call before rt.run()).
+  void attach();
+
+  /// Registers the storefront routes (api.sock; admin.sock has them too).
+  void add_storefront_routes(http::Server& server);
+  /// Registers the admin-only routes (catalogue, coupons, sagas, payments, /metrics).
+  void add_admin_routes(http::Server& server);
+  /// Servers whose connection counts /metrics reports (may be null).
+  void set_servers(const http::Server* api, const http::Server* admin);
+
+  /// io thread: answers every pending command and parked long-poll with 503
+  /// UNAVAILABLE ("shutting down"), cancels all timers and drops every
+  /// responder, so the io_context can run out of work. Idempotent.
+  void shutdown();
+
+  /// The runtime thread's handler: `reply` and `orderFinalized` are handed to
+  /// the io thread after the batch commits; anything else is ignored.
+  std::error_code on_message(runtime::Context& ctx, msg::Envelope::Reader m);
+
+ private:
+  using Fill = std::function<void(msg::Envelope::Payload::Builder)>;
+  using ReplyHandler = std::function<http::Response(const CommandReply&)>;
+
+  struct Pending {
+    http::ResponderPtr responder;
+    ReplyHandler on_reply;  ///< builds the success response; empty for order intake
+    std::unique_ptr<boost::asio::steady_timer> timer;
+  };
+  struct Waiter {
+    std::uint64_t token = 0;
+    http::ResponderPtr responder;
+    std::unique_ptr<boost::asio::steady_timer> deadline;
+  };
+
+  // --- plumbing (io thread)
+  std::uint64_t next_message_id();
+  bool alive(runtime::DaemonId id) const;
+  http::Response unavailable(runtime::DaemonId id) const;
+  void add_pending(std::uint64_t token, http::ResponderPtr responder, ReplyHandler on_reply,
+                   std::string waiting_for);
+  void finish(std::uint64_t token, http::Response response);
+  void send_command(runtime::DaemonId to, http::ResponderPtr responder, Fill fill,
+                    ReplyHandler on_reply);
+  void on_reply(std::uint64_t correlation_id, const CommandReply& reply);
+  /// Posts `fn` to the io thread (any thread).
+  void to_io(std::function<void()> fn);
+
+  // --- orders (io thread)
+  void post_order(const http::Request& req, http::ResponderPtr responder);
+  void get_order(const http::Request& req, http::ResponderPtr responder);
+  std::expected<std::optional<OrderSnapshot>, ApiError> order_snapshot(std::uint64_t order_id);
+  void park(std::uint64_t order_id, http::ResponderPtr responder, std::int64_t wait_ms);
+  void answer_waiters(std::uint64_t order_id, bool only_if_terminal);
+  void on_order_finalized(std::uint64_t order_id);
+  void poll_waiters();
+
+  // --- admin
+  http::Response metrics();
+  std::vector<RingFill> ring_fills();
+
+  boost::asio::io_context& io_;
+  runtime::Runtime& rt_;
+  IntakeStore intake_;
+  GatewayOptions options_;
+  DomainReads reads_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::uint64_t message_counter_ = 0;
+  std::unordered_map<std::uint64_t, Pending> pending_;
+  std::multimap<std::uint64_t, Waiter> waiters_;  ///< by order id
+  std::uint64_t waiter_tokens_ = 0;
+  boost::asio::steady_timer poll_timer_;
+  bool polling_ = false;
+  bool shut_down_ = false;
+  const http::Server* api_server_ = nullptr;
+  const http::Server* admin_server_ = nullptr;
+  std::vector<std::optional<ipc::Ring>> rings_;  ///< observers for /metrics, by channel
+};
+
+}  // namespace ringmart::gateway

@@ -1,0 +1,34 @@
+@0xafb9d2369af98823;
+# ringmart gateway — the values of its own LMDB tables (storage format, not
+# wire format). The gateway owns idempotency keys and the orders it accepted
+# but the order daemon may not have stored yet.
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("ringmart::gateway::records");
+
+# Table "gw_idempotency": Idempotency-Key header bytes -> IdempotencyRecord.
+struct IdempotencyRecord {
+  orderId @0 :UInt64;
+  requestHash @1 :UInt64;    # FNV-1a 64 of the normalised order request
+  createdAtMs @2 :Int64;     # Unix ms
+}
+
+struct AcceptedLine {
+  productId @0 :UInt64;
+  quantity @1 :Int64;
+  unitPriceCents @2 :Int64;  # snapshot taken when the order was accepted
+}
+
+# Table "gw_orders": order id (u64 BE) -> AcceptedOrder. Removed once the
+# order daemon reported the order final (it then answers GETs itself).
+struct AcceptedOrder {
+  orderId @0 :UInt64;
+  userId @1 :UInt64;
+  lines @2 :List(AcceptedLine);
+  userCouponId @3 :UInt64;   # 0 = none
+  points @4 :Int64;
+  shippingCents @5 :Int64;
+  installments @6 :UInt32;
+  subtotalCents @7 :Int64;
+  acceptedAtMs @8 :Int64;    # Unix ms
+}

@@ -1,0 +1,500 @@
+// Unit tests of the gateway's pure parts: request validation, code -> HTTP
+// mapping, health/metrics rendering, and the intake tables on a real LMDB env.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "daemons/gateway/intake_store.hpp"
+#include "daemons/gateway/requests.hpp"
+#include "daemons/gateway/status_report.hpp"
+
+namespace ringmart::gateway {
+namespace {
+
+using nlohmann::json;
+
+const char* kValidOrder = R"({"user_id": 1, "items": [{"product_id": 7, "quantity": 2}],
+  "user_coupon_id": 3, "points": 500, "shipping": 1329,
+  "payment": {"token": "tok_ok", "installments": 3}})";
+
+json valid_order() { return json::parse(kValidOrder); }
+
+// Expects `body` to be rejected with 400 INVALID_ARGUMENT.
+void ExpectRejected(const json& body) {
+  auto r = parse_order_request(body.dump());
+  ASSERT_FALSE(r.has_value()) << body.dump();
+  EXPECT_EQ(r.error().status, 400);
+  EXPECT_EQ(r.error().code, "INVALID_ARGUMENT");
+  EXPECT_FALSE(r.error().message.empty());
+}
+
+TEST(OrderRequest, ParsesTheDocumentedExample) {
+  auto r = parse_order_request(kValidOrder);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->user_id, 1u);
+  ASSERT_EQ(r->items.size(), 1u);
+  EXPECT_EQ(r->items[0].product_id, 7u);
+  EXPECT_EQ(r->items[0].quantity, 2);
+  EXPECT_EQ(r->user_coupon_id, 3u);
+  EXPECT_EQ(r->points, 500);
+  EXPECT_EQ(r->shipping_cents, 1329);
+  EXPECT_EQ(r->payment_token, "tok_ok");
+  EXPECT_EQ(r->installments, 3u);
+}
+
+TEST(OrderRequest, AppliesDefaultsForOptionalMembers) {
+  auto r = parse_order_request(
+      R"({"user_id":5,"items":[{"product_id":1,"quantity":1}],"payment":{"token":"t"}})");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->user_coupon_id, 0u);
+  EXPECT_EQ(r->points, 0);
+  EXPECT_EQ(r->shipping_cents, 0);
+  EXPECT_EQ(r->installments, 1u);
+}
+
+TEST(OrderRequest, TreatsNullOptionalMembersAsAbsent) {
+  auto body = valid_order();
+  body["user_coupon_id"] = nullptr;
+  body["points"] = nullptr;
+  body["payment"]["installments"] = nullptr;
+  auto r = parse_order_request(body.dump());
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->user_coupon_id, 0u);
+  EXPECT_EQ(r->points, 0);
+  EXPECT_EQ(r->installments, 1u);
+}
+
+TEST(OrderRequest, RejectsMalformedJson) {
+  for (const char* body : {"", "{", "[]", "42", "\"x\"", "{\"user_id\":1,}"}) {
+    auto r = parse_order_request(body);
+    ASSERT_FALSE(r.has_value()) << body;
+    EXPECT_EQ(r.error().status, 400);
+  }
+}
+
+TEST(OrderRequest, RejectsWrongTypes) {
+  auto b = valid_order();
+  b["user_id"] = "1";
+  ExpectRejected(b);
+  b = valid_order();
+  b["user_id"] = 1.5;
+  ExpectRejected(b);
+  b = valid_order();
+  b["user_id"] = true;
+  ExpectRejected(b);
+  b = valid_order();
+  b["items"] = json::object();
+  ExpectRejected(b);
+  b = valid_order();
+  b["items"][0]["quantity"] = "2";
+  ExpectRejected(b);
+  b = valid_order();
+  b["items"][0] = 7;
+  ExpectRejected(b);
+  b = valid_order();
+  b["points"] = 1.0;
+  ExpectRejected(b);
+  b = valid_order();
+  b["payment"] = "tok_ok";
+  ExpectRejected(b);
+  b = valid_order();
+  b["payment"]["token"] = 1;
+  ExpectRejected(b);
+  b = valid_order();
+  b["user_coupon_id"] = -3;
+  ExpectRejected(b);
+}
+
+TEST(OrderRequest, RejectsMissingRequiredMembers) {
+  for (const char* name : {"user_id", "items", "payment"}) {
+    auto b = valid_order();
+    b.erase(name);
+    ExpectRejected(b);
+  }
+  auto b = valid_order();
+  b["payment"].erase("token");
+  ExpectRejected(b);
+  b = valid_order();
+  b["items"][0].erase("quantity");
+  ExpectRejected(b);
+  b = valid_order();
+  b["items"][0].erase("product_id");
+  ExpectRejected(b);
+}
+
+TEST(OrderRequest, RejectsUnknownMembers) {
+  auto b = valid_order();
+  b["point"] = 5;
+  ExpectRejected(b);
+  b = valid_order();
+  b["items"][0]["price"] = 5;
+  ExpectRejected(b);
+  b = valid_order();
+  b["payment"]["cvv"] = "123";
+  ExpectRejected(b);
+}
+
+TEST(OrderRequest, EnforcesQuantityRange) {
+  auto b = valid_order();
+  b["items"][0]["quantity"] = 0;
+  ExpectRejected(b);
+  b["items"][0]["quantity"] = -1;
+  ExpectRejected(b);
+  b["items"][0]["quantity"] = kMaxLineQuantity + 1;
+  ExpectRejected(b);
+  b["items"][0]["quantity"] = kMaxLineQuantity;
+  EXPECT_TRUE(parse_order_request(b.dump()).has_value());
+  b["items"][0]["quantity"] = 1;
+  EXPECT_TRUE(parse_order_request(b.dump()).has_value());
+}
+
+TEST(OrderRequest, EnforcesLineCountAndUniqueProducts) {
+  auto b = valid_order();
+  b["items"] = json::array();
+  ExpectRejected(b);
+  for (std::size_t i = 1; i <= kMaxOrderLines; ++i) {
+    b["items"].push_back({{"product_id", i}, {"quantity", 1}});
+  }
+  EXPECT_TRUE(parse_order_request(b.dump()).has_value());
+  b["items"].push_back({{"product_id", kMaxOrderLines + 1}, {"quantity", 1}});
+  ExpectRejected(b);
+
+  b = valid_order();
+  b["items"].push_back({{"product_id", 7}, {"quantity", 1}});
+  ExpectRejected(b);
+}
+
+TEST(OrderRequest, RejectsZeroIdsAndNegativeAmounts) {
+  auto b = valid_order();
+  b["user_id"] = 0;
+  ExpectRejected(b);
+  b = valid_order();
+  b["items"][0]["product_id"] = 0;
+  ExpectRejected(b);
+  b = valid_order();
+  b["points"] = -1;
+  ExpectRejected(b);
+  b = valid_order();
+  b["shipping"] = -1;
+  ExpectRejected(b);
+  b = valid_order();
+  b["points"] = 0;
+  b["shipping"] = 0;
+  EXPECT_TRUE(parse_order_request(b.dump()).has_value());
+}
+
+TEST(OrderRequest, EnforcesTokenAndInstallments) {
+  auto b = valid_order();
+  b["payment"]["token"] = "";
+  ExpectRejected(b);
+  b = valid_order();
+  b["payment"]["token"] = std::string(kMaxPaymentTokenBytes + 1, 'x');
+  ExpectRejected(b);
+  b = valid_order();
+  b["payment"]["installments"] = 0;
+  ExpectRejected(b);
+  b["payment"]["installments"] = 25;
+  ExpectRejected(b);
+  b["payment"]["installments"] = 24;
+  EXPECT_TRUE(parse_order_request(b.dump()).has_value());
+}
+
+TEST(OrderRequest, HashIgnoresFormattingAndDefaults) {
+  auto a = parse_order_request(
+      R"({"user_id":5,"items":[{"product_id":1,"quantity":1}],"payment":{"token":"t"}})");
+  auto b = parse_order_request(
+      R"({ "payment": {"installments": 1, "token": "t"}, "points": 0, "shipping": 0,
+           "items": [ {"quantity": 1, "product_id": 1} ], "user_id": 5 })");
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(*a, *b);
+  EXPECT_EQ(order_request_hash(*a), order_request_hash(*b));
+
+  auto c = *a;
+  c.items[0].quantity = 2;
+  EXPECT_NE(order_request_hash(*a), order_request_hash(c));
+  c = *a;
+  c.payment_token = "u";
+  EXPECT_NE(order_request_hash(*a), order_request_hash(c));
+  c = *a;
+  c.user_coupon_id = 9;
+  EXPECT_NE(order_request_hash(*a), order_request_hash(c));
+}
+
+TEST(OrderRequest, SubtotalIncludesEveryLineAndDetectsOverflow) {
+  auto r = parse_order_request(
+      R"({"user_id":1,"items":[{"product_id":1,"quantity":2},{"product_id":2,"quantity":3}],
+          "shipping":100,"payment":{"token":"t"}})");
+  ASSERT_TRUE(r.has_value());
+  auto s = order_subtotal(*r, {5890, 10});
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(*s, 2 * 5890 + 3 * 10);
+
+  auto huge = order_subtotal(*r, {std::numeric_limits<std::int64_t>::max() / 2, 1});
+  ASSERT_FALSE(huge.has_value());
+  EXPECT_EQ(huge.error().status, 400);
+}
+
+TEST(IdempotencyKey, AcceptsVisibleAsciiUpToTheLimit) {
+  EXPECT_TRUE(check_idempotency_key("order-42_retry.1").has_value());
+  EXPECT_TRUE(check_idempotency_key(std::string(kMaxIdempotencyKeyBytes, 'k')).has_value());
+  EXPECT_FALSE(check_idempotency_key("").has_value());
+  EXPECT_FALSE(check_idempotency_key(std::string(kMaxIdempotencyKeyBytes + 1, 'k')).has_value());
+  EXPECT_FALSE(check_idempotency_key("with space").has_value());
+  EXPECT_FALSE(check_idempotency_key("tab\there").has_value());
+  EXPECT_FALSE(check_idempotency_key("caf\xc3\xa9").has_value());
+}
+
+TEST(OtherBodies, ValidateTypesAndRanges) {
+  EXPECT_TRUE(parse_register_user(R"({"name":"Ann","email":"a@x"})").has_value());
+  EXPECT_FALSE(parse_register_user(R"({"name":1,"email":"a@x"})").has_value());
+  EXPECT_FALSE(parse_register_user(R"({"name":"Ann"})").has_value());
+
+  EXPECT_EQ(parse_charge_points(R"({"amount":10})").value(), 10);
+  EXPECT_FALSE(parse_charge_points(R"({"amount":0})").has_value());
+  EXPECT_FALSE(parse_charge_points(R"({"amount":"10"})").has_value());
+
+  EXPECT_EQ(parse_issue_coupon(R"({"user_id":4})").value(), 4u);
+  EXPECT_FALSE(parse_issue_coupon(R"({"user_id":0})").has_value());
+
+  auto p = parse_create_product(R"({"name":"Mug","category":"kitchen","price":990,"stock":3})");
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->price_cents, 990);
+  EXPECT_FALSE(parse_create_product(R"({"name":"Mug","category":"k","price":-1,"stock":3})"));
+  EXPECT_FALSE(parse_create_product(R"({"name":"Mug","category":"k","price":1.5,"stock":3})"));
+
+  EXPECT_EQ(parse_adjust_stock(R"({"delta":-5})").value(), -5);
+  EXPECT_FALSE(parse_adjust_stock(R"({})").has_value());
+
+  auto c = parse_create_coupon(
+      R"({"name":"TEN","discount_type":"percent","discount_value":10,"total_quantity":5,
+          "min_order":1000,"expires_at":1900000000})");
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  EXPECT_EQ(c->discount_type, msg::DiscountType::PERCENT);
+  EXPECT_EQ(c->min_order_cents, 1000);
+  EXPECT_EQ(c->expires_at_s, 1900000000);
+  EXPECT_FALSE(parse_create_coupon(
+      R"({"name":"X","discount_type":"percent","discount_value":101,"total_quantity":5})"));
+  EXPECT_FALSE(parse_create_coupon(
+      R"({"name":"X","discount_type":"fixed","discount_value":0,"total_quantity":5})"));
+  EXPECT_FALSE(parse_create_coupon(
+      R"({"name":"X","discount_type":"bogus","discount_value":1,"total_quantity":5})"));
+  EXPECT_FALSE(parse_create_coupon(
+      R"({"name":"X","discount_type":"fixed","discount_value":1,"total_quantity":0})"));
+}
+
+TEST(PathsAndQueries, ParseIdsAndIntegers) {
+  EXPECT_EQ(parse_id("42", "id").value(), 42u);
+  EXPECT_EQ(parse_id("18446744073709551615", "id").value(), 18446744073709551615ull);
+  for (const char* bad : {"", "0", "-1", "+1", "1x", "18446744073709551616", " 1"}) {
+    auto r = parse_id(bad, "order id");
+    ASSERT_FALSE(r.has_value()) << bad;
+    EXPECT_EQ(r.error().status, 400);
+  }
+
+  std::map<std::string, std::string> q = {{"limit", "5"}, {"days", "x"}, {"empty", ""}};
+  EXPECT_EQ(query_int(q, "limit", 10, 1, 100).value(), 5);
+  EXPECT_EQ(query_int(q, "absent", 10, 1, 100).value(), 10);
+  EXPECT_EQ(query_int(q, "empty", 10, 1, 100).value(), 10);
+  EXPECT_FALSE(query_int(q, "days", 7, 1, 366).has_value());
+  EXPECT_FALSE(query_int({{"limit", "101"}}, "limit", 10, 1, 100).has_value());
+
+  EXPECT_EQ(parse_wait_ms({}).value(), 0);
+  EXPECT_EQ(parse_wait_ms({{"wait_ms", "250"}}).value(), 250);
+  EXPECT_EQ(parse_wait_ms({{"wait_ms", "999999"}}).value(), kMaxWaitMs);
+  EXPECT_FALSE(parse_wait_ms({{"wait_ms", "-1"}}).has_value());
+  EXPECT_FALSE(parse_wait_ms({{"wait_ms", "soon"}}).has_value());
+}
+
+TEST(CodeMapping, MapsCommandCodesToHttp) {
+  EXPECT_EQ(http_status(msg::Code::OK), 200);
+  EXPECT_EQ(http_status(msg::Code::USER_NOT_FOUND), 404);
+  EXPECT_EQ(http_status(msg::Code::PRODUCT_NOT_FOUND), 404);
+  EXPECT_EQ(http_status(msg::Code::COUPON_NOT_FOUND), 404);
+  EXPECT_EQ(http_status(msg::Code::ORDER_NOT_FOUND), 404);
+  EXPECT_EQ(http_status(msg::Code::COUPON_SOLD_OUT), 409);
+  EXPECT_EQ(http_status(msg::Code::COUPON_EXPIRED), 409);
+  EXPECT_EQ(http_status(msg::Code::STOCK_NEGATIVE), 409);
+  EXPECT_EQ(http_status(msg::Code::INVALID_ARGUMENT), 400);
+  EXPECT_EQ(http_status(msg::Code::INTERNAL), 500);
+  EXPECT_EQ(http_status(msg::Code::STEP_TIMEOUT), 504);
+
+  auto e = command_error(msg::Code::COUPON_SOLD_OUT, "coupon 3 sold out");
+  EXPECT_EQ(e.status, 409);
+  EXPECT_EQ(e.code, "COUPON_SOLD_OUT");
+  EXPECT_EQ(e.message, "coupon 3 sold out");
+  EXPECT_FALSE(command_error(msg::Code::INTERNAL, "").message.empty());
+
+  auto r = e.response();
+  EXPECT_EQ(r.status, 409);
+  auto body = json::parse(r.body);
+  EXPECT_EQ(body["error"]["code"], "COUPON_SOLD_OUT");
+  EXPECT_EQ(body["error"]["message"], "coupon 3 sold out");
+}
+
+// A status region in ordinary memory, every daemon running and fresh at `now`.
+std::unique_ptr<ipc::StatusLayout> AllRunning(std::int64_t now) {
+  auto s = std::make_unique<ipc::StatusLayout>();
+  for (auto& slot : s->slots) {
+    slot.state = static_cast<std::uint32_t>(ipc::DaemonState::running);
+    slot.heartbeat_ms = now - 10;
+  }
+  return s;
+}
+
+TEST(Health, IsOkWhenEveryDaemonHeartBeats) {
+  auto s = AllRunning(100'000);
+  auto h = health(*s, 100'000);
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(h.body["status"], "ok");
+  EXPECT_EQ(h.body["daemons"]["payment"], "up");
+  EXPECT_EQ(h.body["daemons"].size(), runtime::all_daemons().size());
+}
+
+TEST(Health, NamesDaemonsThatAreDownOrStale) {
+  auto s = AllRunning(100'000);
+  s->slots[runtime::index(msg::DaemonId::PAYMENT)].state =
+      static_cast<std::uint32_t>(ipc::DaemonState::backoff);
+  s->slots[runtime::index(msg::DaemonId::RANKING)].heartbeat_ms = 100'000 - kFreshHeartbeatMs - 1;
+  auto h = health(*s, 100'000);
+  EXPECT_EQ(h.status, 503);
+  EXPECT_EQ(h.body["status"], "degraded");
+  EXPECT_EQ(h.body["missing"], json({"payment", "ranking"}));
+  EXPECT_EQ(h.body["daemons"]["payment"], "backoff");
+  EXPECT_EQ(h.body["daemons"]["ranking"], "stale");
+  EXPECT_FALSE(daemon_alive(*s, msg::DaemonId::PAYMENT, 100'000));
+  EXPECT_TRUE(daemon_alive(*s, msg::DaemonId::USER, 100'000));
+}
+
+TEST(Health, SupervisorCountsByItsOwnHeartbeat) {
+  auto s = AllRunning(100'000);
+  auto& sup = s->slots[runtime::index(msg::DaemonId::SUPERVISOR)];
+  sup.state = static_cast<std::uint32_t>(ipc::DaemonState::stopped);
+  EXPECT_FALSE(daemon_alive(*s, msg::DaemonId::SUPERVISOR, 100'000));
+  s->supervisor_pid = 1234;
+  s->supervisor_heartbeat_ms = 99'990;
+  EXPECT_TRUE(daemon_alive(*s, msg::DaemonId::SUPERVISOR, 100'000));
+  EXPECT_EQ(health(*s, 100'000).status, 200);
+}
+
+TEST(Metrics, RendersPrometheusText) {
+  auto s = AllRunning(100'000);
+  s->slots[runtime::index(msg::DaemonId::ORDER)].restarts = 2;
+  s->slots[runtime::index(msg::DaemonId::ORDER)].messages_in = 17;
+  s->sagas.completed = 5;
+  GatewayGauges g;
+  g.pending_commands = 3;
+  const auto text = render_metrics(
+      *s, 100'000, {{msg::DaemonId::GATEWAY, msg::DaemonId::ORDER, 128, 1 << 20}}, g);
+  EXPECT_NE(text.find("# TYPE ringmart_daemon_up gauge\n"), std::string::npos);
+  EXPECT_NE(text.find("ringmart_daemon_up{daemon=\"order\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("ringmart_daemon_restarts_total{daemon=\"order\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("ringmart_daemon_messages_in_total{daemon=\"order\"} 17\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("ringmart_ring_fill_bytes{from=\"gateway\",to=\"order\"} 128\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("ringmart_sagas{state=\"completed\"} 5\n"), std::string::npos);
+  EXPECT_NE(text.find("ringmart_gateway_pending_commands 3\n"), std::string::npos);
+  EXPECT_EQ(text.back(), '\n');
+}
+
+// ---------------------------------------------------------------- intake tables
+
+class IntakeStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("gateway_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    auto env = storage::Env::open({.path = dir_.string(), .map_size_bytes = 64ull << 20});
+    ASSERT_TRUE(env.has_value()) << env.error().message();
+    env_ = std::move(*env);
+    auto txn = storage::Txn::begin_write(*env_);
+    ASSERT_TRUE(txn.has_value());
+    auto store = IntakeStore::open(*txn);
+    ASSERT_TRUE(store.has_value());
+    store_ = *store;
+    ASSERT_FALSE(txn->commit());
+  }
+  void TearDown() override {
+    env_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  AcceptOutcome Accept(std::string_view key, const OrderRequest& r) {
+    auto txn = storage::Txn::begin_write(*env_);
+    EXPECT_TRUE(txn.has_value());
+    auto out = store_.accept(*txn, key, r, order_request_hash(r), {5890}, 11780, 1000);
+    EXPECT_TRUE(out.has_value());
+    EXPECT_FALSE(txn->commit());
+    return *out;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<storage::Env> env_;
+  IntakeStore store_;
+};
+
+OrderRequest SampleOrder() {
+  auto r = parse_order_request(kValidOrder);
+  return *r;
+}
+
+TEST_F(IntakeStoreTest, AllocatesIncreasingOrderIds) {
+  auto r = SampleOrder();
+  auto a = Accept("", r);
+  auto b = Accept("", r);
+  EXPECT_EQ(a.kind, AcceptOutcome::Kind::accepted);
+  EXPECT_EQ(a.order_id, 1u);
+  EXPECT_EQ(b.order_id, 2u);
+  auto txn = storage::Txn::begin_read(*env_);
+  EXPECT_EQ(store_.last_order_id(*txn), 2u);
+}
+
+TEST_F(IntakeStoreTest, ReplaysTheSameKeyAndRejectsAnotherBody) {
+  auto r = SampleOrder();
+  auto first = Accept("key-1", r);
+  ASSERT_EQ(first.kind, AcceptOutcome::Kind::accepted);
+  auto again = Accept("key-1", r);
+  EXPECT_EQ(again.kind, AcceptOutcome::Kind::replayed);
+  EXPECT_EQ(again.order_id, first.order_id);
+
+  auto other = r;
+  other.items[0].quantity = 3;
+  auto conflict = Accept("key-1", other);
+  EXPECT_EQ(conflict.kind, AcceptOutcome::Kind::conflict);
+  EXPECT_EQ(conflict.order_id, first.order_id);
+
+  auto txn = storage::Txn::begin_read(*env_);
+  EXPECT_EQ(store_.last_order_id(*txn), first.order_id);  // nothing allocated for retries
+  auto entry = store_.idempotency(*txn, "key-1");
+  ASSERT_TRUE(entry.has_value());
+  EXPECT_EQ(entry->order_id, first.order_id);
+  EXPECT_EQ(entry->request_hash, order_request_hash(r));
+}
+
+TEST_F(IntakeStoreTest, StoresTheAcceptedOrderUntilForgotten) {
+  auto r = SampleOrder();
+  auto a = Accept("", r);
+  {
+    auto txn = storage::Txn::begin_read(*env_);
+    auto o = store_.accepted(*txn, a.order_id);
+    ASSERT_TRUE(o.has_value());
+    EXPECT_EQ(o->user_id, 1u);
+    ASSERT_EQ(o->lines.size(), 1u);
+    EXPECT_EQ(o->lines[0].unit_price_cents, 5890);
+    EXPECT_EQ(o->subtotal_cents, 11780);
+    EXPECT_EQ(o->shipping_cents, 1329);
+    EXPECT_EQ(store_.accepted_count(*txn), 1u);
+  }
+  auto txn = storage::Txn::begin_write(*env_);
+  EXPECT_TRUE(store_.forget(*txn, a.order_id));
+  EXPECT_FALSE(store_.accepted(*txn, a.order_id).has_value());
+  EXPECT_FALSE(store_.forget(*txn, a.order_id));
+}
+
+}  // namespace
+}  // namespace ringmart::gateway

@@ -1,0 +1,120 @@
+#include "daemons/gateway/intake_store.hpp"
+
+#include <capnp/message.h>
+
+#include "daemons/gateway/gateway_records.capnp.h"
+#include "storage/capnp_value.hpp"
+
+namespace ringmart::gateway {
+namespace {
+
+using storage::Key;
+using storage::Txn;
+
+constexpr std::uint8_t kOrderIdCounter = 0;
+
+Key order_key(std::uint64_t id) { return Key{}.u64(id); }
+
+std::span<const std::byte> key_bytes(std::string_view key) {
+  return {reinterpret_cast<const std::byte*>(key.data()), key.size()};
+}
+
+}  // namespace
+
+std::expected<IntakeStore, std::error_code> IntakeStore::open(Txn& txn) {
+  IntakeStore s;
+  auto keys = storage::Table::open(txn, "gw_idempotency");
+  if (!keys) return std::unexpected(keys.error());
+  auto orders = storage::Table::open(txn, "gw_orders");
+  if (!orders) return std::unexpected(orders.error());
+  auto meta = storage::Table::open(txn, "gw_meta");
+  if (!meta) return std::unexpected(meta.error());
+  s.keys_ = *keys;
+  s.orders_ = *orders;
+  s.meta_ = *meta;
+  return s;
+}
+
+std::optional<IdempotencyEntry> IntakeStore::idempotency(Txn& txn, std::string_view key) const {
+  if (key.empty()) return std::nullopt;
+  auto stored = storage::get_message(keys_, txn, key_bytes(key));
+  if (!stored) return std::nullopt;
+  auto r = stored->root<records::IdempotencyRecord>();
+  return IdempotencyEntry{r.getOrderId(), r.getRequestHash(), r.getCreatedAtMs()};
+}
+
+std::expected<AcceptOutcome, std::error_code> IntakeStore::accept(
+    Txn& txn, std::string_view key, const OrderRequest& request, std::uint64_t request_hash,
+    const std::vector<std::int64_t>& unit_prices_cents, std::int64_t subtotal_cents,
+    std::int64_t now_ms) const {
+  if (auto known = idempotency(txn, key)) {
+    return AcceptOutcome{known->request_hash == request_hash ? AcceptOutcome::Kind::replayed
+                                                             : AcceptOutcome::Kind::conflict,
+                         known->order_id};
+  }
+  const auto counter_key = Key{}.u8(kOrderIdCounter);
+  const std::uint64_t order_id =
+      meta_.get_pod<std::uint64_t>(txn, counter_key.view()).value_or(0) + 1;
+  if (auto ec = meta_.put_pod(txn, counter_key.view(), order_id)) return std::unexpected(ec);
+
+  capnp::MallocMessageBuilder builder;
+  auto o = builder.initRoot<records::AcceptedOrder>();
+  o.setOrderId(order_id);
+  o.setUserId(request.user_id);
+  auto lines = o.initLines(static_cast<unsigned>(request.items.size()));
+  for (std::size_t i = 0; i < request.items.size(); ++i) {
+    lines[i].setProductId(request.items[i].product_id);
+    lines[i].setQuantity(request.items[i].quantity);
+    lines[i].setUnitPriceCents(i < unit_prices_cents.size() ? unit_prices_cents[i] : 0);
+  }
+  o.setUserCouponId(request.user_coupon_id);
+  o.setPoints(request.points);
+  o.setShippingCents(request.shipping_cents);
+  o.setInstallments(request.installments);
+  o.setSubtotalCents(subtotal_cents);
+  o.setAcceptedAtMs(now_ms);
+  if (auto ec = storage::put_message(orders_, txn, order_key(order_id).view(), builder)) {
+    return std::unexpected(ec);
+  }
+
+  if (!key.empty()) {
+    capnp::MallocMessageBuilder kb;
+    auto k = kb.initRoot<records::IdempotencyRecord>();
+    k.setOrderId(order_id);
+    k.setRequestHash(request_hash);
+    k.setCreatedAtMs(now_ms);
+    if (auto ec = storage::put_message(keys_, txn, key_bytes(key), kb)) return std::unexpected(ec);
+  }
+  return AcceptOutcome{AcceptOutcome::Kind::accepted, order_id};
+}
+
+std::optional<AcceptedOrder> IntakeStore::accepted(Txn& txn, std::uint64_t order_id) const {
+  auto stored = storage::get_message(orders_, txn, order_key(order_id).view());
+  if (!stored) return std::nullopt;
+  auto r = stored->root<records::AcceptedOrder>();
+  AcceptedOrder o;
+  o.order_id = r.getOrderId();
+  o.user_id = r.getUserId();
+  for (auto l : r.getLines()) {
+    o.lines.push_back({l.getProductId(), l.getQuantity(), l.getUnitPriceCents()});
+  }
+  o.user_coupon_id = r.getUserCouponId();
+  o.points = r.getPoints();
+  o.shipping_cents = r.getShippingCents();
+  o.installments = r.getInstallments();
+  o.subtotal_cents = r.getSubtotalCents();
+  o.accepted_at_ms = r.getAcceptedAtMs();
+  return o;
+}
+
+bool IntakeStore::forget(Txn& txn, std::uint64_t order_id) const {
+  return orders_.del(txn, order_key(order_id).view());
+}
+
+std::uint64_t IntakeStore::accepted_count(Txn& txn) const { return orders_.count(txn); }
+
+std::uint64_t IntakeStore::last_order_id(Txn& txn) const {
+  return meta_.get_pod<std::uint64_t>(txn, Key{}.u8(kOrderIdCounter).view()).value_or(0);
+}
+
+}  // namespace ringmart::gateway

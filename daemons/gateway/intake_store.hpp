@@ -1,0 +1,109 @@
+// ringmart::gateway — the gateway's own tables: idempotency keys, the order-id
+// counter and the orders it accepted (POST /v1/orders).
+//
+// Tables in the gateway's LMDB environment (state_dir/gateway, next to the
+// runtime's outbox and inbox marks; integers big-endian):
+//   gw_idempotency  Idempotency-Key bytes -> records::IdempotencyRecord
+//   gw_orders       u64 order id          -> records::AcceptedOrder
+//   gw_meta         u8 0                  -> u64 last order id (ids start at 1)
+//
+// Invariants: an order id is allocated once (the counter only grows, in the
+// same write transaction that stores the accepted order and appends its
+// createOrder to the outbox); an idempotency key maps to exactly one order id
+// forever; an accepted order stays until the order daemon reported it final
+// (from then on the order daemon's query library answers for it).
+//
+// Errors: std::error_code is an LMDB failure (MDB_MAP_FULL, MDB_TXN_FULL),
+// after which the caller aborts the transaction.
+// Thread-safety: holds only table handles; use with one Txn per thread. Write
+// transactions run on the runtime thread only; read transactions may run on
+// any thread.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <optional>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "daemons/gateway/requests.hpp"
+#include "storage/lmdb.hpp"
+
+namespace ringmart::gateway {
+
+/// What an Idempotency-Key refers to.
+struct IdempotencyEntry {
+  std::uint64_t order_id = 0;
+  std::uint64_t request_hash = 0;  ///< order_request_hash() of the first request
+  std::int64_t created_at_ms = 0;  ///< Unix ms
+};
+
+struct AcceptedLine {
+  std::uint64_t product_id = 0;
+  std::int64_t quantity = 0;
+  std::int64_t unit_price_cents = 0;
+};
+
+/// An order as the gateway accepted it (before the order daemon stored it).
+struct AcceptedOrder {
+  std::uint64_t order_id = 0;
+  std::uint64_t user_id = 0;
+  std::vector<AcceptedLine> lines;
+  std::uint64_t user_coupon_id = 0;
+  std::int64_t points = 0;
+  std::int64_t shipping_cents = 0;
+  std::uint32_t installments = 1;
+  std::int64_t subtotal_cents = 0;
+  std::int64_t accepted_at_ms = 0;  ///< Unix ms
+};
+
+/// Result of IntakeStore::accept.
+struct AcceptOutcome {
+  enum class Kind {
+    accepted,  ///< a new order id was allocated and the order stored
+    replayed,  ///< the key was known with the same request: its order id
+    conflict,  ///< the key was known with another request: nothing stored
+  };
+  Kind kind = Kind::accepted;
+  std::uint64_t order_id = 0;
+};
+
+class IntakeStore {
+ public:
+  /// Opens the tables; a write txn creates them. Errors: MDB_NOTFOUND (read
+  /// txn, tables absent), MDB_DBS_FULL. Commit `txn` to keep the handles.
+  static std::expected<IntakeStore, std::error_code> open(storage::Txn& txn);
+  IntakeStore() = default;
+
+  /// The entry of `key`, or nullopt.
+  std::optional<IdempotencyEntry> idempotency(storage::Txn& txn, std::string_view key) const;
+
+  /// Accepts `request` (write txn): when `key` is non-empty and known, answers
+  /// replayed/conflict by comparing `request_hash` and changes nothing;
+  /// otherwise allocates the next order id and stores the accepted order
+  /// (`unit_prices_cents[i]` for `request.items[i]`, `subtotal_cents`) and the
+  /// key. The caller sends createOrder in the same transaction.
+  /// Errors: LMDB codes.
+  std::expected<AcceptOutcome, std::error_code> accept(
+      storage::Txn& txn, std::string_view key, const OrderRequest& request,
+      std::uint64_t request_hash, const std::vector<std::int64_t>& unit_prices_cents,
+      std::int64_t subtotal_cents, std::int64_t now_ms) const;
+
+  /// The accepted order, or nullopt (unknown, or already final and forgotten).
+  std::optional<AcceptedOrder> accepted(storage::Txn& txn, std::uint64_t order_id) const;
+  /// Drops an accepted order once the order daemon reported it final.
+  /// Returns true when a row was deleted.
+  bool forget(storage::Txn& txn, std::uint64_t order_id) const;
+  /// Number of accepted orders not yet final (a gauge for /metrics).
+  std::uint64_t accepted_count(storage::Txn& txn) const;
+  /// The last order id allocated (0 before the first order).
+  std::uint64_t last_order_id(storage::Txn& txn) const;
+
+ private:
+  storage::Table keys_;
+  storage::Table orders_;
+  storage::Table meta_;
+};
+
+}  // namespace ringmart::gateway

@@ -1,0 +1,117 @@
+// ringmart-gateway — the storefront/admin API daemon.
+//
+// main() wires the parts: the runtime (its loop on a dedicated thread), the
+// Gateway, and the two HTTP servers on the io_context that runs on this
+// thread: RUNDIR/api.sock (storefront routes) and RUNDIR/admin.sock (all
+// routes), mode 0660. SIGTERM/SIGINT stop the servers first, then the
+// runtime, in reverse order of start.
+#include <signal.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "daemons/common/runtime.hpp"
+#include "daemons/gateway/gateway.hpp"
+#include "http/server.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace runtime = ringmart::runtime;
+namespace gateway = ringmart::gateway;
+namespace http = ringmart::http;
+
+// After the loop stopped, how long the io thread may take to flush its last
+// answers before it is stopped hard.
+constexpr auto kIoDrain = std::chrono::seconds(3);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto config = runtime::parse_command_line(argc, argv, "gateway");
+  auto created = runtime::Runtime::create(ringmart::msg::DaemonId::GATEWAY, config);
+  if (!created) {
+    std::fprintf(stderr, "ringmart-gateway: %s\n", created.error().c_str());
+    return 1;
+  }
+  runtime::Runtime& rt = **created;
+  auto log = rt.log();
+
+  auto intake = gateway::Gateway::open_tables(rt);
+  if (!intake) {
+    log->error("cannot open the gateway tables: {}", intake.error().message());
+    return 1;
+  }
+
+  asio::io_context io(1);
+  gateway::Gateway gw(io, rt, *intake, gateway::GatewayOptions::from(config));
+  gw.attach();
+
+  http::Server api(io, {.socket_path = config.runtime_dir + "/api.sock", .socket_mode = 0660});
+  http::Server admin(io, {.socket_path = config.runtime_dir + "/admin.sock", .socket_mode = 0660});
+  gw.add_storefront_routes(api);
+  gw.add_storefront_routes(admin);
+  gw.add_admin_routes(admin);
+  gw.set_servers(&api, &admin);
+  try {
+    api.start();
+    admin.start();
+  } catch (const std::exception& e) {
+    log->error("cannot listen on {}/{{api,admin}}.sock: {}", config.runtime_dir, e.what());
+    return 1;
+  }
+
+  ::signal(SIGPIPE, SIG_IGN);
+  asio::signal_set signals(io, SIGTERM, SIGINT);
+  bool stopping = false;
+  auto stop_all = [&] {
+    if (stopping) return;
+    stopping = true;
+    gw.shutdown();
+    admin.stop();
+    api.stop();
+    signals.cancel();
+    rt.stop();
+  };
+  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    log->info("signal {}: stopping", signo);
+    stop_all();
+  });
+
+  int exit_code = 0;
+  std::mutex io_mu;
+  std::condition_variable io_cv;
+  bool io_done = false;
+  std::thread loop([&] {
+    const int rc = rt.run();
+    asio::post(io, [&, rc] {
+      if (rc != 0 && !stopping) {
+        log->error("message loop failed ({}): stopping", rc);
+        exit_code = rc;
+      }
+      stop_all();
+    });
+    std::unique_lock lock(io_mu);
+    if (!io_cv.wait_for(lock, kIoDrain, [&] { return io_done; })) io.stop();
+  });
+
+  log->info("listening on {}/api.sock and {}/admin.sock", config.runtime_dir, config.runtime_dir);
+  io.run();
+  {
+    std::lock_guard lock(io_mu);
+    io_done = true;
+  }
+  io_cv.notify_all();
+  rt.stop();
+  loop.join();
+  gw.shutdown();  // drop any responder left, before the servers and the io_context go
+  return exit_code;
+}

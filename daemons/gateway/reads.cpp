@@ -1,0 +1,415 @@
+#include "daemons/gateway/reads.hpp"
+
+#include <lmdb.h>
+
+#include <cerrno>
+#include <utility>
+
+#include "daemons/common/runtime.hpp"
+
+// Each domain's query library is linked when its CMake target exists
+// (CMakeLists.txt defines RINGMART_GW_HAVE_<DOMAIN>); without it the routes
+// over that domain answer 503.
+#if RINGMART_GW_HAVE_USER
+#include "daemons/user/user_store.hpp"
+#endif
+#if RINGMART_GW_HAVE_PRODUCT
+#include "daemons/product/product_store.hpp"
+#endif
+#if RINGMART_GW_HAVE_COUPON
+#include "daemons/coupon/coupon_store.hpp"
+#endif
+#if RINGMART_GW_HAVE_ORDER
+#include "daemons/order/order_store.hpp"
+#endif
+#if RINGMART_GW_HAVE_PAYMENT
+#include "daemons/payment/payment_store.hpp"
+#endif
+#if RINGMART_GW_HAVE_RANKING
+#include "daemons/ranking/ranking_store.hpp"
+#endif
+#if RINGMART_GW_HAVE_SAGA
+#include "daemons/supervisor/saga_store.hpp"
+#endif
+
+namespace ringmart::gateway {
+namespace {
+
+using nlohmann::json;
+
+ApiError unavailable(const std::string& domain, const std::string& why) {
+  return ApiError{503, "UNAVAILABLE", domain + " data is not available: " + why};
+}
+
+[[maybe_unused]] ApiError not_built(const std::string& domain) {
+  return unavailable(domain, "its query library is not built into this gateway");
+}
+
+[[maybe_unused]] ApiError read_failed(const std::string& domain, std::error_code ec) {
+  return ApiError{500, "INTERNAL", "reading " + domain + " data failed: " + ec.message()};
+}
+
+[[maybe_unused]] ApiError not_found(const char* code, const std::string& what, std::uint64_t id) {
+  return ApiError{404, code, what + " " + std::to_string(id) + " not found"};
+}
+
+// A query library opened on first use and kept (an LMDB environment must not
+// be opened twice by one process); a failed open is retried on the next use.
+template <class Queries>
+class Lazy {
+ public:
+  Lazy(std::string domain, std::string path, std::size_t map_size_bytes)
+      : domain_(std::move(domain)), path_(std::move(path)), map_size_bytes_(map_size_bytes) {}
+
+  std::expected<const Queries*, ApiError> get() {
+    if (!queries_) {
+      auto q = Queries::open(path_, map_size_bytes_);
+      if (!q) {
+        // Env::open reports errno values in the LMDB category: compare values.
+        absent_ = q.error().value() == ENOENT || q.error().value() == MDB_NOTFOUND;
+        return std::unexpected(unavailable(
+            domain_, absent_ ? std::string("the ") + domain_ + " daemon has not created it yet"
+                             : q.error().message()));
+      }
+      queries_.emplace(std::move(*q));
+    }
+    return &*queries_;
+  }
+  const std::string& domain() const { return domain_; }
+  /// The last open failed because the environment or its tables do not exist
+  /// yet (the daemon never ran), as opposed to an unreadable one.
+  bool absent() const { return absent_; }
+
+ private:
+  std::string domain_;
+  std::string path_;
+  std::size_t map_size_bytes_;
+  std::optional<Queries> queries_;
+  bool absent_ = false;
+};
+
+#if RINGMART_GW_HAVE_ORDER
+json order_view_json(const order::Order& o) {
+  json items = json::array();
+  for (const auto& l : o.lines) {
+    items.push_back({{"product_id", l.product_id},
+                     {"quantity", l.quantity},
+                     {"unit_price", l.unit_price_cents}});
+  }
+  json j = {{"order_id", o.order_id}, {"status", order::order_status_name(o.status)}};
+  if (o.status == order::OrderStatus::failed) {
+    j["failure_reason"] = order::failure_reason_name(o.failure_reason);
+  }
+  j["user_id"] = o.user_id;
+  j["subtotal"] = o.subtotal_cents;
+  j["shipping"] = o.shipping_cents;
+  j["discount"] = o.discount_cents;
+  j["points_used"] = o.points_used;
+  j["paid"] = o.status == order::OrderStatus::completed ? o.paid_cents : 0;
+  j["items"] = std::move(items);
+  return j;
+}
+#endif
+
+}  // namespace
+
+struct DomainReads::Impl {
+  explicit Impl(const runtime::Config& c)
+#define RINGMART_GW_LAZY(name) name(#name, c.env_path(#name), c.map_size_bytes)
+      : dummy(0)
+#if RINGMART_GW_HAVE_USER
+        ,
+        RINGMART_GW_LAZY(user)
+#endif
+#if RINGMART_GW_HAVE_PRODUCT
+        ,
+        RINGMART_GW_LAZY(product)
+#endif
+#if RINGMART_GW_HAVE_COUPON
+        ,
+        RINGMART_GW_LAZY(coupon)
+#endif
+#if RINGMART_GW_HAVE_ORDER
+        ,
+        RINGMART_GW_LAZY(order)
+#endif
+#if RINGMART_GW_HAVE_PAYMENT
+        ,
+        RINGMART_GW_LAZY(payment)
+#endif
+#if RINGMART_GW_HAVE_RANKING
+        ,
+        RINGMART_GW_LAZY(ranking)
+#endif
+#if RINGMART_GW_HAVE_SAGA
+        ,
+        RINGMART_GW_LAZY(supervisor)
+#endif
+#undef RINGMART_GW_LAZY
+  {
+  }
+
+  int dummy;
+#if RINGMART_GW_HAVE_USER
+  Lazy<user::UserQueries> user;
+#endif
+#if RINGMART_GW_HAVE_PRODUCT
+  Lazy<product::ProductQueries> product;
+#endif
+#if RINGMART_GW_HAVE_COUPON
+  Lazy<coupon::CouponQueries> coupon;
+#endif
+#if RINGMART_GW_HAVE_ORDER
+  Lazy<order::OrderQueries> order;
+#endif
+#if RINGMART_GW_HAVE_PAYMENT
+  Lazy<payment::PaymentQueries> payment;
+#endif
+#if RINGMART_GW_HAVE_RANKING
+  Lazy<ranking::RankingQueries> ranking;
+#endif
+#if RINGMART_GW_HAVE_SAGA
+  Lazy<supervisor::SagaQueries> supervisor;
+#endif
+};
+
+DomainReads::DomainReads(const runtime::Config& config) : impl_(std::make_unique<Impl>(config)) {}
+DomainReads::~DomainReads() = default;
+
+// ---------------------------------------------------------------- validation
+
+std::expected<bool, ApiError> DomainReads::user_exists(std::uint64_t user_id) {
+#if RINGMART_GW_HAVE_USER
+  auto q = impl_->user.get();
+  if (!q) return std::unexpected(q.error());
+  auto r = (*q)->exists(user_id);
+  if (!r) return std::unexpected(read_failed("user", r.error()));
+  return *r;
+#else
+  return std::unexpected(not_built("user"));
+#endif
+}
+
+std::expected<std::vector<std::optional<std::int64_t>>, ApiError> DomainReads::unit_prices(
+    const std::vector<std::uint64_t>& product_ids) {
+#if RINGMART_GW_HAVE_PRODUCT
+  auto q = impl_->product.get();
+  if (!q) return std::unexpected(q.error());
+  auto r = (*q)->unit_prices_cents(product_ids);
+  if (!r) return std::unexpected(read_failed("product", r.error()));
+  return std::move(*r);
+#else
+  return std::unexpected(not_built("product"));
+#endif
+}
+
+std::expected<std::optional<UserCouponRef>, ApiError> DomainReads::user_coupon(
+    std::uint64_t user_coupon_id) {
+#if RINGMART_GW_HAVE_COUPON
+  auto q = impl_->coupon.get();
+  if (!q) return std::unexpected(q.error());
+  auto r = (*q)->user_coupon(user_coupon_id);
+  if (!r) return std::unexpected(read_failed("coupon", r.error()));
+  if (!*r) return std::optional<UserCouponRef>{};
+  return std::optional<UserCouponRef>(
+      UserCouponRef{(*r)->user_id, (*r)->status == coupon::UserCouponStatus::issued});
+#else
+  return std::unexpected(not_built("coupon"));
+#endif
+}
+
+std::expected<std::optional<OrderSnapshot>, ApiError> DomainReads::order(std::uint64_t order_id) {
+#if RINGMART_GW_HAVE_ORDER
+  auto q = impl_->order.get();
+  if (!q) return std::unexpected(q.error());
+  auto r = (*q)->order(order_id);
+  if (!r) return std::unexpected(read_failed("order", r.error()));
+  if (!*r) return std::optional<OrderSnapshot>{};
+  return std::optional<OrderSnapshot>(
+      OrderSnapshot{order_view_json(**r), (*r)->status != order::OrderStatus::pending});
+#else
+  return std::unexpected(not_built("order"));
+#endif
+}
+
+// ---------------------------------------------------------------- GET views
+
+std::expected<json, ApiError> DomainReads::user_json(std::uint64_t user_id) {
+#if RINGMART_GW_HAVE_USER
+  auto q = impl_->user.get();
+  if (!q) return std::unexpected(q.error());
+  auto r = (*q)->find(user_id);
+  if (!r) return std::unexpected(read_failed("user", r.error()));
+  if (!*r) return std::unexpected(not_found("USER_NOT_FOUND", "user", user_id));
+  const auto& u = **r;
+  return json{{"id", u.id}, {"name", u.name}, {"email", u.email}, {"points", u.points}};
+#else
+  return std::unexpected(not_built("user"));
+#endif
+}
+
+std::expected<json, ApiError> DomainReads::points_json(std::uint64_t user_id) {
+#if RINGMART_GW_HAVE_USER
+  auto q = impl_->user.get();
+  if (!q) return std::unexpected(q.error());
+  auto r = (*q)->points(user_id);
+  if (!r) return std::unexpected(read_failed("user", r.error()));
+  if (!*r) return std::unexpected(not_found("USER_NOT_FOUND", "user", user_id));
+  json history = json::array();
+  for (const auto& e : (*r)->history) {
+    history.push_back(
+        {{"delta", e.delta}, {"reason", user::reason_name(e.reason)}, {"order_id", e.order_id}});
+  }
+  return json{{"balance", (*r)->balance}, {"history", std::move(history)}};
+#else
+  return std::unexpected(not_built("user"));
+#endif
+}
+
+std::expected<json, ApiError> DomainReads::user_coupons_json(std::uint64_t user_id) {
+#if RINGMART_GW_HAVE_COUPON
+  auto exists = user_exists(user_id);
+  if (!exists) return std::unexpected(exists.error());
+  if (!*exists) return std::unexpected(not_found("USER_NOT_FOUND", "user", user_id));
+  auto q = impl_->coupon.get();
+  json out = json::array();
+  if (!q) {
+    // The coupon daemon never ran: nobody has a coupon yet.
+    if (impl_->coupon.absent()) return out;
+    return std::unexpected(q.error());
+  }
+  auto r = (*q)->user_coupons(user_id);
+  if (!r) return std::unexpected(read_failed("coupon", r.error()));
+  for (const auto& c : *r) {
+    out.push_back({{"user_coupon_id", c.user_coupon_id},
+                   {"coupon_id", c.coupon_id},
+                   {"name", c.name},
+                   {"status", coupon::user_coupon_status_name(c.status)}});
+  }
+  return out;
+#else
+  return std::unexpected(not_built("coupon"));
+#endif
+}
+
+std::expected<json, ApiError> DomainReads::product_json(std::uint64_t product_id) {
+#if RINGMART_GW_HAVE_PRODUCT
+  auto q = impl_->product.get();
+  if (!q) return std::unexpected(q.error());
+  auto r = (*q)->find(product_id);
+  if (!r) return std::unexpected(read_failed("product", r.error()));
+  if (!*r) return std::unexpected(not_found("PRODUCT_NOT_FOUND", "product", product_id));
+  const auto& p = **r;
+  return json{{"id", p.id},
+              {"name", p.name},
+              {"category", p.category},
+              {"price", p.price_cents},
+              {"stock", p.stock}};
+#else
+  return std::unexpected(not_built("product"));
+#endif
+}
+
+std::expected<json, ApiError> DomainReads::products_json(const std::string& category,
+                                                         std::uint64_t cursor, std::size_t limit) {
+#if RINGMART_GW_HAVE_PRODUCT
+  auto q = impl_->product.get();
+  if (!q) return std::unexpected(q.error());
+  auto r = (*q)->list(category, cursor, limit);
+  if (!r) return std::unexpected(read_failed("product", r.error()));
+  json items = json::array();
+  for (const auto& p : r->items) {
+    items.push_back({{"id", p.id},
+                     {"name", p.name},
+                     {"category", p.category},
+                     {"price", p.price_cents},
+                     {"stock", p.stock}});
+  }
+  json next = r->next_cursor ? json(*r->next_cursor) : json(nullptr);
+  return json{{"items", std::move(items)}, {"next_cursor", std::move(next)}};
+#else
+  return std::unexpected(not_built("product"));
+#endif
+}
+
+std::expected<json, ApiError> DomainReads::coupon_json(std::uint64_t coupon_id) {
+#if RINGMART_GW_HAVE_COUPON
+  auto q = impl_->coupon.get();
+  if (!q) return std::unexpected(q.error());
+  auto r = (*q)->coupon(coupon_id);
+  if (!r) return std::unexpected(read_failed("coupon", r.error()));
+  if (!*r) return std::unexpected(not_found("COUPON_NOT_FOUND", "coupon", coupon_id));
+  const auto& c = **r;
+  return json{{"id", c.id},
+              {"name", c.name},
+              {"discount_type", coupon::discount_type_name(c.discount_type)},
+              {"discount_value", c.discount_value},
+              {"total_quantity", c.total_quantity},
+              {"issued", c.issued},
+              {"min_order", c.min_order_cents},
+              {"expires_at", c.expires_at_s}};
+#else
+  return std::unexpected(not_built("coupon"));
+#endif
+}
+
+std::expected<json, ApiError> DomainReads::saga_json(std::uint64_t order_id) {
+#if RINGMART_GW_HAVE_SAGA
+  auto q = impl_->supervisor.get();
+  if (!q) return std::unexpected(q.error());
+  auto v = (*q)->get(order_id);
+  if (!v)
+    return std::unexpected(
+        ApiError{404, "SAGA_NOT_FOUND", "no saga for order " + std::to_string(order_id)});
+  json history = json::array();
+  for (const auto& e : v->history) {
+    history.push_back({{"step", e.step}, {"event", e.event}, {"at_ms", e.at_ms}});
+  }
+  return json{{"saga_id", v->saga_id},
+              {"order_id", v->order_id},
+              {"state", v->state},
+              {"step", v->step},
+              {"failure_reason", v->failure_reason},
+              {"history", std::move(history)}};
+#else
+  return std::unexpected(not_built("saga"));
+#endif
+}
+
+std::expected<json, ApiError> DomainReads::payment_json(std::uint64_t order_id) {
+#if RINGMART_GW_HAVE_PAYMENT
+  auto q = impl_->payment.get();
+  if (!q) return std::unexpected(q.error());
+  auto r = (*q)->payment(order_id);
+  if (!r) return std::unexpected(read_failed("payment", r.error()));
+  if (!*r) return std::unexpected(not_found("PAYMENT_NOT_FOUND", "payment of order", order_id));
+  const auto& p = **r;
+  return json{{"order_id", p.order_id},
+              {"status", payment::payment_status_name(p.status)},
+              {"amount", p.amount_cents},
+              {"installments", p.installments}};
+#else
+  return std::unexpected(not_built("payment"));
+#endif
+}
+
+std::expected<json, ApiError> DomainReads::bestsellers_json(std::int64_t now_ms, int days,
+                                                            std::size_t limit) {
+#if RINGMART_GW_HAVE_RANKING
+  json out = json::array();
+  auto q = impl_->ranking.get();
+  if (!q) {
+    // The ranking daemon never ran: nothing was sold yet.
+    if (impl_->ranking.absent()) return out;
+    return std::unexpected(q.error());
+  }
+  auto r = (*q)->bestsellers(now_ms, days, limit);
+  if (!r) return std::unexpected(read_failed("ranking", r.error()));
+  for (const auto& b : *r) out.push_back({{"product_id", b.product_id}, {"units", b.units}});
+  return out;
+#else
+  return std::unexpected(not_built("ranking"));
+#endif
+}
+
+}  // namespace ringmart::gateway

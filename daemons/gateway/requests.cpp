@@ -1,0 +1,426 @@
+#include "daemons/gateway/requests.hpp"
+
+#include <charconv>
+#include <initializer_list>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "daemons/common/runtime.hpp"
+
+namespace ringmart::gateway {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::int64_t kInt64Max = std::numeric_limits<std::int64_t>::max();
+
+// Parses a JSON object body. Errors: 400 for unparsable JSON or a non-object.
+std::expected<json, ApiError> parse_object(std::string_view body) {
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return std::unexpected(invalid_argument("body is not valid JSON"));
+  if (!j.is_object()) return std::unexpected(invalid_argument("body must be a JSON object"));
+  return j;
+}
+
+// Rejects members not in `allowed` (catches typos such as "point" for "points").
+std::expected<void, ApiError> only_members(const json& object, std::string_view where,
+                                           std::initializer_list<std::string_view> allowed) {
+  for (const auto& [key, value] : object.items()) {
+    bool known = false;
+    for (auto a : allowed) known |= key == a;
+    if (!known) {
+      return std::unexpected(
+          invalid_argument("unknown member \"" + key + "\" in " + std::string(where)));
+    }
+  }
+  return {};
+}
+
+// Present and not null.
+const json* member(const json& object, const char* name) {
+  auto it = object.find(name);
+  if (it == object.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+// A JSON integer (not a float, not a bool) that fits int64.
+std::optional<std::int64_t> as_int64(const json& v) {
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<std::uint64_t>();
+    if (u > static_cast<std::uint64_t>(kInt64Max)) return std::nullopt;
+    return static_cast<std::int64_t>(u);
+  }
+  if (v.is_number_integer()) return v.get<std::int64_t>();
+  return std::nullopt;
+}
+
+std::expected<std::int64_t, ApiError> int_member(const json& object, const char* name,
+                                                 std::optional<std::int64_t> fallback,
+                                                 std::int64_t min, std::int64_t max,
+                                                 std::string_view where = {}) {
+  const std::string label = where.empty() ? std::string(name) : std::string(where) + "." + name;
+  const json* v = member(object, name);
+  if (!v) {
+    if (fallback) return *fallback;
+    return std::unexpected(invalid_argument(label + " is required"));
+  }
+  auto i = as_int64(*v);
+  if (!i) return std::unexpected(invalid_argument(label + " must be an integer"));
+  if (*i < min || *i > max) {
+    std::string range = max == kInt64Max ? ">= " + std::to_string(min)
+                                         : std::to_string(min) + ".." + std::to_string(max);
+    return std::unexpected(invalid_argument(label + " must be " + range));
+  }
+  return *i;
+}
+
+std::expected<std::uint64_t, ApiError> id_member(const json& object, const char* name,
+                                                 bool optional, std::string_view where = {}) {
+  const std::string label = where.empty() ? std::string(name) : std::string(where) + "." + name;
+  const json* v = member(object, name);
+  if (!v) {
+    if (optional) return 0;
+    return std::unexpected(invalid_argument(label + " is required"));
+  }
+  std::uint64_t id = 0;
+  if (v->is_number_unsigned()) {
+    id = v->get<std::uint64_t>();
+  } else if (v->is_number_integer() && v->get<std::int64_t>() > 0) {
+    id = static_cast<std::uint64_t>(v->get<std::int64_t>());
+  }
+  if (id == 0) return std::unexpected(invalid_argument(label + " must be a positive integer id"));
+  return id;
+}
+
+std::expected<std::string, ApiError> string_member(const json& object, const char* name) {
+  const json* v = member(object, name);
+  if (!v) return std::unexpected(invalid_argument(std::string(name) + " is required"));
+  if (!v->is_string())
+    return std::unexpected(invalid_argument(std::string(name) + " must be a string"));
+  return v->get<std::string>();
+}
+
+// FNV-1a 64 (http://www.isthe.com/chongo/tech/comp/fnv/).
+struct Fnv1a64 {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  void bytes(const void* data, std::size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (std::size_t i = 0; i < n; ++i) {
+      h ^= p[i];
+      h *= 0x100000001b3ull;
+    }
+  }
+  void u64(std::uint64_t v) {
+    unsigned char b[8];
+    for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(v >> (8 * i));
+    bytes(b, 8);
+  }
+};
+
+}  // namespace
+
+http::Response ApiError::response() const { return http::error_response(status, code, message); }
+
+ApiError invalid_argument(std::string message) {
+  return ApiError{400, "INVALID_ARGUMENT", std::move(message)};
+}
+
+// ---------------------------------------------------------------- orders
+
+std::expected<OrderRequest, ApiError> parse_order_request(std::string_view body) {
+  auto j = parse_object(body);
+  if (!j) return std::unexpected(j.error());
+  if (auto ok = only_members(
+          *j, "order", {"user_id", "items", "user_coupon_id", "points", "shipping", "payment"});
+      !ok) {
+    return std::unexpected(ok.error());
+  }
+  OrderRequest r;
+  auto user = id_member(*j, "user_id", false);
+  if (!user) return std::unexpected(user.error());
+  r.user_id = *user;
+
+  const json* items = member(*j, "items");
+  if (!items) return std::unexpected(invalid_argument("items is required"));
+  if (!items->is_array()) return std::unexpected(invalid_argument("items must be an array"));
+  if (items->empty()) return std::unexpected(invalid_argument("items must not be empty"));
+  if (items->size() > kMaxOrderLines) {
+    return std::unexpected(
+        invalid_argument("at most " + std::to_string(kMaxOrderLines) + " items per order"));
+  }
+  std::set<std::uint64_t> seen;
+  for (std::size_t i = 0; i < items->size(); ++i) {
+    const auto& line = (*items)[i];
+    const std::string where = "items[" + std::to_string(i) + "]";
+    if (!line.is_object()) return std::unexpected(invalid_argument(where + " must be an object"));
+    if (auto ok = only_members(line, where, {"product_id", "quantity"}); !ok) {
+      return std::unexpected(ok.error());
+    }
+    auto product = id_member(line, "product_id", false, where);
+    if (!product) return std::unexpected(product.error());
+    auto quantity = int_member(line, "quantity", std::nullopt, 1, kMaxLineQuantity, where);
+    if (!quantity) return std::unexpected(quantity.error());
+    if (!seen.insert(*product).second) {
+      return std::unexpected(invalid_argument("product " + std::to_string(*product) +
+                                              " appears more than once in items"));
+    }
+    r.items.push_back({*product, *quantity});
+  }
+
+  auto coupon = id_member(*j, "user_coupon_id", true);
+  if (!coupon) return std::unexpected(coupon.error());
+  r.user_coupon_id = *coupon;
+  auto points = int_member(*j, "points", 0, 0, kInt64Max);
+  if (!points) return std::unexpected(points.error());
+  r.points = *points;
+  auto shipping = int_member(*j, "shipping", 0, 0, kInt64Max);
+  if (!shipping) return std::unexpected(shipping.error());
+  r.shipping_cents = *shipping;
+
+  const json* payment = member(*j, "payment");
+  if (!payment) return std::unexpected(invalid_argument("payment is required"));
+  if (!payment->is_object()) return std::unexpected(invalid_argument("payment must be an object"));
+  if (auto ok = only_members(*payment, "payment", {"token", "installments"}); !ok) {
+    return std::unexpected(ok.error());
+  }
+  const json* token = member(*payment, "token");
+  if (!token || !token->is_string() || token->get_ref<const std::string&>().empty()) {
+    return std::unexpected(invalid_argument("payment.token must be a non-empty string"));
+  }
+  if (token->get_ref<const std::string&>().size() > kMaxPaymentTokenBytes) {
+    return std::unexpected(invalid_argument("payment.token is longer than " +
+                                            std::to_string(kMaxPaymentTokenBytes) + " bytes"));
+  }
+  r.payment_token = token->get<std::string>();
+  auto installments = int_member(*payment, "installments", 1, 1, kMaxInstallments, "payment");
+  if (!installments) return std::unexpected(installments.error());
+  r.installments = static_cast<std::uint32_t>(*installments);
+  return r;
+}
+
+std::uint64_t order_request_hash(const OrderRequest& r) {
+  Fnv1a64 f;
+  f.u64(r.user_id);
+  f.u64(r.items.size());
+  for (const auto& line : r.items) {
+    f.u64(line.product_id);
+    f.u64(static_cast<std::uint64_t>(line.quantity));
+  }
+  f.u64(r.user_coupon_id);
+  f.u64(static_cast<std::uint64_t>(r.points));
+  f.u64(static_cast<std::uint64_t>(r.shipping_cents));
+  f.u64(r.payment_token.size());
+  f.bytes(r.payment_token.data(), r.payment_token.size());
+  f.u64(r.installments);
+  return f.h;
+}
+
+std::expected<void, ApiError> check_idempotency_key(std::string_view key) {
+  if (key.empty() || key.size() > kMaxIdempotencyKeyBytes) {
+    return std::unexpected(invalid_argument("Idempotency-Key must be 1.." +
+                                            std::to_string(kMaxIdempotencyKeyBytes) + " bytes"));
+  }
+  for (unsigned char c : key) {
+    if (c < 0x21 || c > 0x7e) {
+      return std::unexpected(
+          invalid_argument("Idempotency-Key must be visible ASCII characters without spaces"));
+    }
+  }
+  return {};
+}
+
+std::expected<std::int64_t, ApiError> order_subtotal(
+    const OrderRequest& request, const std::vector<std::int64_t>& unit_prices_cents) {
+  std::int64_t subtotal = 0;
+  for (std::size_t i = 0; i < request.items.size() && i < unit_prices_cents.size(); ++i) {
+    std::int64_t line = 0;
+    if (__builtin_mul_overflow(request.items[i].quantity, unit_prices_cents[i], &line) ||
+        __builtin_add_overflow(subtotal, line, &subtotal)) {
+      return std::unexpected(invalid_argument("order total is too large"));
+    }
+  }
+  std::int64_t total = 0;
+  if (__builtin_add_overflow(subtotal, request.shipping_cents, &total)) {
+    return std::unexpected(invalid_argument("order total is too large"));
+  }
+  return subtotal;
+}
+
+// ---------------------------------------------------------------- other bodies
+
+std::expected<RegisterUserRequest, ApiError> parse_register_user(std::string_view body) {
+  auto j = parse_object(body);
+  if (!j) return std::unexpected(j.error());
+  if (auto ok = only_members(*j, "user", {"name", "email"}); !ok)
+    return std::unexpected(ok.error());
+  auto name = string_member(*j, "name");
+  if (!name) return std::unexpected(name.error());
+  auto email = string_member(*j, "email");
+  if (!email) return std::unexpected(email.error());
+  return RegisterUserRequest{std::move(*name), std::move(*email)};
+}
+
+std::expected<std::int64_t, ApiError> parse_charge_points(std::string_view body) {
+  auto j = parse_object(body);
+  if (!j) return std::unexpected(j.error());
+  if (auto ok = only_members(*j, "charge", {"amount"}); !ok) return std::unexpected(ok.error());
+  return int_member(*j, "amount", std::nullopt, 1, kInt64Max);
+}
+
+std::expected<std::uint64_t, ApiError> parse_issue_coupon(std::string_view body) {
+  auto j = parse_object(body);
+  if (!j) return std::unexpected(j.error());
+  if (auto ok = only_members(*j, "issue", {"user_id"}); !ok) return std::unexpected(ok.error());
+  return id_member(*j, "user_id", false);
+}
+
+std::expected<CreateProductRequest, ApiError> parse_create_product(std::string_view body) {
+  auto j = parse_object(body);
+  if (!j) return std::unexpected(j.error());
+  if (auto ok = only_members(*j, "product", {"name", "category", "price", "stock"}); !ok) {
+    return std::unexpected(ok.error());
+  }
+  CreateProductRequest r;
+  auto name = string_member(*j, "name");
+  if (!name) return std::unexpected(name.error());
+  auto category = string_member(*j, "category");
+  if (!category) return std::unexpected(category.error());
+  auto price = int_member(*j, "price", std::nullopt, 0, kInt64Max);
+  if (!price) return std::unexpected(price.error());
+  auto stock = int_member(*j, "stock", std::nullopt, 0, kInt64Max);
+  if (!stock) return std::unexpected(stock.error());
+  r.name = std::move(*name);
+  r.category = std::move(*category);
+  r.price_cents = *price;
+  r.stock = *stock;
+  return r;
+}
+
+std::expected<std::int64_t, ApiError> parse_adjust_stock(std::string_view body) {
+  auto j = parse_object(body);
+  if (!j) return std::unexpected(j.error());
+  if (auto ok = only_members(*j, "stock adjustment", {"delta"}); !ok) {
+    return std::unexpected(ok.error());
+  }
+  return int_member(*j, "delta", std::nullopt, std::numeric_limits<std::int64_t>::min(), kInt64Max);
+}
+
+std::expected<CreateCouponRequest, ApiError> parse_create_coupon(std::string_view body) {
+  auto j = parse_object(body);
+  if (!j) return std::unexpected(j.error());
+  if (auto ok = only_members(
+          *j, "coupon",
+          {"name", "discount_type", "discount_value", "total_quantity", "min_order", "expires_at"});
+      !ok) {
+    return std::unexpected(ok.error());
+  }
+  CreateCouponRequest r;
+  auto name = string_member(*j, "name");
+  if (!name) return std::unexpected(name.error());
+  r.name = std::move(*name);
+  auto type = string_member(*j, "discount_type");
+  if (!type) return std::unexpected(type.error());
+  if (*type == "fixed") {
+    r.discount_type = msg::DiscountType::FIXED;
+  } else if (*type == "percent") {
+    r.discount_type = msg::DiscountType::PERCENT;
+  } else {
+    return std::unexpected(invalid_argument("discount_type must be \"fixed\" or \"percent\""));
+  }
+  const bool percent = r.discount_type == msg::DiscountType::PERCENT;
+  auto value = int_member(*j, "discount_value", std::nullopt, 1, percent ? 100 : kInt64Max);
+  if (!value) return std::unexpected(value.error());
+  r.discount_value = *value;
+  auto total = int_member(*j, "total_quantity", std::nullopt, 1, kInt64Max);
+  if (!total) return std::unexpected(total.error());
+  r.total_quantity = *total;
+  auto min_order = int_member(*j, "min_order", 0, 0, kInt64Max);
+  if (!min_order) return std::unexpected(min_order.error());
+  r.min_order_cents = *min_order;
+  auto expires = int_member(*j, "expires_at", 0, 0, kInt64Max);
+  if (!expires) return std::unexpected(expires.error());
+  r.expires_at_s = *expires;
+  return r;
+}
+
+// ---------------------------------------------------------------- paths, queries
+
+std::expected<std::uint64_t, ApiError> parse_id(std::string_view text, std::string_view what) {
+  std::uint64_t id = 0;
+  const auto* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, id);
+  if (text.empty() || text.front() < '0' || text.front() > '9' || ec != std::errc{} || ptr != end ||
+      id == 0) {
+    return std::unexpected(invalid_argument(std::string(what) + " must be a positive integer"));
+  }
+  return id;
+}
+
+std::expected<std::int64_t, ApiError> query_int(const std::map<std::string, std::string>& query,
+                                                const std::string& name, std::int64_t fallback,
+                                                std::int64_t min, std::int64_t max) {
+  auto it = query.find(name);
+  if (it == query.end() || it->second.empty()) return fallback;
+  const auto& s = it->second;
+  std::int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || ptr != s.data() + s.size()) {
+    return std::unexpected(invalid_argument(name + " must be an integer"));
+  }
+  if (v < min || v > max) {
+    return std::unexpected(
+        invalid_argument(name + " must be " + std::to_string(min) + ".." + std::to_string(max)));
+  }
+  return v;
+}
+
+std::expected<std::int64_t, ApiError> parse_wait_ms(
+    const std::map<std::string, std::string>& query) {
+  auto v = query_int(query, "wait_ms", 0, 0, kInt64Max);
+  if (!v) {
+    return std::unexpected(invalid_argument("wait_ms must be an integer >= 0 (at most " +
+                                            std::to_string(kMaxWaitMs) + " is used)"));
+  }
+  return std::min(*v, kMaxWaitMs);
+}
+
+// ---------------------------------------------------------------- codes
+
+int http_status(msg::Code code) {
+  switch (code) {
+    case msg::Code::OK:
+      return 200;
+    case msg::Code::USER_NOT_FOUND:
+    case msg::Code::PRODUCT_NOT_FOUND:
+    case msg::Code::COUPON_NOT_FOUND:
+    case msg::Code::ORDER_NOT_FOUND:
+      return 404;
+    case msg::Code::COUPON_SOLD_OUT:
+    case msg::Code::COUPON_EXPIRED:
+    case msg::Code::STOCK_NEGATIVE:
+    case msg::Code::COUPON_INVALID:
+    case msg::Code::OUT_OF_STOCK:
+    case msg::Code::PAYMENT_DECLINED:
+    case msg::Code::INSUFFICIENT_POINTS:
+    case msg::Code::PAYMENT_CAPTURE_FAILED:
+      return 409;
+    case msg::Code::INVALID_ARGUMENT:
+      return 400;
+    case msg::Code::PAYMENT_TIMEOUT:
+    case msg::Code::STEP_TIMEOUT:
+      return 504;
+    case msg::Code::INTERNAL:
+      return 500;
+  }
+  return 500;
+}
+
+ApiError command_error(msg::Code code, std::string_view message) {
+  const char* name = runtime::code_name(code);
+  std::string text(message);
+  if (text.empty()) text = std::string("the command failed: ") + name;
+  return ApiError{http_status(code), name, std::move(text)};
+}
+
+}  // namespace ringmart::gateway

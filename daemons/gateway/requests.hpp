@@ -1,0 +1,167 @@
+// ringmart::gateway — request validation and error mapping (pure functions).
+//
+// Everything here is a function of its arguments: no I/O, no LMDB, no clock,
+// so the storefront's input rules (docs/api.md) are unit-tested alone
+// (gateway_test.cpp). Bodies are validated strictly: wrong JSON types,
+// out-of-range numbers and unknown members are 400 INVALID_ARGUMENT; optional
+// members may be absent or null.
+//
+// Thread-safety: pure functions, safe from any thread.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/server.hpp"
+#include "schemas/envelope.capnp.h"
+
+namespace ringmart::gateway {
+
+/// Limits of an order request (docs/api.md, "Order request").
+inline constexpr std::size_t kMaxOrderLines = 100;
+inline constexpr std::int64_t kMaxLineQuantity = 10'000;
+inline constexpr std::uint32_t kMaxInstallments = 24;
+/// Longest payment token accepted, in bytes.
+inline constexpr std::size_t kMaxPaymentTokenBytes = 256;
+/// Longest Idempotency-Key accepted, in bytes (an LMDB key is at most 511).
+inline constexpr std::size_t kMaxIdempotencyKeyBytes = 255;
+/// Longest long-poll of GET /v1/orders/{id}?wait_ms=N; larger N are clamped.
+inline constexpr std::int64_t kMaxWaitMs = 30'000;
+
+/// An API error: HTTP status, the `error.code` string and a human message.
+struct ApiError {
+  int status = 400;
+  std::string code;
+  std::string message;
+
+  /// The error as an HTTP response: {"error":{"code","message"}}.
+  http::Response response() const;
+};
+
+/// 400 INVALID_ARGUMENT with `message`.
+ApiError invalid_argument(std::string message);
+
+// ---------------------------------------------------------------- orders
+
+struct OrderLineRequest {
+  std::uint64_t product_id = 0;
+  std::int64_t quantity = 0;  ///< 1..kMaxLineQuantity
+
+  bool operator==(const OrderLineRequest&) const = default;
+};
+
+/// A validated POST /v1/orders body with defaults applied.
+struct OrderRequest {
+  std::uint64_t user_id = 0;
+  std::vector<OrderLineRequest> items;  ///< 1..kMaxOrderLines, each product once
+  std::uint64_t user_coupon_id = 0;     ///< 0 = none
+  std::int64_t points = 0;              ///< >= 0
+  std::int64_t shipping_cents = 0;      ///< >= 0
+  std::string payment_token;            ///< non-empty
+  std::uint32_t installments = 1;       ///< 1..kMaxInstallments
+
+  bool operator==(const OrderRequest&) const = default;
+};
+
+/// Parses and validates a POST /v1/orders body:
+/// `{"user_id", "items":[{"product_id","quantity"}], "user_coupon_id"?, "points"?,
+///   "shipping"?, "payment":{"token","installments"?}}`.
+/// Ids are integers >= 1; quantity 1..10000; 1..100 lines; a product at most
+/// once; points and shipping integers >= 0; token a non-empty string;
+/// installments 1..24. Errors: 400 INVALID_ARGUMENT naming the first problem.
+std::expected<OrderRequest, ApiError> parse_order_request(std::string_view body);
+
+/// Stable 64-bit fingerprint of a normalised order request (FNV-1a 64 over a
+/// length-prefixed encoding of every field, http://www.isthe.com/chongo/tech/comp/fnv/).
+/// Two bodies that differ only in formatting, member order or defaults written
+/// out hash equal; it tells an idempotent retry from a reused key, it is not a
+/// defence against an adversary.
+std::uint64_t order_request_hash(const OrderRequest& request);
+
+/// Validates an Idempotency-Key header value: 1..kMaxIdempotencyKeyBytes
+/// bytes of visible ASCII (0x21..0x7e). Errors: 400 INVALID_ARGUMENT.
+std::expected<void, ApiError> check_idempotency_key(std::string_view key);
+
+/// Subtotal Σ quantity × unit price in cents. `unit_prices_cents[i]` belongs
+/// to `request.items[i]`. Errors: 400 INVALID_ARGUMENT when the sum (with
+/// shipping) does not fit in int64.
+std::expected<std::int64_t, ApiError> order_subtotal(
+    const OrderRequest& request, const std::vector<std::int64_t>& unit_prices_cents);
+
+// ---------------------------------------------------------------- other bodies
+
+/// POST /v1/users {name, email}: both strings (content is checked by the
+/// user daemon). Errors: 400.
+struct RegisterUserRequest {
+  std::string name;
+  std::string email;
+};
+std::expected<RegisterUserRequest, ApiError> parse_register_user(std::string_view body);
+
+/// POST /v1/users/{id}/points/charge {amount}: integer > 0. Errors: 400.
+std::expected<std::int64_t, ApiError> parse_charge_points(std::string_view body);
+
+/// POST /v1/coupons/{id}/issue {user_id}: integer id >= 1. Errors: 400.
+std::expected<std::uint64_t, ApiError> parse_issue_coupon(std::string_view body);
+
+/// POST /v1/products {name, category, price, stock}: strings and integers >= 0.
+struct CreateProductRequest {
+  std::string name;
+  std::string category;
+  std::int64_t price_cents = 0;
+  std::int64_t stock = 0;
+};
+std::expected<CreateProductRequest, ApiError> parse_create_product(std::string_view body);
+
+/// PATCH /v1/products/{id}/stock {delta}: a signed integer. Errors: 400.
+std::expected<std::int64_t, ApiError> parse_adjust_stock(std::string_view body);
+
+/// POST /v1/coupons {name, discount_type, discount_value, total_quantity,
+/// min_order?, expires_at?}: fixed value > 0 cents, percent 1..100,
+/// total_quantity >= 1, min_order >= 0 cents, expires_at >= 0 Unix seconds
+/// (0 or absent = never). Errors: 400.
+struct CreateCouponRequest {
+  std::string name;
+  msg::DiscountType discount_type = msg::DiscountType::FIXED;
+  std::int64_t discount_value = 0;
+  std::int64_t total_quantity = 0;
+  std::int64_t min_order_cents = 0;
+  std::int64_t expires_at_s = 0;
+};
+std::expected<CreateCouponRequest, ApiError> parse_create_coupon(std::string_view body);
+
+// ---------------------------------------------------------------- paths, queries
+
+/// A decimal id from a path segment: digits only, 1..2^64-1.
+/// Errors: 400 INVALID_ARGUMENT ("<what> must be a positive integer").
+std::expected<std::uint64_t, ApiError> parse_id(std::string_view text, std::string_view what);
+
+/// Integer query parameter `name` in [min, max]; `fallback` when absent or
+/// empty. Errors: 400 INVALID_ARGUMENT (not an integer, out of range).
+std::expected<std::int64_t, ApiError> query_int(const std::map<std::string, std::string>& query,
+                                                const std::string& name, std::int64_t fallback,
+                                                std::int64_t min, std::int64_t max);
+
+/// `wait_ms` of GET /v1/orders/{id}: absent = 0; negative or not an integer
+/// = 400; larger than kMaxWaitMs is clamped to it.
+std::expected<std::int64_t, ApiError> parse_wait_ms(
+    const std::map<std::string, std::string>& query);
+
+// ---------------------------------------------------------------- codes
+
+/// HTTP status for a command's msg::Code: ok 200; userNotFound,
+/// productNotFound, couponNotFound, orderNotFound 404; couponSoldOut,
+/// couponExpired, stockNegative (and the saga's business failures) 409;
+/// invalidArgument 400; paymentTimeout, stepTimeout 504; internal 500.
+int http_status(msg::Code code);
+
+/// The ApiError for a failed command: http_status(code), the code's API name
+/// ("COUPON_SOLD_OUT") and `message` (or a generic one when empty).
+ApiError command_error(msg::Code code, std::string_view message);
+
+}  // namespace ringmart::gateway
