@@ -8,6 +8,8 @@
 #include <set>
 #include <utility>
 
+#include "daemons/ranking/ranking_store.hpp"
+
 namespace ringmart::gateway {
 namespace {
 
@@ -354,7 +356,9 @@ void Gateway::add_storefront_routes(http::Server& s) {
           [this](const http::Request& req, http::ResponderPtr r) {
             auto days = query_int(req.query, "days", 7, 1, 366);
             if (!days) return r->send(days.error().response());
-            auto limit = query_int(req.query, "limit", 10, 1, 100);
+            // Up to the whole catalogue, so audits can compare every product's units.
+            auto limit = query_int(req.query, "limit", 10, 1,
+                                   static_cast<std::int64_t>(ringmart::ranking::kMaxLimit));
             if (!limit) return r->send(limit.error().response());
             r->send(respond(reads_.bestsellers_json(realtime_ms(), static_cast<int>(*days),
                                                     static_cast<std::size_t>(*limit))));

@@ -6,31 +6,13 @@
 #include <utility>
 
 #include "daemons/common/runtime.hpp"
-
-// Each domain's query library is linked when its CMake target exists
-// (CMakeLists.txt defines RINGMART_GW_HAVE_<DOMAIN>); without it the routes
-// over that domain answer 503.
-#if RINGMART_GW_HAVE_USER
-#include "daemons/user/user_store.hpp"
-#endif
-#if RINGMART_GW_HAVE_PRODUCT
-#include "daemons/product/product_store.hpp"
-#endif
-#if RINGMART_GW_HAVE_COUPON
 #include "daemons/coupon/coupon_store.hpp"
-#endif
-#if RINGMART_GW_HAVE_ORDER
 #include "daemons/order/order_store.hpp"
-#endif
-#if RINGMART_GW_HAVE_PAYMENT
 #include "daemons/payment/payment_store.hpp"
-#endif
-#if RINGMART_GW_HAVE_RANKING
+#include "daemons/product/product_store.hpp"
 #include "daemons/ranking/ranking_store.hpp"
-#endif
-#if RINGMART_GW_HAVE_SAGA
 #include "daemons/supervisor/saga_store.hpp"
-#endif
+#include "daemons/user/user_store.hpp"
 
 namespace ringmart::gateway {
 namespace {
@@ -88,7 +70,6 @@ class Lazy {
   bool absent_ = false;
 };
 
-#if RINGMART_GW_HAVE_ORDER
 json order_view_json(const order::Order& o) {
   json items = json::array();
   for (const auto& l : o.lines) {
@@ -109,68 +90,26 @@ json order_view_json(const order::Order& o) {
   j["items"] = std::move(items);
   return j;
 }
-#endif
 
 }  // namespace
 
 struct DomainReads::Impl {
   explicit Impl(const runtime::Config& c)
-#define RINGMART_GW_LAZY(name) name(#name, c.env_path(#name), c.map_size_bytes)
-      : dummy(0)
-#if RINGMART_GW_HAVE_USER
-        ,
-        RINGMART_GW_LAZY(user)
-#endif
-#if RINGMART_GW_HAVE_PRODUCT
-        ,
-        RINGMART_GW_LAZY(product)
-#endif
-#if RINGMART_GW_HAVE_COUPON
-        ,
-        RINGMART_GW_LAZY(coupon)
-#endif
-#if RINGMART_GW_HAVE_ORDER
-        ,
-        RINGMART_GW_LAZY(order)
-#endif
-#if RINGMART_GW_HAVE_PAYMENT
-        ,
-        RINGMART_GW_LAZY(payment)
-#endif
-#if RINGMART_GW_HAVE_RANKING
-        ,
-        RINGMART_GW_LAZY(ranking)
-#endif
-#if RINGMART_GW_HAVE_SAGA
-        ,
-        RINGMART_GW_LAZY(supervisor)
-#endif
-#undef RINGMART_GW_LAZY
-  {
-  }
+      : user("user", c.env_path("user"), c.map_size_bytes),
+        product("product", c.env_path("product"), c.map_size_bytes),
+        coupon("coupon", c.env_path("coupon"), c.map_size_bytes),
+        order("order", c.env_path("order"), c.map_size_bytes),
+        payment("payment", c.env_path("payment"), c.map_size_bytes),
+        ranking("ranking", c.env_path("ranking"), c.map_size_bytes),
+        supervisor("supervisor", c.env_path("supervisor"), c.map_size_bytes) {}
 
-  int dummy;
-#if RINGMART_GW_HAVE_USER
   Lazy<user::UserQueries> user;
-#endif
-#if RINGMART_GW_HAVE_PRODUCT
   Lazy<product::ProductQueries> product;
-#endif
-#if RINGMART_GW_HAVE_COUPON
   Lazy<coupon::CouponQueries> coupon;
-#endif
-#if RINGMART_GW_HAVE_ORDER
   Lazy<order::OrderQueries> order;
-#endif
-#if RINGMART_GW_HAVE_PAYMENT
   Lazy<payment::PaymentQueries> payment;
-#endif
-#if RINGMART_GW_HAVE_RANKING
   Lazy<ranking::RankingQueries> ranking;
-#endif
-#if RINGMART_GW_HAVE_SAGA
   Lazy<supervisor::SagaQueries> supervisor;
-#endif
 };
 
 DomainReads::DomainReads(const runtime::Config& config) : impl_(std::make_unique<Impl>(config)) {}
@@ -179,33 +118,24 @@ DomainReads::~DomainReads() = default;
 // ---------------------------------------------------------------- validation
 
 std::expected<bool, ApiError> DomainReads::user_exists(std::uint64_t user_id) {
-#if RINGMART_GW_HAVE_USER
   auto q = impl_->user.get();
   if (!q) return std::unexpected(q.error());
   auto r = (*q)->exists(user_id);
   if (!r) return std::unexpected(read_failed("user", r.error()));
   return *r;
-#else
-  return std::unexpected(not_built("user"));
-#endif
 }
 
 std::expected<std::vector<std::optional<std::int64_t>>, ApiError> DomainReads::unit_prices(
     const std::vector<std::uint64_t>& product_ids) {
-#if RINGMART_GW_HAVE_PRODUCT
   auto q = impl_->product.get();
   if (!q) return std::unexpected(q.error());
   auto r = (*q)->unit_prices_cents(product_ids);
   if (!r) return std::unexpected(read_failed("product", r.error()));
   return std::move(*r);
-#else
-  return std::unexpected(not_built("product"));
-#endif
 }
 
 std::expected<std::optional<UserCouponRef>, ApiError> DomainReads::user_coupon(
     std::uint64_t user_coupon_id) {
-#if RINGMART_GW_HAVE_COUPON
   auto q = impl_->coupon.get();
   if (!q) return std::unexpected(q.error());
   auto r = (*q)->user_coupon(user_coupon_id);
@@ -213,13 +143,9 @@ std::expected<std::optional<UserCouponRef>, ApiError> DomainReads::user_coupon(
   if (!*r) return std::optional<UserCouponRef>{};
   return std::optional<UserCouponRef>(
       UserCouponRef{(*r)->user_id, (*r)->status == coupon::UserCouponStatus::issued});
-#else
-  return std::unexpected(not_built("coupon"));
-#endif
 }
 
 std::expected<std::optional<OrderSnapshot>, ApiError> DomainReads::order(std::uint64_t order_id) {
-#if RINGMART_GW_HAVE_ORDER
   auto q = impl_->order.get();
   if (!q) return std::unexpected(q.error());
   auto r = (*q)->order(order_id);
@@ -227,15 +153,11 @@ std::expected<std::optional<OrderSnapshot>, ApiError> DomainReads::order(std::ui
   if (!*r) return std::optional<OrderSnapshot>{};
   return std::optional<OrderSnapshot>(
       OrderSnapshot{order_view_json(**r), (*r)->status != order::OrderStatus::pending});
-#else
-  return std::unexpected(not_built("order"));
-#endif
 }
 
 // ---------------------------------------------------------------- GET views
 
 std::expected<json, ApiError> DomainReads::user_json(std::uint64_t user_id) {
-#if RINGMART_GW_HAVE_USER
   auto q = impl_->user.get();
   if (!q) return std::unexpected(q.error());
   auto r = (*q)->find(user_id);
@@ -243,13 +165,9 @@ std::expected<json, ApiError> DomainReads::user_json(std::uint64_t user_id) {
   if (!*r) return std::unexpected(not_found("USER_NOT_FOUND", "user", user_id));
   const auto& u = **r;
   return json{{"id", u.id}, {"name", u.name}, {"email", u.email}, {"points", u.points}};
-#else
-  return std::unexpected(not_built("user"));
-#endif
 }
 
 std::expected<json, ApiError> DomainReads::points_json(std::uint64_t user_id) {
-#if RINGMART_GW_HAVE_USER
   auto q = impl_->user.get();
   if (!q) return std::unexpected(q.error());
   auto r = (*q)->points(user_id);
@@ -261,13 +179,9 @@ std::expected<json, ApiError> DomainReads::points_json(std::uint64_t user_id) {
         {{"delta", e.delta}, {"reason", user::reason_name(e.reason)}, {"order_id", e.order_id}});
   }
   return json{{"balance", (*r)->balance}, {"history", std::move(history)}};
-#else
-  return std::unexpected(not_built("user"));
-#endif
 }
 
 std::expected<json, ApiError> DomainReads::user_coupons_json(std::uint64_t user_id) {
-#if RINGMART_GW_HAVE_COUPON
   auto exists = user_exists(user_id);
   if (!exists) return std::unexpected(exists.error());
   if (!*exists) return std::unexpected(not_found("USER_NOT_FOUND", "user", user_id));
@@ -287,13 +201,9 @@ std::expected<json, ApiError> DomainReads::user_coupons_json(std::uint64_t user_
                    {"status", coupon::user_coupon_status_name(c.status)}});
   }
   return out;
-#else
-  return std::unexpected(not_built("coupon"));
-#endif
 }
 
 std::expected<json, ApiError> DomainReads::product_json(std::uint64_t product_id) {
-#if RINGMART_GW_HAVE_PRODUCT
   auto q = impl_->product.get();
   if (!q) return std::unexpected(q.error());
   auto r = (*q)->find(product_id);
@@ -305,14 +215,10 @@ std::expected<json, ApiError> DomainReads::product_json(std::uint64_t product_id
               {"category", p.category},
               {"price", p.price_cents},
               {"stock", p.stock}};
-#else
-  return std::unexpected(not_built("product"));
-#endif
 }
 
 std::expected<json, ApiError> DomainReads::products_json(const std::string& category,
                                                          std::uint64_t cursor, std::size_t limit) {
-#if RINGMART_GW_HAVE_PRODUCT
   auto q = impl_->product.get();
   if (!q) return std::unexpected(q.error());
   auto r = (*q)->list(category, cursor, limit);
@@ -327,13 +233,9 @@ std::expected<json, ApiError> DomainReads::products_json(const std::string& cate
   }
   json next = r->next_cursor ? json(*r->next_cursor) : json(nullptr);
   return json{{"items", std::move(items)}, {"next_cursor", std::move(next)}};
-#else
-  return std::unexpected(not_built("product"));
-#endif
 }
 
 std::expected<json, ApiError> DomainReads::coupon_json(std::uint64_t coupon_id) {
-#if RINGMART_GW_HAVE_COUPON
   auto q = impl_->coupon.get();
   if (!q) return std::unexpected(q.error());
   auto r = (*q)->coupon(coupon_id);
@@ -348,13 +250,9 @@ std::expected<json, ApiError> DomainReads::coupon_json(std::uint64_t coupon_id) 
               {"issued", c.issued},
               {"min_order", c.min_order_cents},
               {"expires_at", c.expires_at_s}};
-#else
-  return std::unexpected(not_built("coupon"));
-#endif
 }
 
 std::expected<json, ApiError> DomainReads::saga_json(std::uint64_t order_id) {
-#if RINGMART_GW_HAVE_SAGA
   auto q = impl_->supervisor.get();
   if (!q) return std::unexpected(q.error());
   auto v = (*q)->get(order_id);
@@ -371,13 +269,9 @@ std::expected<json, ApiError> DomainReads::saga_json(std::uint64_t order_id) {
               {"step", v->step},
               {"failure_reason", v->failure_reason},
               {"history", std::move(history)}};
-#else
-  return std::unexpected(not_built("saga"));
-#endif
 }
 
 std::expected<json, ApiError> DomainReads::payment_json(std::uint64_t order_id) {
-#if RINGMART_GW_HAVE_PAYMENT
   auto q = impl_->payment.get();
   if (!q) return std::unexpected(q.error());
   auto r = (*q)->payment(order_id);
@@ -388,14 +282,10 @@ std::expected<json, ApiError> DomainReads::payment_json(std::uint64_t order_id) 
               {"status", payment::payment_status_name(p.status)},
               {"amount", p.amount_cents},
               {"installments", p.installments}};
-#else
-  return std::unexpected(not_built("payment"));
-#endif
 }
 
 std::expected<json, ApiError> DomainReads::bestsellers_json(std::int64_t now_ms, int days,
                                                             std::size_t limit) {
-#if RINGMART_GW_HAVE_RANKING
   json out = json::array();
   auto q = impl_->ranking.get();
   if (!q) {
@@ -407,9 +297,6 @@ std::expected<json, ApiError> DomainReads::bestsellers_json(std::int64_t now_ms,
   if (!r) return std::unexpected(read_failed("ranking", r.error()));
   for (const auto& b : *r) out.push_back({{"product_id", b.product_id}, {"units", b.units}});
   return out;
-#else
-  return std::unexpected(not_built("ranking"));
-#endif
 }
 
 }  // namespace ringmart::gateway
