@@ -22,7 +22,7 @@ std::string System::bin_dir() {
   return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
 }
 
-System::System(std::string extra_config) {
+System::System(std::string extra_config, std::string durability) {
   std::string t = "/tmp/ringmart-it-XXXXXX";
   base_ = mkdtemp(t.data());
   state_dir_ = base_ + "/state";
@@ -33,7 +33,7 @@ System::System(std::string extra_config) {
   std::filesystem::create_directories(run_dir_);
   std::ofstream cfg(config_path_);
   // Short payment timeout so tok_timeout orders end quickly in tests.
-  cfg << "[runtime]\nlog_level = \"warn\"\n"
+  cfg << "[runtime]\nlog_level = \"warn\"\ndurability = \"" << durability << "\"\n"
       << "[saga.start_payment]\ntimeout_ms = 300\nmax_attempts = 2\n"
       << "[saga]\ncompensation_timeout_ms = 1000\n"
       << extra_config << "\n";

@@ -26,8 +26,9 @@ struct HttpResult {
 
 class System {
  public:
-  /// `extra_config` is appended to the generated TOML config.
-  explicit System(std::string extra_config = "");
+  /// `extra_config` is appended to the generated TOML config; `durability`
+  /// is "process" or "fsync".
+  explicit System(std::string extra_config = "", std::string durability = "process");
   ~System();
   System(const System&) = delete;
 
