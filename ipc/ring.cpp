@@ -23,10 +23,14 @@ class RingCategory : public std::error_category {
   const char* name() const noexcept override { return "ringmart.ring"; }
   std::string message(int c) const override {
     switch (static_cast<RingError>(c)) {
-      case RingError::full: return "ring full";
-      case RingError::too_large: return "record larger than a quarter of the ring";
-      case RingError::corrupt: return "corrupt ring record";
-      case RingError::bad_layout: return "ring segment not initialised or of another version";
+      case RingError::full:
+        return "ring full";
+      case RingError::too_large:
+        return "record larger than a quarter of the ring";
+      case RingError::corrupt:
+        return "corrupt ring record";
+      case RingError::bad_layout:
+        return "ring segment not initialised or of another version";
     }
     return "unknown ring error";
   }
@@ -118,7 +122,9 @@ std::expected<void, RingError> Ring::try_push(std::span<const std::byte> payload
   return {};
 }
 
-std::uint64_t Ring::pushed_seq() const { return header_->pushed_seq.load(std::memory_order_relaxed); }
+std::uint64_t Ring::pushed_seq() const {
+  return header_->pushed_seq.load(std::memory_order_relaxed);
+}
 std::uint64_t Ring::acked_seq() const { return header_->acked_seq.load(std::memory_order_acquire); }
 
 bool Ring::take_resend_request() {
@@ -133,7 +139,8 @@ std::expected<bool, RingError> Ring::next(RecordView& out) {
   const std::uint64_t wpos = header_->write_pos.load(std::memory_order_acquire);
   for (;;) {
     if (cursor_ == wpos) return false;
-    if (wpos - cursor_ > capacity_ || (cursor_ & 7) != 0) return std::unexpected(RingError::corrupt);
+    if (wpos - cursor_ > capacity_ || (cursor_ & 7) != 0)
+      return std::unexpected(RingError::corrupt);
     const std::size_t offset = cursor_ & (capacity_ - 1);
     RecordHeader rh;
     std::memcpy(&rh, data_ + offset, sizeof rh);

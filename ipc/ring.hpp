@@ -47,19 +47,19 @@ struct alignas(64) RingHeader {
   std::uint32_t magic;
   std::atomic<std::uint32_t> version;  // 0 until the creator finished initialising
   std::uint64_t capacity;
-  alignas(64) std::atomic<std::uint64_t> write_pos;   // producer-owned
-  std::atomic<std::uint64_t> pushed_seq;              // producer: highest seq published
-  alignas(64) std::atomic<std::uint64_t> read_pos;    // consumer-owned
-  std::atomic<std::uint64_t> acked_seq;               // consumer: highest seq committed
-  std::atomic<std::uint32_t> resend_requested;        // consumer -> producer (corruption)
+  alignas(64) std::atomic<std::uint64_t> write_pos;  // producer-owned
+  std::atomic<std::uint64_t> pushed_seq;             // producer: highest seq published
+  alignas(64) std::atomic<std::uint64_t> read_pos;   // consumer-owned
+  std::atomic<std::uint64_t> acked_seq;              // consumer: highest seq committed
+  std::atomic<std::uint32_t> resend_requested;       // consumer -> producer (corruption)
 };
 static_assert(sizeof(RingHeader) <= 256);
 
 enum class RingError {
-  full = 1,        ///< not enough free space now: back-pressure, retry later
-  too_large,       ///< record can never fit (> capacity / 4)
-  corrupt,         ///< a record header is impossible (length/kind/alignment)
-  bad_layout,      ///< segment magic/version/capacity unusable
+  full = 1,    ///< not enough free space now: back-pressure, retry later
+  too_large,   ///< record can never fit (> capacity / 4)
+  corrupt,     ///< a record header is impossible (length/kind/alignment)
+  bad_layout,  ///< segment magic/version/capacity unusable
 };
 const std::error_category& ring_category();
 std::error_code make_error_code(RingError e);
@@ -107,9 +107,7 @@ class Ring {
   /// Returns false when none is published. Errors: RingError::corrupt.
   std::expected<bool, RingError> next(RecordView& out);
   /// True when a record is published beyond the private cursor (cheap poll).
-  bool readable() const {
-    return header_->write_pos.load(std::memory_order_acquire) != cursor_;
-  }
+  bool readable() const { return header_->write_pos.load(std::memory_order_acquire) != cursor_; }
   /// Acknowledges everything up to `end_pos` (from a RecordView) with highest
   /// seq `seq`: the producer may reuse the space and prune its outbox.
   void commit(std::uint64_t end_pos, std::uint64_t seq);

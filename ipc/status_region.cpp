@@ -8,11 +8,16 @@ namespace ringmart::ipc {
 
 const char* to_string(DaemonState s) {
   switch (s) {
-    case DaemonState::stopped: return "stopped";
-    case DaemonState::starting: return "starting";
-    case DaemonState::running: return "running";
-    case DaemonState::backoff: return "backoff";
-    case DaemonState::failed: return "failed";
+    case DaemonState::stopped:
+      return "stopped";
+    case DaemonState::starting:
+      return "starting";
+    case DaemonState::running:
+      return "running";
+    case DaemonState::backoff:
+      return "backoff";
+    case DaemonState::failed:
+      return "failed";
   }
   return "unknown";
 }

@@ -36,19 +36,19 @@ enum class DaemonState : std::uint32_t {
 const char* to_string(DaemonState s);
 
 struct alignas(64) DaemonSlot {
-  DoorbellWord doorbell;                      ///< rings of this daemon's inbound channels
+  DoorbellWord doorbell;  ///< rings of this daemon's inbound channels
   std::atomic<std::int32_t> pid{0};
-  std::atomic<std::uint32_t> state{0};        ///< DaemonState
+  std::atomic<std::uint32_t> state{0};  ///< DaemonState
   std::atomic<std::uint32_t> restarts{0};
-  std::atomic<std::int32_t> last_exit{0};     ///< waitpid status of the last exit
-  std::atomic<std::int64_t> heartbeat_ms{0};  ///< CLOCK_MONOTONIC ms of the last loop turn
-  std::atomic<std::int64_t> started_ms{0};    ///< CLOCK_MONOTONIC ms of the last spawn
-  std::atomic<std::uint64_t> messages_in{0};  ///< applied inbound messages (duplicates excluded)
-  std::atomic<std::uint64_t> messages_out{0}; ///< records pushed to rings
-  std::atomic<std::uint64_t> duplicates{0};   ///< redelivered messages skipped by the inbox
-  std::atomic<std::uint64_t> commits{0};      ///< LMDB write transactions committed
-  std::atomic<std::uint64_t> outbox_pending{0};///< outbox entries not yet acknowledged
-  std::atomic<std::uint64_t> errors{0};       ///< failed transactions / corrupt records
+  std::atomic<std::int32_t> last_exit{0};        ///< waitpid status of the last exit
+  std::atomic<std::int64_t> heartbeat_ms{0};     ///< CLOCK_MONOTONIC ms of the last loop turn
+  std::atomic<std::int64_t> started_ms{0};       ///< CLOCK_MONOTONIC ms of the last spawn
+  std::atomic<std::uint64_t> messages_in{0};     ///< applied inbound messages (duplicates excluded)
+  std::atomic<std::uint64_t> messages_out{0};    ///< records pushed to rings
+  std::atomic<std::uint64_t> duplicates{0};      ///< redelivered messages skipped by the inbox
+  std::atomic<std::uint64_t> commits{0};         ///< LMDB write transactions committed
+  std::atomic<std::uint64_t> outbox_pending{0};  ///< outbox entries not yet acknowledged
+  std::atomic<std::uint64_t> errors{0};          ///< failed transactions / corrupt records
 };
 
 /// Saga counts by state, written by the supervisor.

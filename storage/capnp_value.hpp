@@ -39,7 +39,9 @@ class StoredMessage {
 };
 
 /// Serializes a builder to flat bytes (the form stored and put on rings).
-inline kj::Array<capnp::word> to_words(capnp::MessageBuilder& b) { return capnp::messageToFlatArray(b); }
+inline kj::Array<capnp::word> to_words(capnp::MessageBuilder& b) {
+  return capnp::messageToFlatArray(b);
+}
 inline std::span<const std::byte> as_bytes(const kj::Array<capnp::word>& w) {
   return {reinterpret_cast<const std::byte*>(w.begin()), w.size() * sizeof(capnp::word)};
 }

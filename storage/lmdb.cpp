@@ -156,14 +156,15 @@ bool Table::del(Txn& txn, std::span<const std::byte> key) const {
   return true;
 }
 
-void Table::scan(Txn& txn, std::span<const std::byte> from,
-                 const std::function<bool(std::span<const std::byte>, std::span<const std::byte>)>&
-                     fn) const {
+void Table::scan(
+    Txn& txn, std::span<const std::byte> from,
+    const std::function<bool(std::span<const std::byte>, std::span<const std::byte>)>& fn) const {
   MDB_cursor* c = nullptr;
   int rc = mdb_cursor_open(txn.raw(), dbi_, &c);
   if (rc) fatal("mdb_cursor_open", rc);
   MDB_val k = to_val(from), v;
-  rc = from.empty() ? mdb_cursor_get(c, &k, &v, MDB_FIRST) : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  rc = from.empty() ? mdb_cursor_get(c, &k, &v, MDB_FIRST)
+                    : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
   while (rc == 0) {
     if (!fn(to_span(k), to_span(v))) break;
     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);

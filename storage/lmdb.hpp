@@ -45,11 +45,11 @@ enum class Durability {
 std::optional<Durability> parse_durability(std::string_view s);
 
 struct EnvOptions {
-  std::string path;                              ///< a directory; created if missing
-  std::size_t map_size_bytes = 1ull << 30;       ///< maximum database size (sparse file)
+  std::string path;                         ///< a directory; created if missing
+  std::size_t map_size_bytes = 1ull << 30;  ///< maximum database size (sparse file)
   unsigned max_tables = 32;
   Durability durability = Durability::process;
-  bool read_only = false;                        ///< query libraries open other daemons' envs so
+  bool read_only = false;  ///< query libraries open other daemons' envs so
 };
 
 class Env {
@@ -105,12 +105,17 @@ class Txn {
 struct Key {
   unsigned char bytes[24];
   std::size_t size = 0;
-  Key& u8(std::uint8_t v) { bytes[size++] = v; return *this; }
+  Key& u8(std::uint8_t v) {
+    bytes[size++] = v;
+    return *this;
+  }
   Key& u64(std::uint64_t v) {
     for (int i = 7; i >= 0; --i) bytes[size++] = static_cast<unsigned char>(v >> (i * 8));
     return *this;
   }
-  std::span<const std::byte> view() const { return {reinterpret_cast<const std::byte*>(bytes), size}; }
+  std::span<const std::byte> view() const {
+    return {reinterpret_cast<const std::byte*>(bytes), size};
+  }
 };
 std::uint64_t read_u64_be(std::span<const std::byte> b, std::size_t offset = 0);
 
@@ -127,13 +132,14 @@ class Table {
   /// a corrupt environment, a violated invariant).
   std::optional<std::span<const std::byte>> get(Txn& txn, std::span<const std::byte> key) const;
   /// Errors: MDB_MAP_FULL, MDB_TXN_FULL, EACCES.
-  std::error_code put(Txn& txn, std::span<const std::byte> key, std::span<const std::byte> value) const;
+  std::error_code put(Txn& txn, std::span<const std::byte> key,
+                      std::span<const std::byte> value) const;
   /// Returns true when a row was deleted.
   bool del(Txn& txn, std::span<const std::byte> key) const;
   /// Visits rows with key >= `from` in order while `fn` returns true.
   void scan(Txn& txn, std::span<const std::byte> from,
-            const std::function<bool(std::span<const std::byte> key, std::span<const std::byte> value)>&
-                fn) const;
+            const std::function<bool(std::span<const std::byte> key,
+                                     std::span<const std::byte> value)>& fn) const;
   /// Last row (highest key) with the given prefix, or nullopt.
   std::optional<std::pair<std::span<const std::byte>, std::span<const std::byte>>> last_with_prefix(
       Txn& txn, std::span<const std::byte> prefix) const;

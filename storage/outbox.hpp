@@ -19,8 +19,8 @@
 #include <cstdint>
 #include <expected>
 #include <functional>
-#include <vector>
 #include <span>
+#include <vector>
 
 #include "storage/lmdb.hpp"
 
@@ -40,8 +40,9 @@ class Outbox {
   std::error_code put(Txn& txn, std::uint8_t receiver, std::uint64_t seq,
                       std::span<const std::byte> message) const;
   /// Visits entries for `receiver` with seq > `after` in seq order while fn returns true.
-  void scan(Txn& txn, std::uint8_t receiver, std::uint64_t after,
-            const std::function<bool(std::uint64_t seq, std::span<const std::byte> message)>& fn) const;
+  void scan(
+      Txn& txn, std::uint8_t receiver, std::uint64_t after,
+      const std::function<bool(std::uint64_t seq, std::span<const std::byte> message)>& fn) const;
   /// Deletes entries for `receiver` with seq <= `acked`; returns how many.
   std::size_t prune(Txn& txn, std::uint8_t receiver, std::uint64_t acked) const;
   /// Entries still stored for `receiver` (not yet acknowledged).

@@ -50,7 +50,10 @@ TEST(Outbox, AssignsGapFreeSequencesPerReceiverAndPrunes) {
   EXPECT_EQ(outbox->prune(*txn2, 3, 4), 4u);
   EXPECT_EQ(outbox->pending(*txn2, 3, 4), 1u);
   seen.clear();
-  outbox->scan(*txn2, 3, 0, [&](std::uint64_t seq, auto) { seen.push_back(seq); return true; });
+  outbox->scan(*txn2, 3, 0, [&](std::uint64_t seq, auto) {
+    seen.push_back(seq);
+    return true;
+  });
   EXPECT_EQ(seen, (std::vector<std::uint64_t>{5}));
   // Sequence numbers continue after pruning.
   EXPECT_EQ(*outbox->next_seq(*txn2, 3), 6u);
@@ -95,7 +98,8 @@ TEST(Env, MapFullIsAnErrorValueAndLeavesEarlierDataIntact) {
   auto t = Table::open(*txn, "t");
   std::string big(4000, 'x');
   std::error_code ec;
-  for (std::uint64_t i = 1; i < 1000 && !ec; ++i) ec = t->put(*txn, Key{}.u64(i).view(), bytes(big));
+  for (std::uint64_t i = 1; i < 1000 && !ec; ++i)
+    ec = t->put(*txn, Key{}.u64(i).view(), bytes(big));
   EXPECT_EQ(ec, lmdb_error(MDB_MAP_FULL));
   txn->abort();
   auto rtxn = Txn::begin_read(**env);

@@ -21,15 +21,16 @@ std::expected<Config, std::string> Config::load(std::string state_dir, std::stri
   if (auto d = rt["durability"].value<std::string>()) {
     auto parsed = storage::parse_durability(*d);
     if (!parsed) {
-      return std::unexpected(fmt::format("{}: [runtime] durability must be \"fsync\" or \"process\", not \"{}\"",
-                                         c.config_file, *d));
+      return std::unexpected(
+          fmt::format("{}: [runtime] durability must be \"fsync\" or \"process\", not \"{}\"",
+                      c.config_file, *d));
     }
     c.durability = *parsed;
   }
   c.ring_capacity_bytes = rt["ring_capacity_bytes"].value_or<std::int64_t>(c.ring_capacity_bytes);
   if (c.ring_capacity_bytes < 4096 || (c.ring_capacity_bytes & (c.ring_capacity_bytes - 1)) != 0) {
-    return std::unexpected(fmt::format("{}: [runtime] ring_capacity_bytes must be a power of two >= 4096",
-                                       c.config_file));
+    return std::unexpected(fmt::format(
+        "{}: [runtime] ring_capacity_bytes must be a power of two >= 4096", c.config_file));
   }
   c.map_size_bytes = rt["map_size_bytes"].value_or<std::int64_t>(c.map_size_bytes);
   c.batch_max = rt["batch_max"].value_or(c.batch_max);

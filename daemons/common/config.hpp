@@ -5,10 +5,11 @@
 // daemons and one table per daemon ([payment], [supervisor], [saga]...).
 #pragma once
 
+#include <toml++/toml.h>
+
 #include <cstddef>
 #include <expected>
 #include <string>
-#include <toml++/toml.h>
 
 #include "storage/lmdb.hpp"
 
@@ -21,12 +22,12 @@ struct Config {
   storage::Durability durability = storage::Durability::process;
   std::size_t ring_capacity_bytes = 1u << 20;  ///< per channel, power of two
   std::size_t map_size_bytes = 1ull << 30;     ///< LMDB map size per environment
-  int batch_max = 256;          ///< messages applied per write transaction (group commit)
-  int sync_interval_ms = 1000;  ///< `process` durability: mdb_env_sync period
-  int spin_us = 50;             ///< busy-poll before sleeping on the doorbell (0 = never)
+  int batch_max = 256;              ///< messages applied per write transaction (group commit)
+  int sync_interval_ms = 1000;      ///< `process` durability: mdb_env_sync period
+  int spin_us = 50;                 ///< busy-poll before sleeping on the doorbell (0 = never)
   int heartbeat_timeout_ms = 5000;  ///< supervisor kills a daemon silent for this long
   std::string log_level = "info";
-  toml::table file;             ///< the whole parsed file, for daemon-specific tables
+  toml::table file;  ///< the whole parsed file, for daemon-specific tables
 
   /// Reads `config_file` (when not empty) over the defaults.
   /// Errors: a message naming the file, line and key (unreadable file, TOML
@@ -37,7 +38,9 @@ struct Config {
   std::int64_t get_int(std::string_view table, std::string_view key, std::int64_t fallback) const;
   std::string get_string(std::string_view table, std::string_view key, std::string fallback) const;
 
-  std::string env_path(std::string_view daemon) const { return state_dir + "/" + std::string(daemon); }
+  std::string env_path(std::string_view daemon) const {
+    return state_dir + "/" + std::string(daemon);
+  }
 };
 
 }  // namespace ringmart::runtime

@@ -66,7 +66,9 @@ std::error_code Context::send(DaemonId to, std::uint64_t saga_id, std::uint64_t 
   return {};
 }
 
-void Context::after_commit(std::function<void()> fn) { rt_->after_commit_.push_back(std::move(fn)); }
+void Context::after_commit(std::function<void()> fn) {
+  rt_->after_commit_.push_back(std::move(fn));
+}
 
 std::error_code Context::reply(msg::Envelope::Reader request,
                                const std::function<void(msg::Envelope::Payload::Builder)>& fill) {
@@ -94,7 +96,8 @@ std::expected<std::unique_ptr<Runtime>, std::string> Runtime::create(DaemonId se
   const std::string lock_path = cfg.runtime_dir + "/" + name + ".lock";
   rt->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (rt->lock_fd_ < 0) {
-    return std::unexpected(fmt::format("cannot open lock file {}: {}", lock_path, std::strerror(errno)));
+    return std::unexpected(
+        fmt::format("cannot open lock file {}: {}", lock_path, std::strerror(errno)));
   }
   const auto deadline = ipc::monotonic_ms() + attach_timeout_ms;
   while (::flock(rt->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
@@ -447,7 +450,8 @@ int Runtime::run() {
     // Idle: spin briefly (cheap when the peer answers within microseconds),
     // then sleep on the doorbell.
     if (config_.spin_us > 0) {
-      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(config_.spin_us);
+      const auto until =
+          std::chrono::steady_clock::now() + std::chrono::microseconds(config_.spin_us);
       bool ready = false;
       while (!stopping_ && std::chrono::steady_clock::now() < until) {
         if ((ready = inbound_ready())) break;
@@ -461,7 +465,8 @@ int Runtime::run() {
     }
     int timeout_ms = relay_blocked_ ? 1 : 100;
     if (wake_at_ms_) {
-      timeout_ms = static_cast<int>(std::clamp<std::int64_t>(wake_at_ms_ - ipc::monotonic_ms(), 0, timeout_ms));
+      timeout_ms = static_cast<int>(
+          std::clamp<std::int64_t>(wake_at_ms_ - ipc::monotonic_ms(), 0, timeout_ms));
     }
     doorbell.wait(token, timeout_ms);
   }
@@ -480,8 +485,8 @@ std::expected<void, std::string> create_transport(const Config& config) {
   for (const auto& c : channels()) {
     auto ring = ipc::Ring::create(ring_name(prefix, c.from, c.to), config.ring_capacity_bytes);
     if (!ring) {
-      return std::unexpected(fmt::format("cannot create ring {}: {}", ring_name(prefix, c.from, c.to),
-                                         ring.error().message()));
+      return std::unexpected(fmt::format("cannot create ring {}: {}",
+                                         ring_name(prefix, c.from, c.to), ring.error().message()));
     }
   }
   return {};
@@ -526,23 +531,40 @@ Config parse_command_line(int argc, char** argv, const std::string& daemon_name)
 
 const char* code_name(msg::Code code) {
   switch (code) {
-    case msg::Code::OK: return "OK";
-    case msg::Code::COUPON_INVALID: return "COUPON_INVALID";
-    case msg::Code::OUT_OF_STOCK: return "OUT_OF_STOCK";
-    case msg::Code::PAYMENT_DECLINED: return "PAYMENT_DECLINED";
-    case msg::Code::INSUFFICIENT_POINTS: return "INSUFFICIENT_POINTS";
-    case msg::Code::PAYMENT_CAPTURE_FAILED: return "PAYMENT_CAPTURE_FAILED";
-    case msg::Code::PAYMENT_TIMEOUT: return "PAYMENT_TIMEOUT";
-    case msg::Code::USER_NOT_FOUND: return "USER_NOT_FOUND";
-    case msg::Code::PRODUCT_NOT_FOUND: return "PRODUCT_NOT_FOUND";
-    case msg::Code::COUPON_NOT_FOUND: return "COUPON_NOT_FOUND";
-    case msg::Code::COUPON_SOLD_OUT: return "COUPON_SOLD_OUT";
-    case msg::Code::COUPON_EXPIRED: return "COUPON_EXPIRED";
-    case msg::Code::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case msg::Code::STOCK_NEGATIVE: return "STOCK_NEGATIVE";
-    case msg::Code::ORDER_NOT_FOUND: return "ORDER_NOT_FOUND";
-    case msg::Code::INTERNAL: return "INTERNAL";
-    case msg::Code::STEP_TIMEOUT: return "STEP_TIMEOUT";
+    case msg::Code::OK:
+      return "OK";
+    case msg::Code::COUPON_INVALID:
+      return "COUPON_INVALID";
+    case msg::Code::OUT_OF_STOCK:
+      return "OUT_OF_STOCK";
+    case msg::Code::PAYMENT_DECLINED:
+      return "PAYMENT_DECLINED";
+    case msg::Code::INSUFFICIENT_POINTS:
+      return "INSUFFICIENT_POINTS";
+    case msg::Code::PAYMENT_CAPTURE_FAILED:
+      return "PAYMENT_CAPTURE_FAILED";
+    case msg::Code::PAYMENT_TIMEOUT:
+      return "PAYMENT_TIMEOUT";
+    case msg::Code::USER_NOT_FOUND:
+      return "USER_NOT_FOUND";
+    case msg::Code::PRODUCT_NOT_FOUND:
+      return "PRODUCT_NOT_FOUND";
+    case msg::Code::COUPON_NOT_FOUND:
+      return "COUPON_NOT_FOUND";
+    case msg::Code::COUPON_SOLD_OUT:
+      return "COUPON_SOLD_OUT";
+    case msg::Code::COUPON_EXPIRED:
+      return "COUPON_EXPIRED";
+    case msg::Code::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case msg::Code::STOCK_NEGATIVE:
+      return "STOCK_NEGATIVE";
+    case msg::Code::ORDER_NOT_FOUND:
+      return "ORDER_NOT_FOUND";
+    case msg::Code::INTERNAL:
+      return "INTERNAL";
+    case msg::Code::STEP_TIMEOUT:
+      return "STEP_TIMEOUT";
   }
   return "UNKNOWN";
 }

@@ -15,9 +15,8 @@
 // which any thread may call (stop() also from a signal handler).
 #pragma once
 
-#include <spdlog/logger.h>
-
 #include <capnp/message.h>
+#include <spdlog/logger.h>
 
 #include <atomic>
 #include <cstdint>
@@ -121,9 +120,9 @@ class Runtime {
   struct Outbound {
     DaemonId peer;
     ipc::Ring ring;
-    std::uint64_t pushed = 0;      // highest seq pushed (mirror of the ring header)
-    std::uint64_t appended = 0;    // highest seq committed to the outbox
-    std::uint64_t pruned = 0;      // highest seq pruned from the outbox
+    std::uint64_t pushed = 0;    // highest seq pushed (mirror of the ring header)
+    std::uint64_t appended = 0;  // highest seq committed to the outbox
+    std::uint64_t pruned = 0;    // highest seq pruned from the outbox
   };
   friend class Context;
   bool process_batch();

@@ -1,7 +1,8 @@
 #include "daemons/common/topology.hpp"
 
-#include <filesystem>
 #include <fmt/format.h>
+
+#include <filesystem>
 
 namespace ringmart::runtime {
 namespace {

@@ -67,18 +67,20 @@ int main(int argc, char** argv) {
     log->critical("cannot open the saga store: {}", e.message());
     return 1;
   }
-  runtime.on_message([&](runtime::Context& ctx, msg::Envelope::Reader m) {
-    return engine->on_message(ctx, m);
-  });
+  runtime.on_message(
+      [&](runtime::Context& ctx, msg::Envelope::Reader m) { return engine->on_message(ctx, m); });
 
   supervisor::RestartPolicy policy;
-  policy.max_restarts = static_cast<int>(config.get_int("supervisor", "max_restarts", policy.max_restarts));
-  policy.period_ms = static_cast<int>(config.get_int("supervisor", "restart_period_ms", policy.period_ms));
-  policy.backoff_max_ms = static_cast<int>(config.get_int("supervisor", "backoff_max_ms", policy.backoff_max_ms));
-  supervisor::ProcessManager processes(config, runtime.status(),
-                                       config.get_string("supervisor", "bin_dir",
-                                                         supervisor::ProcessManager::default_bin_dir()),
-                                       policy, log);
+  policy.max_restarts =
+      static_cast<int>(config.get_int("supervisor", "max_restarts", policy.max_restarts));
+  policy.period_ms =
+      static_cast<int>(config.get_int("supervisor", "restart_period_ms", policy.period_ms));
+  policy.backoff_max_ms =
+      static_cast<int>(config.get_int("supervisor", "backoff_max_ms", policy.backoff_max_ms));
+  supervisor::ProcessManager processes(
+      config, runtime.status(),
+      config.get_string("supervisor", "bin_dir", supervisor::ProcessManager::default_bin_dir()),
+      policy, log);
 
   auto& layout = runtime.status().layout();
   layout.supervisor_pid.store(::getpid());
@@ -111,7 +113,8 @@ int main(int argc, char** argv) {
     }
     const auto real_now = realtime_ms();
     engine->on_tick(runtime, real_now);
-    if (auto d = engine->next_deadline()) runtime.wake_at(now + std::max<std::int64_t>(0, d - real_now));
+    if (auto d = engine->next_deadline())
+      runtime.wake_at(now + std::max<std::int64_t>(0, d - real_now));
     const auto& t = engine->totals();
     layout.sagas.running.store(t.running, std::memory_order_relaxed);
     layout.sagas.compensating.store(t.compensating, std::memory_order_relaxed);

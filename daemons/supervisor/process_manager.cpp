@@ -91,7 +91,8 @@ void ProcessManager::on_exit(Child& c, int status, std::int64_t now_ms) {
   slot.last_exit.store(status);
   slot.pid.store(0);
   c.pid = 0;
-  while (!c.restarts.empty() && c.restarts.front() < now_ms - policy_.period_ms) c.restarts.pop_front();
+  while (!c.restarts.empty() && c.restarts.front() < now_ms - policy_.period_ms)
+    c.restarts.pop_front();
   c.restarts.push_back(now_ms);
   if (static_cast<int>(c.restarts.size()) > policy_.max_restarts) {
     log_->error("{} exited ({}) {} times within {} ms: giving up", name, describe_exit(status),
@@ -104,7 +105,8 @@ void ProcessManager::on_exit(Child& c, int status, std::int64_t now_ms) {
   const bool was_stable = now_ms - slot.started_ms.load() > 10'000;
   c.backoff_ms = was_stable || c.restarts.size() <= 1
                      ? policy_.backoff_initial_ms
-                     : std::min<std::int64_t>(policy_.backoff_max_ms, std::max<std::int64_t>(50, c.backoff_ms * 2));
+                     : std::min<std::int64_t>(policy_.backoff_max_ms,
+                                              std::max<std::int64_t>(50, c.backoff_ms * 2));
   c.restart_at_ms = now_ms + c.backoff_ms;
   slot.restarts.fetch_add(1);
   slot.state.store(static_cast<std::uint32_t>(ipc::DaemonState::backoff));
@@ -139,7 +141,8 @@ bool ProcessManager::tick(std::int64_t now_ms) {
       slot.state.store(static_cast<std::uint32_t>(ipc::DaemonState::running));
     }
     if (now_ms - hb > config_.heartbeat_timeout_ms) {
-      log_->error("{} missed its heartbeat for {} ms: killing it", runtime::daemon_name(c.id), now_ms - hb);
+      log_->error("{} missed its heartbeat for {} ms: killing it", runtime::daemon_name(c.id),
+                  now_ms - hb);
       ::kill(c.pid, SIGKILL);
       slot.heartbeat_ms.store(now_ms);  // one kill per timeout period
     }

@@ -23,9 +23,9 @@
 namespace ringmart::supervisor {
 
 struct RestartPolicy {
-  int max_restarts = 50;        ///< within period_ms, per daemon
+  int max_restarts = 50;  ///< within period_ms, per daemon
   int period_ms = 60'000;
-  int backoff_initial_ms = 0;   ///< first restart is immediate
+  int backoff_initial_ms = 0;  ///< first restart is immediate
   int backoff_max_ms = 2'000;
   int startup_grace_ms = 10'000;  ///< a starting daemon may be silent this long
 };
@@ -53,7 +53,7 @@ class ProcessManager {
   struct Child {
     runtime::DaemonId id;
     pid_t pid = 0;
-    std::int64_t restart_at_ms = 0;   // 0 = not scheduled
+    std::int64_t restart_at_ms = 0;  // 0 = not scheduled
     std::int64_t backoff_ms = 0;
     std::deque<std::int64_t> restarts;  // times within the intensity period
   };

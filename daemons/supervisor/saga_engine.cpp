@@ -12,10 +12,9 @@ using msg::Code;
 using msg::DaemonId;
 using Payload = msg::Envelope::Payload;
 
-constexpr std::array<const char*, 7> kKindNames = {"use_coupon",       "apply_coupon",
-                                                   "deduct_inventory", "start_payment",
-                                                   "deduct_points",    "complete_payment",
-                                                   "complete_order"};
+constexpr std::array<const char*, 7> kKindNames = {
+    "use_coupon",    "apply_coupon",     "deduct_inventory", "start_payment",
+    "deduct_points", "complete_payment", "complete_order"};
 constexpr std::size_t kMaxHistory = 64;
 
 bool is_saga_reason(Code c) {
@@ -27,12 +26,18 @@ bool is_saga_reason(Code c) {
 Code default_reason(StepKind k) {
   switch (k) {
     case StepKind::use_coupon:
-    case StepKind::apply_coupon: return Code::COUPON_INVALID;
-    case StepKind::deduct_inventory: return Code::OUT_OF_STOCK;
-    case StepKind::start_payment: return Code::PAYMENT_DECLINED;
-    case StepKind::deduct_points: return Code::INSUFFICIENT_POINTS;
-    case StepKind::complete_payment: return Code::PAYMENT_CAPTURE_FAILED;
-    case StepKind::complete_order: return Code::INTERNAL;
+    case StepKind::apply_coupon:
+      return Code::COUPON_INVALID;
+    case StepKind::deduct_inventory:
+      return Code::OUT_OF_STOCK;
+    case StepKind::start_payment:
+      return Code::PAYMENT_DECLINED;
+    case StepKind::deduct_points:
+      return Code::INSUFFICIENT_POINTS;
+    case StepKind::complete_payment:
+      return Code::PAYMENT_CAPTURE_FAILED;
+    case StepKind::complete_order:
+      return Code::INTERNAL;
   }
   return Code::INTERNAL;
 }
@@ -52,19 +57,32 @@ struct ReplyInfo {
 std::optional<ReplyInfo> classify(msg::Envelope::Reader m) {
   auto p = m.getPayload();
   switch (p.which()) {
-    case Payload::COUPON_USED: return ReplyInfo{StepKind::use_coupon, false, p.getCouponUsed().getCode()};
-    case Payload::COUPON_RESTORED: return ReplyInfo{StepKind::use_coupon, true, p.getCouponRestored().getCode()};
-    case Payload::COUPON_APPLIED: return ReplyInfo{StepKind::apply_coupon, false, p.getCouponApplied().getCode()};
-    case Payload::INVENTORY_DEDUCTED: return ReplyInfo{StepKind::deduct_inventory, false, p.getInventoryDeducted().getCode()};
-    case Payload::INVENTORY_RESTORED: return ReplyInfo{StepKind::deduct_inventory, true, p.getInventoryRestored().getCode()};
-    case Payload::PAYMENT_STARTED: return ReplyInfo{StepKind::start_payment, false, p.getPaymentStarted().getCode()};
-    case Payload::PAYMENT_CANCELLED: return ReplyInfo{StepKind::start_payment, true, p.getPaymentCancelled().getCode()};
-    case Payload::POINTS_DEDUCTED: return ReplyInfo{StepKind::deduct_points, false, p.getPointsDeducted().getCode()};
-    case Payload::POINTS_RESTORED: return ReplyInfo{StepKind::deduct_points, true, p.getPointsRestored().getCode()};
-    case Payload::PAYMENT_COMPLETED: return ReplyInfo{StepKind::complete_payment, false, p.getPaymentCompleted().getCode()};
-    case Payload::ORDER_COMPLETED: return ReplyInfo{StepKind::complete_order, false, Code::OK};
-    case Payload::ORDER_FAILED: return ReplyInfo{std::nullopt, true, p.getOrderFailed().getCode()};
-    default: return std::nullopt;
+    case Payload::COUPON_USED:
+      return ReplyInfo{StepKind::use_coupon, false, p.getCouponUsed().getCode()};
+    case Payload::COUPON_RESTORED:
+      return ReplyInfo{StepKind::use_coupon, true, p.getCouponRestored().getCode()};
+    case Payload::COUPON_APPLIED:
+      return ReplyInfo{StepKind::apply_coupon, false, p.getCouponApplied().getCode()};
+    case Payload::INVENTORY_DEDUCTED:
+      return ReplyInfo{StepKind::deduct_inventory, false, p.getInventoryDeducted().getCode()};
+    case Payload::INVENTORY_RESTORED:
+      return ReplyInfo{StepKind::deduct_inventory, true, p.getInventoryRestored().getCode()};
+    case Payload::PAYMENT_STARTED:
+      return ReplyInfo{StepKind::start_payment, false, p.getPaymentStarted().getCode()};
+    case Payload::PAYMENT_CANCELLED:
+      return ReplyInfo{StepKind::start_payment, true, p.getPaymentCancelled().getCode()};
+    case Payload::POINTS_DEDUCTED:
+      return ReplyInfo{StepKind::deduct_points, false, p.getPointsDeducted().getCode()};
+    case Payload::POINTS_RESTORED:
+      return ReplyInfo{StepKind::deduct_points, true, p.getPointsRestored().getCode()};
+    case Payload::PAYMENT_COMPLETED:
+      return ReplyInfo{StepKind::complete_payment, false, p.getPaymentCompleted().getCode()};
+    case Payload::ORDER_COMPLETED:
+      return ReplyInfo{StepKind::complete_order, false, Code::OK};
+    case Payload::ORDER_FAILED:
+      return ReplyInfo{std::nullopt, true, p.getOrderFailed().getCode()};
+    default:
+      return std::nullopt;
   }
 }
 
@@ -98,7 +116,8 @@ SagaDefinition SagaDefinition::standard() {
   return d;
 }
 
-std::expected<SagaDefinition, std::string> SagaDefinition::from_config(const runtime::Config& config) {
+std::expected<SagaDefinition, std::string> SagaDefinition::from_config(
+    const runtime::Config& config) {
   SagaDefinition d = standard();
   const auto saga = config.file["saga"];
   if (auto steps = saga["steps"].as_array()) {
@@ -108,7 +127,8 @@ std::expected<SagaDefinition, std::string> SagaDefinition::from_config(const run
       auto name = node.value<std::string>();
       auto kind = name ? parse_step_kind(*name) : std::nullopt;
       if (!kind) return std::unexpected("[saga] steps: unknown step " + name.value_or("?"));
-      if (!seen.insert(*kind).second) return std::unexpected("[saga] steps: duplicate step " + *name);
+      if (!seen.insert(*kind).second)
+        return std::unexpected("[saga] steps: duplicate step " + *name);
       d.steps.push_back({*kind});
       if (*kind == StepKind::start_payment) d.steps.back() = {*kind, 1000, 3};
     }
@@ -124,7 +144,8 @@ std::expected<SagaDefinition, std::string> SagaDefinition::from_config(const run
   }
   for (auto k : {StepKind::use_coupon, StepKind::apply_coupon, StepKind::deduct_inventory,
                  StepKind::start_payment, StepKind::complete_payment}) {
-    if (pos(k) < 0) return std::unexpected(fmt::format("[saga] steps: {} is required", step_kind_name(k)));
+    if (pos(k) < 0)
+      return std::unexpected(fmt::format("[saga] steps: {} is required", step_kind_name(k)));
   }
   if (pos(StepKind::apply_coupon) < pos(StepKind::use_coupon)) {
     return std::unexpected("[saga] steps: apply_coupon must come after use_coupon");
@@ -132,7 +153,8 @@ std::expected<SagaDefinition, std::string> SagaDefinition::from_config(const run
   if (pos(StepKind::complete_payment) < pos(StepKind::start_payment)) {
     return std::unexpected("[saga] steps: complete_payment must come after start_payment");
   }
-  if (pos(StepKind::deduct_points) >= 0 && pos(StepKind::start_payment) < pos(StepKind::apply_coupon)) {
+  if (pos(StepKind::deduct_points) >= 0 &&
+      pos(StepKind::start_payment) < pos(StepKind::apply_coupon)) {
     return std::unexpected("[saga] steps: start_payment must come after apply_coupon");
   }
   for (auto& s : d.steps) {
@@ -140,12 +162,13 @@ std::expected<SagaDefinition, std::string> SagaDefinition::from_config(const run
     s.timeout_ms = t["timeout_ms"].value_or(s.timeout_ms);
     s.max_attempts = t["max_attempts"].value_or(s.max_attempts);
     if (s.timeout_ms <= 0 || s.max_attempts <= 0) {
-      return std::unexpected(fmt::format("[saga.{}] timeout_ms and max_attempts must be > 0",
-                                         step_kind_name(s.kind)));
+      return std::unexpected(
+          fmt::format("[saga.{}] timeout_ms and max_attempts must be > 0", step_kind_name(s.kind)));
     }
   }
   d.compensation_timeout_ms = saga["compensation_timeout_ms"].value_or(d.compensation_timeout_ms);
-  d.compensation_max_attempts = saga["compensation_max_attempts"].value_or(d.compensation_max_attempts);
+  d.compensation_max_attempts =
+      saga["compensation_max_attempts"].value_or(d.compensation_max_attempts);
   return d;
 }
 
@@ -163,16 +186,29 @@ void SagaEngine::recover(storage::Txn& txn) {
   totals_ = {};
   store_.scan(txn, [&](std::uint64_t id, SagaRecord::Reader r) {
     switch (r.getState()) {
-      case SagaState::RUNNING: ++totals_.running; deadlines_[id] = r.getDeadlineMs(); break;
-      case SagaState::COMPENSATING: ++totals_.compensating; deadlines_[id] = r.getDeadlineMs(); break;
-      case SagaState::COMPLETED: ++totals_.completed; break;
-      case SagaState::FAILED: ++totals_.failed; break;
-      case SagaState::STUCK: ++totals_.stuck; break;
+      case SagaState::RUNNING:
+        ++totals_.running;
+        deadlines_[id] = r.getDeadlineMs();
+        break;
+      case SagaState::COMPENSATING:
+        ++totals_.compensating;
+        deadlines_[id] = r.getDeadlineMs();
+        break;
+      case SagaState::COMPLETED:
+        ++totals_.completed;
+        break;
+      case SagaState::FAILED:
+        ++totals_.failed;
+        break;
+      case SagaState::STUCK:
+        ++totals_.stuck;
+        break;
     }
     return true;
   });
   log_->info("recovered sagas: {} running, {} compensating, {} completed, {} failed, {} stuck",
-             totals_.running, totals_.compensating, totals_.completed, totals_.failed, totals_.stuck);
+             totals_.running, totals_.compensating, totals_.completed, totals_.failed,
+             totals_.stuck);
 }
 
 void SagaEngine::set_state(SagaRecord::Builder r, SagaState s) {
@@ -218,9 +254,12 @@ std::error_code SagaEngine::save(runtime::Context& ctx, capnp::MallocMessageBuil
 bool SagaEngine::skipped(SagaRecord::Reader r, int step) const {
   switch (def_.steps[step].kind) {
     case StepKind::use_coupon:
-    case StepKind::apply_coupon: return r.getUserCouponId() == 0;
-    case StepKind::deduct_points: return r.getPointsUsed() == 0;
-    default: return false;
+    case StepKind::apply_coupon:
+      return r.getUserCouponId() == 0;
+    case StepKind::deduct_points:
+      return r.getPointsUsed() == 0;
+    default:
+      return false;
   }
 }
 
@@ -235,7 +274,8 @@ std::error_code SagaEngine::send_current(runtime::Context& ctx, SagaRecord::Buil
                           : def_.steps[step].timeout_ms;
   r.setDeadlineMs(now + timeout);
   deadlines_[order] = now + timeout;
-  event(r, step_name(step), r.getAttempt() > 1 ? fmt::format("retry {}", r.getAttempt()) : "sent", now);
+  event(r, step_name(step), r.getAttempt() > 1 ? fmt::format("retry {}", r.getAttempt()) : "sent",
+        now);
 
   auto send = [&](DaemonId to, const std::function<void(Payload::Builder)>& fill) {
     return ctx.send(to, order, id, 0, fill);
@@ -249,7 +289,9 @@ std::error_code SagaEngine::send_current(runtime::Context& ctx, SagaRecord::Buil
   }
   switch (def_.steps[step].kind) {
     case StepKind::use_coupon:
-      if (comp) return send(DaemonId::COUPON, [&](Payload::Builder p) { p.initRestoreCoupon().setOrderId(order); });
+      if (comp)
+        return send(DaemonId::COUPON,
+                    [&](Payload::Builder p) { p.initRestoreCoupon().setOrderId(order); });
       return send(DaemonId::COUPON, [&](Payload::Builder p) {
         auto c = p.initUseCoupon();
         c.setOrderId(order);
@@ -265,7 +307,9 @@ std::error_code SagaEngine::send_current(runtime::Context& ctx, SagaRecord::Buil
         c.setMinOrderCents(r.getMinOrderCents());
       });
     case StepKind::deduct_inventory:
-      if (comp) return send(DaemonId::PRODUCT, [&](Payload::Builder p) { p.initRestoreInventory().setOrderId(order); });
+      if (comp)
+        return send(DaemonId::PRODUCT,
+                    [&](Payload::Builder p) { p.initRestoreInventory().setOrderId(order); });
       return send(DaemonId::PRODUCT, [&](Payload::Builder p) {
         auto c = p.initDeductInventory();
         c.setOrderId(order);
@@ -278,7 +322,9 @@ std::error_code SagaEngine::send_current(runtime::Context& ctx, SagaRecord::Buil
         }
       });
     case StepKind::start_payment:
-      if (comp) return send(DaemonId::PAYMENT, [&](Payload::Builder p) { p.initCancelPayment().setOrderId(order); });
+      if (comp)
+        return send(DaemonId::PAYMENT,
+                    [&](Payload::Builder p) { p.initCancelPayment().setOrderId(order); });
       return send(DaemonId::PAYMENT, [&](Payload::Builder p) {
         auto c = p.initStartPayment();
         c.setOrderId(order);
@@ -287,7 +333,9 @@ std::error_code SagaEngine::send_current(runtime::Context& ctx, SagaRecord::Buil
         c.setInstallments(r.getInstallments());
       });
     case StepKind::deduct_points:
-      if (comp) return send(DaemonId::USER, [&](Payload::Builder p) { p.initRestorePoints().setOrderId(order); });
+      if (comp)
+        return send(DaemonId::USER,
+                    [&](Payload::Builder p) { p.initRestorePoints().setOrderId(order); });
       return send(DaemonId::USER, [&](Payload::Builder p) {
         auto c = p.initDeductPoints();
         c.setOrderId(order);
@@ -295,7 +343,8 @@ std::error_code SagaEngine::send_current(runtime::Context& ctx, SagaRecord::Buil
         c.setPoints(r.getPointsUsed());
       });
     case StepKind::complete_payment:
-      return send(DaemonId::PAYMENT, [&](Payload::Builder p) { p.initCompletePayment().setOrderId(order); });
+      return send(DaemonId::PAYMENT,
+                  [&](Payload::Builder p) { p.initCompletePayment().setOrderId(order); });
     case StepKind::complete_order:
       return send(DaemonId::ORDER, [&](Payload::Builder p) {
         auto c = p.initCompleteOrder();
@@ -403,7 +452,8 @@ std::error_code SagaEngine::on_message(runtime::Context& ctx, msg::Envelope::Rea
     const auto kind = def_.steps[step].kind;
     if (info->code != Code::OK) {
       event(r, step_name(step), fmt::format("failed {}", runtime::code_name(info->code)), now);
-      ec = begin_compensation(ctx, r, is_saga_reason(info->code) ? info->code : default_reason(kind));
+      ec = begin_compensation(ctx, r,
+                              is_saga_reason(info->code) ? info->code : default_reason(kind));
     } else {
       event(r, step_name(step), "ok", now);
       r.setDoneMask(r.getDoneMask() | (1u << step));

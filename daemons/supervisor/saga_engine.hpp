@@ -36,7 +36,8 @@ enum class StepKind {
   deduct_inventory,  ///< product: DeductInventory / RestoreInventory
   start_payment,     ///< payment: StartPayment (authorize) / CancelPayment (void)
   deduct_points,     ///< user: DeductPoints / RestorePoints (skipped when no points)
-  complete_payment,  ///< payment: CompletePayment (capture); undone by CancelPayment of start_payment
+  complete_payment,  ///< payment: CompletePayment (capture); undone by CancelPayment of
+                     ///< start_payment
   complete_order,    ///< order: CompleteOrder (last; retried until it answers)
 };
 std::optional<StepKind> parse_step_kind(std::string_view name);
@@ -44,8 +45,8 @@ const char* step_kind_name(StepKind k);
 
 struct StepDef {
   StepKind kind;
-  int timeout_ms = 2000;   ///< wait for the reply before retrying
-  int max_attempts = 5;    ///< sends before the outcome is declared unknown
+  int timeout_ms = 2000;  ///< wait for the reply before retrying
+  int max_attempts = 5;   ///< sends before the outcome is declared unknown
 };
 
 struct SagaDefinition {
@@ -87,12 +88,14 @@ class SagaEngine {
   std::error_code start(runtime::Context& ctx, msg::Envelope::Reader m);
   std::error_code send_current(runtime::Context& ctx, SagaRecord::Builder r);
   std::error_code advance(runtime::Context& ctx, SagaRecord::Builder r, int from_step);
-  std::error_code begin_compensation(runtime::Context& ctx, SagaRecord::Builder r, msg::Code reason);
+  std::error_code begin_compensation(runtime::Context& ctx, SagaRecord::Builder r,
+                                     msg::Code reason);
   std::error_code next_compensation(runtime::Context& ctx, SagaRecord::Builder r);
   std::error_code on_timeout(runtime::Context& ctx, SagaRecord::Builder r);
   bool skipped(SagaRecord::Reader r, int step) const;
   void set_state(SagaRecord::Builder r, SagaState s);
-  void event(SagaRecord::Builder r, const std::string& step, const std::string& what, std::int64_t now);
+  void event(SagaRecord::Builder r, const std::string& step, const std::string& what,
+             std::int64_t now);
   std::error_code save(runtime::Context& ctx, capnp::MallocMessageBuilder& mb);
   std::string step_name(int step) const;
 

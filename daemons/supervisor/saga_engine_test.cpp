@@ -31,8 +31,9 @@ class SagaEngineTest : public ::testing::Test {
   void SetUp() override {
     std::string t = "/tmp/rm-saga-XXXXXX";
     base_ = mkdtemp(t.data());
-    std::ofstream(base_ + "/cfg.toml") << "[saga.start_payment]\ntimeout_ms = 200\nmax_attempts = 2\n"
-                                       << "[saga]\ncompensation_timeout_ms = 300\n";
+    std::ofstream(base_ + "/cfg.toml")
+        << "[saga.start_payment]\ntimeout_ms = 200\nmax_attempts = 2\n"
+        << "[saga]\ncompensation_timeout_ms = 300\n";
     auto cfg = runtime::Config::load(base_ + "/state", base_ + "/run", base_ + "/cfg.toml");
     ASSERT_TRUE(cfg) << cfg.error();
     config_ = *cfg;
@@ -40,7 +41,8 @@ class SagaEngineTest : public ::testing::Test {
     ASSERT_TRUE(runtime::create_transport(config_));
     start_supervisor();
     const auto prefix = runtime::shm_prefix(config_.runtime_dir);
-    for (auto d : {DaemonId::USER, DaemonId::PRODUCT, DaemonId::COUPON, DaemonId::ORDER, DaemonId::PAYMENT}) {
+    for (auto d : {DaemonId::USER, DaemonId::PRODUCT, DaemonId::COUPON, DaemonId::ORDER,
+                   DaemonId::PAYMENT}) {
       in_[d] = std::move(*ipc::Ring::open(runtime::ring_name(prefix, DaemonId::SUPERVISOR, d)));
       out_[d] = std::move(*ipc::Ring::open(runtime::ring_name(prefix, d, DaemonId::SUPERVISOR)));
     }
@@ -65,7 +67,9 @@ class SagaEngineTest : public ::testing::Test {
       engine_->recover(ctx.txn());
       return {};
     }));
-    rt_->on_message([this](runtime::Context& ctx, msg::Envelope::Reader m) { return engine_->on_message(ctx, m); });
+    rt_->on_message([this](runtime::Context& ctx, msg::Envelope::Reader m) {
+      return engine_->on_message(ctx, m);
+    });
     rt_->on_tick([this](std::int64_t) {
       timespec ts{};
       clock_gettime(CLOCK_REALTIME, &ts);
@@ -185,24 +189,29 @@ TEST_F(SagaEngineTest, RunsEveryStepInOrderAndComputesAmounts) {
   auto deduct = receive(DaemonId::PRODUCT);
   ASSERT_TRUE(deduct && deduct->envelope().getPayload().isDeductInventory());
   EXPECT_EQ(deduct->envelope().getPayload().getDeductInventory().getLines()[0].getQuantity(), 2);
-  send(DaemonId::PRODUCT, 1, deduct->envelope().getMessageId(), [](Payload::Builder p) { p.initInventoryDeducted(); });
+  send(DaemonId::PRODUCT, 1, deduct->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initInventoryDeducted(); });
   auto pay = receive(DaemonId::PAYMENT);
   ASSERT_TRUE(pay && pay->envelope().getPayload().isStartPayment());
   // total 2100 - discount 210 - points 300
   EXPECT_EQ(pay->envelope().getPayload().getStartPayment().getAmountCents(), 1590);
-  send(DaemonId::PAYMENT, 1, pay->envelope().getMessageId(), [](Payload::Builder p) { p.initPaymentStarted(); });
+  send(DaemonId::PAYMENT, 1, pay->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initPaymentStarted(); });
   auto points = receive(DaemonId::USER);
   ASSERT_TRUE(points && points->envelope().getPayload().isDeductPoints());
   EXPECT_EQ(points->envelope().getPayload().getDeductPoints().getPoints(), 300);
-  send(DaemonId::USER, 1, points->envelope().getMessageId(), [](Payload::Builder p) { p.initPointsDeducted(); });
+  send(DaemonId::USER, 1, points->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initPointsDeducted(); });
   auto capture = receive(DaemonId::PAYMENT);
   ASSERT_TRUE(capture && capture->envelope().getPayload().isCompletePayment());
-  send(DaemonId::PAYMENT, 1, capture->envelope().getMessageId(), [](Payload::Builder p) { p.initPaymentCompleted(); });
+  send(DaemonId::PAYMENT, 1, capture->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initPaymentCompleted(); });
   auto complete = receive(DaemonId::ORDER);
   ASSERT_TRUE(complete && complete->envelope().getPayload().isCompleteOrder());
   EXPECT_EQ(complete->envelope().getPayload().getCompleteOrder().getPaidCents(), 1590);
   EXPECT_EQ(complete->envelope().getPayload().getCompleteOrder().getDiscountCents(), 210);
-  send(DaemonId::ORDER, 1, complete->envelope().getMessageId(), [](Payload::Builder p) { p.initOrderCompleted().setOrderId(1); });
+  send(DaemonId::ORDER, 1, complete->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initOrderCompleted().setOrderId(1); });
   ASSERT_TRUE(wait_state(1, "COMPLETED"));
   EXPECT_EQ(engine_->totals().completed, 1u);
 }
@@ -212,11 +221,13 @@ TEST_F(SagaEngineTest, SkipsCouponAndPointsStepsWhenUnused) {
   auto deduct = receive(DaemonId::PRODUCT);
   ASSERT_TRUE(deduct && deduct->envelope().getPayload().isDeductInventory());
   EXPECT_TRUE(nothing_for(DaemonId::COUPON, 50));
-  send(DaemonId::PRODUCT, 2, deduct->envelope().getMessageId(), [](Payload::Builder p) { p.initInventoryDeducted(); });
+  send(DaemonId::PRODUCT, 2, deduct->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initInventoryDeducted(); });
   auto pay = receive(DaemonId::PAYMENT);
   ASSERT_TRUE(pay && pay->envelope().getPayload().isStartPayment());
   EXPECT_EQ(pay->envelope().getPayload().getStartPayment().getAmountCents(), 2100);
-  send(DaemonId::PAYMENT, 2, pay->envelope().getMessageId(), [](Payload::Builder p) { p.initPaymentStarted(); });
+  send(DaemonId::PAYMENT, 2, pay->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initPaymentStarted(); });
   auto capture = receive(DaemonId::PAYMENT);
   ASSERT_TRUE(capture && capture->envelope().getPayload().isCompletePayment());
   EXPECT_TRUE(nothing_for(DaemonId::USER, 50));
@@ -225,13 +236,17 @@ TEST_F(SagaEngineTest, SkipsCouponAndPointsStepsWhenUnused) {
 TEST_F(SagaEngineTest, FailureCompensatesCompletedStepsInReverse) {
   create_order(3, 55, 300);
   auto use = receive(DaemonId::COUPON);
-  send(DaemonId::COUPON, 3, use->envelope().getMessageId(), [](Payload::Builder p) { p.initCouponUsed().setDiscountValue(100); });
+  send(DaemonId::COUPON, 3, use->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initCouponUsed().setDiscountValue(100); });
   auto apply = receive(DaemonId::ORDER);
-  send(DaemonId::ORDER, 3, apply->envelope().getMessageId(), [](Payload::Builder p) { p.initCouponApplied().setDiscountCents(100); });
+  send(DaemonId::ORDER, 3, apply->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initCouponApplied().setDiscountCents(100); });
   auto deduct = receive(DaemonId::PRODUCT);
-  send(DaemonId::PRODUCT, 3, deduct->envelope().getMessageId(), [](Payload::Builder p) { p.initInventoryDeducted(); });
+  send(DaemonId::PRODUCT, 3, deduct->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initInventoryDeducted(); });
   auto pay = receive(DaemonId::PAYMENT);
-  send(DaemonId::PAYMENT, 3, pay->envelope().getMessageId(), [](Payload::Builder p) { p.initPaymentStarted(); });
+  send(DaemonId::PAYMENT, 3, pay->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initPaymentStarted(); });
   auto points = receive(DaemonId::USER);
   send(DaemonId::USER, 3, points->envelope().getMessageId(),
        [](Payload::Builder p) { p.initPointsDeducted().setCode(Code::INSUFFICIENT_POINTS); });
@@ -239,18 +254,22 @@ TEST_F(SagaEngineTest, FailureCompensatesCompletedStepsInReverse) {
   auto cancel = receive(DaemonId::PAYMENT);
   ASSERT_TRUE(cancel && cancel->envelope().getPayload().isCancelPayment());
   EXPECT_TRUE(nothing_for(DaemonId::PRODUCT, 50)) << "one compensation at a time";
-  send(DaemonId::PAYMENT, 3, cancel->envelope().getMessageId(), [](Payload::Builder p) { p.initPaymentCancelled(); });
+  send(DaemonId::PAYMENT, 3, cancel->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initPaymentCancelled(); });
   auto restock = receive(DaemonId::PRODUCT);
   ASSERT_TRUE(restock && restock->envelope().getPayload().isRestoreInventory());
-  send(DaemonId::PRODUCT, 3, restock->envelope().getMessageId(), [](Payload::Builder p) { p.initInventoryRestored(); });
+  send(DaemonId::PRODUCT, 3, restock->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initInventoryRestored(); });
   auto recoupon = receive(DaemonId::COUPON);
   ASSERT_TRUE(recoupon && recoupon->envelope().getPayload().isRestoreCoupon());
-  send(DaemonId::COUPON, 3, recoupon->envelope().getMessageId(), [](Payload::Builder p) { p.initCouponRestored(); });
+  send(DaemonId::COUPON, 3, recoupon->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initCouponRestored(); });
   auto fail = receive(DaemonId::ORDER);
   ASSERT_TRUE(fail && fail->envelope().getPayload().isFailOrder());
   EXPECT_EQ(fail->envelope().getPayload().getFailOrder().getReason(), Code::INSUFFICIENT_POINTS);
   EXPECT_TRUE(nothing_for(DaemonId::USER, 50)) << "failed step had no effect: nothing to restore";
-  send(DaemonId::ORDER, 3, fail->envelope().getMessageId(), [](Payload::Builder p) { p.initOrderFailed(); });
+  send(DaemonId::ORDER, 3, fail->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initOrderFailed(); });
   ASSERT_TRUE(wait_state(3, "FAILED"));
   EXPECT_EQ(saga(3)->failure_reason, "INSUFFICIENT_POINTS");
 }
@@ -258,7 +277,8 @@ TEST_F(SagaEngineTest, FailureCompensatesCompletedStepsInReverse) {
 TEST_F(SagaEngineTest, TimeoutRetriesWithTheSameMessageIdThenVoids) {
   create_order(4, 0, 0);
   auto deduct = receive(DaemonId::PRODUCT);
-  send(DaemonId::PRODUCT, 4, deduct->envelope().getMessageId(), [](Payload::Builder p) { p.initInventoryDeducted(); });
+  send(DaemonId::PRODUCT, 4, deduct->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initInventoryDeducted(); });
   auto first = receive(DaemonId::PAYMENT);
   ASSERT_TRUE(first && first->envelope().getPayload().isStartPayment());
   auto retry = receive(DaemonId::PAYMENT, 1000);
@@ -268,10 +288,12 @@ TEST_F(SagaEngineTest, TimeoutRetriesWithTheSameMessageIdThenVoids) {
   // Budget exhausted: unknown outcome -> void it, restore stock, fail the order.
   auto cancel = receive(DaemonId::PAYMENT, 1000);
   ASSERT_TRUE(cancel && cancel->envelope().getPayload().isCancelPayment());
-  send(DaemonId::PAYMENT, 4, cancel->envelope().getMessageId(), [](Payload::Builder p) { p.initPaymentCancelled(); });
+  send(DaemonId::PAYMENT, 4, cancel->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initPaymentCancelled(); });
   auto restock = receive(DaemonId::PRODUCT);
   ASSERT_TRUE(restock && restock->envelope().getPayload().isRestoreInventory());
-  send(DaemonId::PRODUCT, 4, restock->envelope().getMessageId(), [](Payload::Builder p) { p.initInventoryRestored(); });
+  send(DaemonId::PRODUCT, 4, restock->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initInventoryRestored(); });
   auto fail = receive(DaemonId::ORDER);
   ASSERT_TRUE(fail && fail->envelope().getPayload().isFailOrder());
   EXPECT_EQ(fail->envelope().getPayload().getFailOrder().getReason(), Code::PAYMENT_TIMEOUT);
@@ -282,10 +304,13 @@ TEST_F(SagaEngineTest, StaleAndDuplicateRepliesAreIgnored) {
   auto deduct = receive(DaemonId::PRODUCT);
   ASSERT_TRUE(deduct);
   // A reply to a command that is not in flight changes nothing.
-  send(DaemonId::PAYMENT, 5, saga_message_id(5, 3, false), [](Payload::Builder p) { p.initPaymentStarted(); });
+  send(DaemonId::PAYMENT, 5, saga_message_id(5, 3, false),
+       [](Payload::Builder p) { p.initPaymentStarted(); });
   EXPECT_TRUE(nothing_for(DaemonId::PAYMENT, 100));
-  send(DaemonId::PRODUCT, 5, deduct->envelope().getMessageId(), [](Payload::Builder p) { p.initInventoryDeducted(); });
-  send(DaemonId::PRODUCT, 5, deduct->envelope().getMessageId(), [](Payload::Builder p) { p.initInventoryDeducted(); });
+  send(DaemonId::PRODUCT, 5, deduct->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initInventoryDeducted(); });
+  send(DaemonId::PRODUCT, 5, deduct->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initInventoryDeducted(); });
   auto pay = receive(DaemonId::PAYMENT);
   ASSERT_TRUE(pay && pay->envelope().getPayload().isStartPayment());
   EXPECT_TRUE(nothing_for(DaemonId::PAYMENT, 100)) << "the duplicate reply did not advance twice";
@@ -298,7 +323,8 @@ TEST_F(SagaEngineTest, ContinuesWhereItWasAfterARestart) {
   stop_supervisor();
   start_supervisor();
   // The reply to the pre-restart command still completes the step.
-  send(DaemonId::PRODUCT, 6, deduct->envelope().getMessageId(), [](Payload::Builder p) { p.initInventoryDeducted(); });
+  send(DaemonId::PRODUCT, 6, deduct->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initInventoryDeducted(); });
   auto pay = receive(DaemonId::PAYMENT);
   ASSERT_TRUE(pay && pay->envelope().getPayload().isStartPayment());
   EXPECT_EQ(engine_->totals().running, 1u);
@@ -313,12 +339,14 @@ TEST(SagaDefinition, RejectsInvalidStepLists) {
     return SagaDefinition::from_config(*cfg);
   };
   EXPECT_TRUE(load(""));
-  EXPECT_TRUE(load("[saga]\nsteps=[\"deduct_inventory\",\"use_coupon\",\"apply_coupon\",\"start_payment\","
-                   "\"deduct_points\",\"complete_payment\",\"complete_order\"]\n"));
+  EXPECT_TRUE(
+      load("[saga]\nsteps=[\"deduct_inventory\",\"use_coupon\",\"apply_coupon\",\"start_payment\","
+           "\"deduct_points\",\"complete_payment\",\"complete_order\"]\n"));
   EXPECT_FALSE(load("[saga]\nsteps=[\"use_coupon\",\"complete_order\",\"apply_coupon\"]\n"));
   EXPECT_FALSE(load("[saga]\nsteps=[\"use_coupon\",\"nonsense\",\"complete_order\"]\n"));
-  EXPECT_FALSE(load("[saga]\nsteps=[\"apply_coupon\",\"use_coupon\",\"deduct_inventory\",\"start_payment\","
-                    "\"complete_payment\",\"complete_order\"]\n"));
+  EXPECT_FALSE(
+      load("[saga]\nsteps=[\"apply_coupon\",\"use_coupon\",\"deduct_inventory\",\"start_payment\","
+           "\"complete_payment\",\"complete_order\"]\n"));
   EXPECT_FALSE(load("[saga.start_payment]\ntimeout_ms = 0\n"));
 }
 

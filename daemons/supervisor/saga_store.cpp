@@ -4,11 +4,16 @@ namespace ringmart::supervisor {
 
 const char* state_name(SagaState s) {
   switch (s) {
-    case SagaState::RUNNING: return "RUNNING";
-    case SagaState::COMPENSATING: return "COMPENSATING";
-    case SagaState::COMPLETED: return "COMPLETED";
-    case SagaState::FAILED: return "FAILED";
-    case SagaState::STUCK: return "STUCK";
+    case SagaState::RUNNING:
+      return "RUNNING";
+    case SagaState::COMPENSATING:
+      return "COMPENSATING";
+    case SagaState::COMPLETED:
+      return "COMPLETED";
+    case SagaState::FAILED:
+      return "FAILED";
+    case SagaState::STUCK:
+      return "STUCK";
   }
   return "UNKNOWN";
 }
@@ -85,7 +90,8 @@ const char* reason_name(std::uint16_t code) {
 
 std::expected<SagaQueries, std::error_code> SagaQueries::open(const std::string& env_path,
                                                               std::size_t map_size_bytes) {
-  auto env = storage::Env::open({.path = env_path, .map_size_bytes = map_size_bytes, .read_only = true});
+  auto env =
+      storage::Env::open({.path = env_path, .map_size_bytes = map_size_bytes, .read_only = true});
   if (!env) return std::unexpected(env.error());
   SagaQueries q;
   q.env_ = std::move(*env);

@@ -50,7 +50,8 @@ class SagaStore {
 
   std::optional<storage::StoredMessage> get(storage::Txn& txn, std::uint64_t saga_id) const;
   /// Errors: LMDB codes (MDB_MAP_FULL).
-  std::error_code put(storage::Txn& txn, std::uint64_t saga_id, capnp::MessageBuilder& record) const;
+  std::error_code put(storage::Txn& txn, std::uint64_t saga_id,
+                      capnp::MessageBuilder& record) const;
   /// Visits every saga in id order.
   void scan(storage::Txn& txn,
             const std::function<bool(std::uint64_t saga_id, SagaRecord::Reader)>& fn) const;

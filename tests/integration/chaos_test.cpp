@@ -25,8 +25,13 @@ TEST(Chaos, KillingEachDaemonInTurnLosesNothing) {
   constexpr int kProducts = 12, kOrders = 400;
   constexpr std::int64_t kStock = 50, kPoints = 1000;
   std::vector<std::int64_t> products;
-  for (int i = 0; i < kProducts; ++i) products.push_back(sys.create_product("p" + std::to_string(i), 700 + i, kStock));
-  auto c = sys.admin("POST", "/v1/coupons", {{"name", "chaos"}, {"discount_type", "fixed"}, {"discount_value", 150}, {"total_quantity", kOrders}});
+  for (int i = 0; i < kProducts; ++i)
+    products.push_back(sys.create_product("p" + std::to_string(i), 700 + i, kStock));
+  auto c = sys.admin("POST", "/v1/coupons",
+                     {{"name", "chaos"},
+                      {"discount_type", "fixed"},
+                      {"discount_value", 150},
+                      {"total_quantity", kOrders}});
   ASSERT_EQ(c.status, 201);
   const auto coupon = c.body["id"].get<std::int64_t>();
 
@@ -36,9 +41,13 @@ TEST(Chaos, KillingEachDaemonInTurnLosesNothing) {
     auto& p = plan[i];
     p.user = sys.create_user("chaos" + std::to_string(i));
     ASSERT_GT(p.user, 0);
-    ASSERT_EQ(sys.api("POST", "/v1/users/" + std::to_string(p.user) + "/points/charge", {{"amount", kPoints}}).status, 200);
+    ASSERT_EQ(sys.api("POST", "/v1/users/" + std::to_string(p.user) + "/points/charge",
+                      {{"amount", kPoints}})
+                  .status,
+              200);
     if (i % 3 == 0) {
-      auto r = sys.api("POST", "/v1/coupons/" + std::to_string(coupon) + "/issue", {{"user_id", p.user}});
+      auto r = sys.api("POST", "/v1/coupons/" + std::to_string(coupon) + "/issue",
+                       {{"user_id", p.user}});
       ASSERT_EQ(r.status, 201);
       p.user_coupon = r.body["user_coupon_id"].get<std::int64_t>();
     }
@@ -46,7 +55,10 @@ TEST(Chaos, KillingEachDaemonInTurnLosesNothing) {
     p.quantity = 1 + static_cast<std::int64_t>(rng() % 3);
     p.points = (i % 4 == 0) ? 200 : (i % 17 == 0 ? 5000 : 0);  // some exceed the balance
     const int t = static_cast<int>(rng() % 20);
-    p.token = t == 0 ? "tok_decline" : t == 1 ? "tok_capture_fail" : t == 2 ? "tok_timeout" : "tok_ok";
+    p.token = t == 0   ? "tok_decline"
+              : t == 1 ? "tok_capture_fail"
+              : t == 2 ? "tok_timeout"
+                       : "tok_ok";
   }
 
   // Load: clients retry with the same Idempotency-Key through restarts.
@@ -66,7 +78,8 @@ TEST(Chaos, KillingEachDaemonInTurnLosesNothing) {
         if (p.user_coupon) body["user_coupon_id"] = p.user_coupon;
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
         while (std::chrono::steady_clock::now() < deadline) {
-          auto r = client.request("POST", "/v1/orders", body.dump(), {{"Idempotency-Key", "chaos-" + std::to_string(i)}});
+          auto r = client.request("POST", "/v1/orders", body.dump(),
+                                  {{"Idempotency-Key", "chaos-" + std::to_string(i)}});
           if (r && r->status == 202) {
             p.order_id = json::parse(r->body)["order_id"].get<std::int64_t>();
             break;
@@ -82,7 +95,8 @@ TEST(Chaos, KillingEachDaemonInTurnLosesNothing) {
   }
 
   // Nemesis: SIGKILL every daemon in turn, then the supervisor (restarted like systemd would).
-  for (const std::string name : {"user", "product", "coupon", "order", "payment", "ranking", "gateway"}) {
+  for (const std::string name :
+       {"user", "product", "coupon", "order", "payment", "ranking", "gateway"}) {
     std::this_thread::sleep_for(std::chrono::milliseconds(400));
     const pid_t pid = sys.daemon_pid(name);
     ASSERT_GT(pid, 0) << name;
@@ -93,8 +107,9 @@ TEST(Chaos, KillingEachDaemonInTurnLosesNothing) {
   ASSERT_TRUE(sys.start()) << "system restarted after the supervisor was killed";
   const int submitted_during_kills = next.load();
   for (auto& t : clients) t.join();
-  std::printf("chaos: %d of %d orders submitted while daemons were being killed; %d submit retries\n",
-              std::min(submitted_during_kills, kOrders), kOrders, retries.load());
+  std::printf(
+      "chaos: %d of %d orders submitted while daemons were being killed; %d submit retries\n",
+      std::min(submitted_during_kills, kOrders), kOrders, retries.load());
   EXPECT_LT(submitted_during_kills, kOrders) << "the load must outlast the kill schedule";
   ASSERT_FALSE(failed_submit.load()) << "an order could not be submitted within 60 s";
 
@@ -108,7 +123,8 @@ TEST(Chaos, KillingEachDaemonInTurnLosesNothing) {
     ok ? ++completed : ++failed;
     if (ok) sold[p.product] += p.quantity;
     // Points: charged = balance + points used by the completed order.
-    EXPECT_EQ(sys.points(p.user) + (ok ? o["points_used"].get<std::int64_t>() : 0), kPoints) << o.dump();
+    EXPECT_EQ(sys.points(p.user) + (ok ? o["points_used"].get<std::int64_t>() : 0), kPoints)
+        << o.dump();
     // Coupon used iff the order completed.
     if (p.user_coupon) {
       auto cs = sys.api("GET", "/v1/users/" + std::to_string(p.user) + "/coupons");

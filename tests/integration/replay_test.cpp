@@ -25,11 +25,13 @@ std::pair<int, std::string> run(const std::string& cmd) {
 
 TEST(Replay, OlistSampleAddsUp) {
   const std::string dir = RINGMART_SOURCE_DIR "/../shared/data/olist";
-  if (!std::filesystem::exists(dir + "/olist_order_items_dataset.csv")) GTEST_SKIP() << "no Olist data at " << dir;
+  if (!std::filesystem::exists(dir + "/olist_order_items_dataset.csv"))
+    GTEST_SKIP() << "no Olist data at " << dir;
   System sys;
   ASSERT_TRUE(sys.start());
-  auto [rc, out] = run(System::bin_dir() + "/ringmart-replay " + dir + " --runtime-dir " + sys.runtime_dir() +
-                       " --concurrency 16 --verify --stock-factor 0.9 2>/dev/null");
+  auto [rc, out] =
+      run(System::bin_dir() + "/ringmart-replay " + dir + " --runtime-dir " + sys.runtime_dir() +
+          " --concurrency 16 --verify --stock-factor 0.9 2>/dev/null");
   std::printf("%s\n", out.c_str());
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("verify: OK"), std::string::npos) << out;
@@ -39,8 +41,8 @@ TEST(Replay, OlistSampleAddsUp) {
 TEST(Replay, GeneratedDataSetAddsUp) {
   System sys;
   ASSERT_TRUE(sys.start());
-  auto [rc, out] = run(System::bin_dir() + "/ringmart-replay --generate 600 --runtime-dir " + sys.runtime_dir() +
-                       " --concurrency 8 --verify 2>/dev/null");
+  auto [rc, out] = run(System::bin_dir() + "/ringmart-replay --generate 600 --runtime-dir " +
+                       sys.runtime_dir() + " --concurrency 8 --verify 2>/dev/null");
   std::printf("%s\n", out.c_str());
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("verify: OK"), std::string::npos) << out;

@@ -69,7 +69,8 @@ class SagaTest : public ::testing::Test {
     EXPECT_EQ(r.status, 202) << r.body.dump();
     if (r.status != 202) return -1;
     EXPECT_EQ(r.body["status"], "PENDING");
-    EXPECT_EQ(r.headers["location"], "/v1/orders/" + std::to_string(r.body["order_id"].get<std::int64_t>()));
+    EXPECT_EQ(r.headers["location"],
+              "/v1/orders/" + std::to_string(r.body["order_id"].get<std::int64_t>()));
     return r.body["order_id"].get<std::int64_t>();
   }
 
@@ -179,7 +180,8 @@ TEST_F(SagaTest, IdempotencyKeyReturnsTheSameOrder) {
   EXPECT_EQ(sys_->wait_order(first)["status"], "COMPLETED");
   EXPECT_EQ(sys_->stock(s.product), 9) << "stock deducted once";
   auto other = order_body(s, 3, "tok_ok", 0);
-  auto r = sys_->api("POST", "/v1/orders", other, {{"Idempotency-Key", "key-" + std::to_string(s.user)}});
+  auto r = sys_->api("POST", "/v1/orders", other,
+                     {{"Idempotency-Key", "key-" + std::to_string(s.user)}});
   EXPECT_EQ(r.status, 409);
   EXPECT_EQ(r.body["error"]["code"], "IDEMPOTENCY_KEY_REUSED");
   EXPECT_EQ(sys_->stock(s.product), 9);
@@ -226,7 +228,9 @@ TEST_F(SagaTest, BadInputIsRejectedWithoutStateChange) {
 
 TEST_F(SagaTest, CouponIssuanceNeverExceedsQuantity) {
   auto c = sys_->admin("POST", "/v1/coupons",
-                       {{"name", "limited"}, {"discount_type", "percent"}, {"discount_value", 10},
+                       {{"name", "limited"},
+                        {"discount_type", "percent"},
+                        {"discount_value", 10},
                         {"total_quantity", 3}});
   ASSERT_EQ(c.status, 201);
   const auto coupon = c.body["id"].get<std::int64_t>();
@@ -237,8 +241,8 @@ TEST_F(SagaTest, CouponIssuanceNeverExceedsQuantity) {
       System& sys = *sys_;
       http::UnixClient client(sys.api_socket());
       for (int i = 0; i < 5; ++i) {
-        auto u = client.request("POST", "/v1/users",
-                                json{{"name", "c"}, {"email", "c@x.io"}}.dump());
+        auto u =
+            client.request("POST", "/v1/users", json{{"name", "c"}, {"email", "c@x.io"}}.dump());
         auto uid = json::parse(u->body)["id"].get<std::int64_t>();
         auto r = client.request("POST", "/v1/coupons/" + std::to_string(coupon) + "/issue",
                                 json{{"user_id", uid}}.dump());

@@ -1,11 +1,10 @@
 #include "tests/integration/system.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fcntl.h>
 
 #include <chrono>
 #include <cstdio>
@@ -129,8 +128,8 @@ HttpResult System::admin(const std::string& method, const std::string& target, c
   return call(*admin_, method, target, body, {});
 }
 
-std::int64_t System::create_product(const std::string& name, std::int64_t price,
-                                    std::int64_t stock, const std::string& category) {
+std::int64_t System::create_product(const std::string& name, std::int64_t price, std::int64_t stock,
+                                    const std::string& category) {
   auto r = admin("POST", "/v1/products",
                  {{"name", name}, {"category", category}, {"price", price}, {"stock", stock}});
   return r.status == 201 ? r.body["id"].get<std::int64_t>() : -1;

@@ -76,20 +76,22 @@ int cmd_status(const Options& o) {
     std::uint64_t fill = 0;
     for (const auto& c : runtime::channels()) {
       if (c.to != id) continue;
-      if (auto r = ipc::Ring::open(runtime::ring_name(prefix, c.from, c.to))) fill += r->fill_bytes();
+      if (auto r = ipc::Ring::open(runtime::ring_name(prefix, c.from, c.to)))
+        fill += r->fill_bytes();
     }
-    daemons.push_back({{"name", runtime::daemon_name(id)},
-                       {"pid", id == msg::DaemonId::SUPERVISOR ? l.supervisor_pid.load() : s.pid.load()},
-                       {"state", ipc::to_string(state)},
-                       {"restarts", s.restarts.load()},
-                       {"heartbeat_age_ms", hb ? now - hb : -1},
-                       {"messages_in", s.messages_in.load()},
-                       {"messages_out", s.messages_out.load()},
-                       {"duplicates", s.duplicates.load()},
-                       {"commits", s.commits.load()},
-                       {"errors", s.errors.load()},
-                       {"outbox_pending", s.outbox_pending.load()},
-                       {"inbound_ring_fill_bytes", fill}});
+    daemons.push_back(
+        {{"name", runtime::daemon_name(id)},
+         {"pid", id == msg::DaemonId::SUPERVISOR ? l.supervisor_pid.load() : s.pid.load()},
+         {"state", ipc::to_string(state)},
+         {"restarts", s.restarts.load()},
+         {"heartbeat_age_ms", hb ? now - hb : -1},
+         {"messages_in", s.messages_in.load()},
+         {"messages_out", s.messages_out.load()},
+         {"duplicates", s.duplicates.load()},
+         {"commits", s.commits.load()},
+         {"errors", s.errors.load()},
+         {"outbox_pending", s.outbox_pending.load()},
+         {"inbound_ring_fill_bytes", fill}});
   }
   out["daemons"] = daemons;
   out["sagas"] = {{"running", l.sagas.running.load()},
@@ -104,15 +106,16 @@ int cmd_status(const Options& o) {
     std::printf("%-11s %8s %-9s %8s %9s %10s %10s %6s %7s %9s\n", "DAEMON", "PID", "STATE",
                 "RESTARTS", "HB_AGE_MS", "MSGS_IN", "MSGS_OUT", "DUPS", "ERRORS", "RING_FILL");
     for (const auto& d : daemons) {
-      std::printf("%-11s %8d %-9s %8u %9lld %10llu %10llu %6llu %7llu %9llu\n",
-                  d["name"].get<std::string>().c_str(), d["pid"].get<int>(),
-                  d["state"].get<std::string>().c_str(), d["restarts"].get<unsigned>(),
-                  static_cast<long long>(d["heartbeat_age_ms"].get<std::int64_t>()),
-                  static_cast<unsigned long long>(d["messages_in"].get<std::uint64_t>()),
-                  static_cast<unsigned long long>(d["messages_out"].get<std::uint64_t>()),
-                  static_cast<unsigned long long>(d["duplicates"].get<std::uint64_t>()),
-                  static_cast<unsigned long long>(d["errors"].get<std::uint64_t>()),
-                  static_cast<unsigned long long>(d["inbound_ring_fill_bytes"].get<std::uint64_t>()));
+      std::printf(
+          "%-11s %8d %-9s %8u %9lld %10llu %10llu %6llu %7llu %9llu\n",
+          d["name"].get<std::string>().c_str(), d["pid"].get<int>(),
+          d["state"].get<std::string>().c_str(), d["restarts"].get<unsigned>(),
+          static_cast<long long>(d["heartbeat_age_ms"].get<std::int64_t>()),
+          static_cast<unsigned long long>(d["messages_in"].get<std::uint64_t>()),
+          static_cast<unsigned long long>(d["messages_out"].get<std::uint64_t>()),
+          static_cast<unsigned long long>(d["duplicates"].get<std::uint64_t>()),
+          static_cast<unsigned long long>(d["errors"].get<std::uint64_t>()),
+          static_cast<unsigned long long>(d["inbound_ring_fill_bytes"].get<std::uint64_t>()));
     }
     const auto& s = out["sagas"];
     std::printf("sagas: %llu running, %llu compensating, %llu completed, %llu failed, %llu stuck\n",
@@ -153,9 +156,14 @@ int cmd_outbox(const Options& o) {
 
 json saga_json(const supervisor::SagaView& v) {
   json h = json::array();
-  for (const auto& e : v.history) h.push_back({{"step", e.step}, {"event", e.event}, {"at_ms", e.at_ms}});
-  json j = {{"saga_id", v.saga_id}, {"order_id", v.order_id}, {"state", v.state},
-            {"step", v.step}, {"created_at_ms", v.created_at_ms}, {"updated_at_ms", v.updated_at_ms},
+  for (const auto& e : v.history)
+    h.push_back({{"step", e.step}, {"event", e.event}, {"at_ms", e.at_ms}});
+  json j = {{"saga_id", v.saga_id},
+            {"order_id", v.order_id},
+            {"state", v.state},
+            {"step", v.step},
+            {"created_at_ms", v.created_at_ms},
+            {"updated_at_ms", v.updated_at_ms},
             {"history", h}};
   j["failure_reason"] = v.failure_reason.empty() ? json(nullptr) : json(v.failure_reason);
   return j;
@@ -194,7 +202,8 @@ int cmd_saga_show(const Options& o) {
   if (!q) return 3;
   auto v = q->get(o.saga_id);
   if (!v) {
-    std::fprintf(stderr, "ringmartctl: saga %llu not found\n", static_cast<unsigned long long>(o.saga_id));
+    std::fprintf(stderr, "ringmartctl: saga %llu not found\n",
+                 static_cast<unsigned long long>(o.saga_id));
     return 1;
   }
   if (o.output == "json") {
@@ -217,11 +226,14 @@ int cmd_saga_show(const Options& o) {
 int main(int argc, char** argv) {
   Options o;
   CLI::App app("ringmartctl — inspect a running ringmart system");
-  app.add_option("--runtime-dir", o.runtime_dir, "the system's runtime directory")->capture_default_str();
+  app.add_option("--runtime-dir", o.runtime_dir, "the system's runtime directory")
+      ->capture_default_str();
   app.add_option("--state-dir", o.state_dir, "the system's state directory")->capture_default_str();
   app.add_option("-o,--output", o.output, "text or json")->check(CLI::IsMember({"text", "json"}));
-  auto* status = app.add_subcommand("status", "daemons, restarts, heartbeats, ring fill, saga counts");
-  auto* outbox = app.add_subcommand("outbox", "per channel: pushed / acknowledged seq, lag, ring fill");
+  auto* status =
+      app.add_subcommand("status", "daemons, restarts, heartbeats, ring fill, saga counts");
+  auto* outbox =
+      app.add_subcommand("outbox", "per channel: pushed / acknowledged seq, lag, ring fill");
   auto* sagas = app.add_subcommand("sagas", "list sagas");
   sagas->add_option("--state", o.saga_state, "RUNNING, COMPENSATING, COMPLETED, FAILED or STUCK")
       ->check(CLI::IsMember({"RUNNING", "COMPENSATING", "COMPLETED", "FAILED", "STUCK"}));
