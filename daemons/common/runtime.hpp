@@ -31,6 +31,7 @@
 #include "daemons/common/topology.hpp"
 #include "ipc/ring.hpp"
 #include "ipc/status_region.hpp"
+#include "schemas/codes.hpp"
 #include "schemas/envelope.capnp.h"
 #include "storage/lmdb.hpp"
 #include "storage/outbox.hpp"
@@ -167,7 +168,6 @@ std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::
 /// loads the config; prints the error and exits 2 on bad arguments.
 Config parse_command_line(int argc, char** argv, const std::string& daemon_name);
 
-/// Human name of a saga failure / reply code ("OUT_OF_STOCK").
-const char* code_name(msg::Code code);
+using msg::code_name;  // "OUT_OF_STOCK" (schemas/codes.hpp)
 
 }  // namespace ringmart::runtime

@@ -3,6 +3,7 @@
 #include <capnp/message.h>
 
 #include "daemons/order/order_records.capnp.h"
+#include "schemas/codes.hpp"
 #include "storage/capnp_value.hpp"
 
 namespace ringmart::order {
@@ -87,45 +88,7 @@ const char* order_status_name(OrderStatus status) {
   return "UNKNOWN";
 }
 
-const char* failure_reason_name(msg::Code code) {
-  switch (code) {
-    case msg::Code::OK:
-      return "OK";
-    case msg::Code::COUPON_INVALID:
-      return "COUPON_INVALID";
-    case msg::Code::OUT_OF_STOCK:
-      return "OUT_OF_STOCK";
-    case msg::Code::PAYMENT_DECLINED:
-      return "PAYMENT_DECLINED";
-    case msg::Code::INSUFFICIENT_POINTS:
-      return "INSUFFICIENT_POINTS";
-    case msg::Code::PAYMENT_CAPTURE_FAILED:
-      return "PAYMENT_CAPTURE_FAILED";
-    case msg::Code::PAYMENT_TIMEOUT:
-      return "PAYMENT_TIMEOUT";
-    case msg::Code::USER_NOT_FOUND:
-      return "USER_NOT_FOUND";
-    case msg::Code::PRODUCT_NOT_FOUND:
-      return "PRODUCT_NOT_FOUND";
-    case msg::Code::COUPON_NOT_FOUND:
-      return "COUPON_NOT_FOUND";
-    case msg::Code::COUPON_SOLD_OUT:
-      return "COUPON_SOLD_OUT";
-    case msg::Code::COUPON_EXPIRED:
-      return "COUPON_EXPIRED";
-    case msg::Code::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case msg::Code::STOCK_NEGATIVE:
-      return "STOCK_NEGATIVE";
-    case msg::Code::ORDER_NOT_FOUND:
-      return "ORDER_NOT_FOUND";
-    case msg::Code::INTERNAL:
-      return "INTERNAL";
-    case msg::Code::STEP_TIMEOUT:
-      return "STEP_TIMEOUT";
-  }
-  return "UNKNOWN";
-}
+const char* failure_reason_name(msg::Code code) { return msg::code_name(code); }
 
 NewOrder new_order_from(msg::CreateOrder::Reader m) {
   NewOrder o;

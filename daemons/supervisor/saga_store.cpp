@@ -1,5 +1,7 @@
 #include "daemons/supervisor/saga_store.hpp"
 
+#include "schemas/codes.hpp"
+
 namespace ringmart::supervisor {
 
 const char* state_name(SagaState s) {
@@ -43,10 +45,6 @@ void SagaStore::scan(storage::Txn& txn,
   });
 }
 
-namespace {
-const char* reason_name(std::uint16_t code);
-}
-
 SagaView SagaStore::view(SagaRecord::Reader r) {
   SagaView v;
   v.saga_id = v.order_id = r.getOrderId();
@@ -56,37 +54,13 @@ SagaView SagaStore::view(SagaRecord::Reader r) {
   if (!terminal) v.step = r.getStep() < names.size() ? names[r.getStep()].cStr() : "fail_order";
   if (r.getState() == SagaState::FAILED || r.getState() == SagaState::STUCK ||
       r.getState() == SagaState::COMPENSATING) {
-    v.failure_reason = reason_name(r.getFailureReason());
+    v.failure_reason = msg::code_name(static_cast<msg::Code>(r.getFailureReason()));
   }
   v.created_at_ms = r.getCreatedAtMs();
   v.updated_at_ms = r.getUpdatedAtMs();
   for (auto e : r.getHistory()) v.history.push_back({e.getStep(), e.getEvent(), e.getAtMs()});
   return v;
 }
-
-namespace {
-// Mirrors runtime::code_name without linking the runtime into query users.
-const char* reason_name(std::uint16_t code) {
-  static const char* names[] = {"OK",
-                                "COUPON_INVALID",
-                                "OUT_OF_STOCK",
-                                "PAYMENT_DECLINED",
-                                "INSUFFICIENT_POINTS",
-                                "PAYMENT_CAPTURE_FAILED",
-                                "PAYMENT_TIMEOUT",
-                                "USER_NOT_FOUND",
-                                "PRODUCT_NOT_FOUND",
-                                "COUPON_NOT_FOUND",
-                                "COUPON_SOLD_OUT",
-                                "COUPON_EXPIRED",
-                                "INVALID_ARGUMENT",
-                                "STOCK_NEGATIVE",
-                                "ORDER_NOT_FOUND",
-                                "INTERNAL",
-                                "STEP_TIMEOUT"};
-  return code < std::size(names) ? names[code] : "UNKNOWN";
-}
-}  // namespace
 
 std::expected<SagaQueries, std::error_code> SagaQueries::open(const std::string& env_path,
                                                               std::size_t map_size_bytes) {
