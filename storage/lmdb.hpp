@@ -166,4 +166,29 @@ class Table {
   MDB_dbi dbi_ = 0;
 };
 
+/// A read-only view of another daemon's environment and the tables its
+/// `Store::open(Txn&)` opens: how every query library starts.
+template <class Store>
+struct ReadOnlyStore {
+  std::unique_ptr<Env> env;
+  Store store;
+};
+
+/// Opens `path` read-only and the store's tables in one read transaction,
+/// committed (not aborted) so the table handles stay open for the Env's life
+/// (lmdb.h, mdb_dbi_open). Errors: ENOENT before the owning daemon created the
+/// environment, MDB_NOTFOUND before it created its tables; other LMDB codes.
+template <class Store>
+std::expected<ReadOnlyStore<Store>, std::error_code> open_read_only(const std::string& path,
+                                                                    std::size_t map_size_bytes) {
+  auto env = Env::open({.path = path, .map_size_bytes = map_size_bytes, .read_only = true});
+  if (!env) return std::unexpected(env.error());
+  auto txn = Txn::begin_read(**env);
+  if (!txn) return std::unexpected(txn.error());
+  auto store = Store::open(*txn);
+  if (!store) return std::unexpected(store.error());
+  if (auto ec = txn->commit()) return std::unexpected(ec);
+  return ReadOnlyStore<Store>{std::move(*env), std::move(*store)};
+}
+
 }  // namespace ringmart::storage

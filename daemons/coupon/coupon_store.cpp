@@ -340,16 +340,9 @@ std::optional<CouponUsage> CouponStore::usage(storage::Txn& txn, std::uint64_t o
 
 std::expected<CouponQueries, std::error_code> CouponQueries::open(const std::string& env_path,
                                                                   std::size_t map_size_bytes) {
-  auto env =
-      storage::Env::open({.path = env_path, .map_size_bytes = map_size_bytes, .read_only = true});
-  if (!env) return std::unexpected(env.error());
-  auto txn = storage::Txn::begin_read(**env);
-  if (!txn) return std::unexpected(txn.error());
-  auto store = CouponStore::open(*txn);
-  if (!store) return std::unexpected(store.error());
-  // Committing (not aborting) keeps the table handles open for the Env's life.
-  if (auto ec = txn->commit()) return std::unexpected(ec);
-  return CouponQueries(std::move(*env), *store);
+  auto ro = storage::open_read_only<CouponStore>(env_path, map_size_bytes);
+  if (!ro) return std::unexpected(ro.error());
+  return CouponQueries(std::move(ro->env), ro->store);
 }
 
 std::expected<std::optional<CouponTemplate>, std::error_code> CouponQueries::coupon(

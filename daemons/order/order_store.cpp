@@ -320,16 +320,9 @@ std::optional<Order> OrderStore::order(storage::Txn& txn, std::uint64_t order_id
 
 std::expected<OrderQueries, std::error_code> OrderQueries::open(const std::string& env_path,
                                                                 std::size_t map_size_bytes) {
-  auto env =
-      storage::Env::open({.path = env_path, .map_size_bytes = map_size_bytes, .read_only = true});
-  if (!env) return std::unexpected(env.error());
-  auto txn = storage::Txn::begin_read(**env);
-  if (!txn) return std::unexpected(txn.error());
-  auto store = OrderStore::open(*txn);
-  if (!store) return std::unexpected(store.error());
-  // Committing (not aborting) keeps the table handle open for the Env's life.
-  if (auto ec = txn->commit()) return std::unexpected(ec);
-  return OrderQueries(std::move(*env), *store);
+  auto ro = storage::open_read_only<OrderStore>(env_path, map_size_bytes);
+  if (!ro) return std::unexpected(ro.error());
+  return OrderQueries(std::move(ro->env), ro->store);
 }
 
 std::expected<std::optional<Order>, std::error_code> OrderQueries::order(

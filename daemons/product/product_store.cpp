@@ -368,16 +368,9 @@ std::error_code ProductStore::put_reservation(Txn& txn, std::uint64_t order_id,
 
 std::expected<ProductQueries, std::error_code> ProductQueries::open(const std::string& env_path,
                                                                     std::size_t map_size_bytes) {
-  auto env =
-      storage::Env::open({.path = env_path, .map_size_bytes = map_size_bytes, .read_only = true});
-  if (!env) return std::unexpected(env.error());
-  auto txn = storage::Txn::begin_read(**env);
-  if (!txn) return std::unexpected(txn.error());
-  auto store = ProductStore::open(*txn);
-  if (!store) return std::unexpected(store.error());
-  // Committing (not aborting) the read txn keeps the table handles for the Env's life.
-  if (auto ec = txn->commit()) return std::unexpected(ec);
-  return ProductQueries(std::move(*env), *store);
+  auto ro = storage::open_read_only<ProductStore>(env_path, map_size_bytes);
+  if (!ro) return std::unexpected(ro.error());
+  return ProductQueries(std::move(ro->env), ro->store);
 }
 
 std::expected<std::optional<ProductView>, std::error_code> ProductQueries::find(

@@ -105,16 +105,9 @@ std::optional<ProcessedOrder> RankingStore::processed(Txn& txn, std::uint64_t or
 
 std::expected<RankingQueries, std::error_code> RankingQueries::open(const std::string& env_path,
                                                                     std::size_t map_size_bytes) {
-  auto env =
-      storage::Env::open({.path = env_path, .map_size_bytes = map_size_bytes, .read_only = true});
-  if (!env) return std::unexpected(env.error());
-  auto txn = storage::Txn::begin_read(**env);
-  if (!txn) return std::unexpected(txn.error());
-  auto store = RankingStore::open(*txn);
-  if (!store) return std::unexpected(store.error());
-  // Committing (not aborting) the read txn keeps the table handles for the Env's life.
-  if (auto ec = txn->commit()) return std::unexpected(ec);
-  return RankingQueries(std::move(*env), *store);
+  auto ro = storage::open_read_only<RankingStore>(env_path, map_size_bytes);
+  if (!ro) return std::unexpected(ro.error());
+  return RankingQueries(std::move(ro->env), ro->store);
 }
 
 std::expected<std::vector<BestSeller>, std::error_code> RankingQueries::bestsellers(

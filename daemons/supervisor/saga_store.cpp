@@ -64,20 +64,18 @@ SagaView SagaStore::view(SagaRecord::Reader r) {
 
 std::expected<SagaQueries, std::error_code> SagaQueries::open(const std::string& env_path,
                                                               std::size_t map_size_bytes) {
-  auto env =
-      storage::Env::open({.path = env_path, .map_size_bytes = map_size_bytes, .read_only = true});
-  if (!env) return std::unexpected(env.error());
+  auto ro = storage::open_read_only<SagaStore>(env_path, map_size_bytes);
+  if (!ro) return std::unexpected(ro.error());
   SagaQueries q;
-  q.env_ = std::move(*env);
+  q.env_ = std::move(ro->env);
+  q.store_ = ro->store;
   return q;
 }
 
 std::optional<SagaView> SagaQueries::get(std::uint64_t order_id) const {
   auto txn = storage::Txn::begin_read(*env_);
   if (!txn) return std::nullopt;
-  auto store = SagaStore::open(*txn);
-  if (!store) return std::nullopt;
-  auto m = store->get(*txn, order_id);
+  auto m = store_.get(*txn, order_id);
   if (!m) return std::nullopt;
   return SagaStore::view(m->root<SagaRecord>());
 }
@@ -86,9 +84,7 @@ std::vector<SagaView> SagaQueries::list(const std::string& state, std::size_t li
   std::vector<SagaView> out;
   auto txn = storage::Txn::begin_read(*env_);
   if (!txn) return out;
-  auto store = SagaStore::open(*txn);
-  if (!store) return out;
-  store->scan(*txn, [&](std::uint64_t, SagaRecord::Reader r) {
+  store_.scan(*txn, [&](std::uint64_t, SagaRecord::Reader r) {
     if (state.empty() || state == state_name(r.getState())) out.push_back(SagaStore::view(r));
     return out.size() < limit;
   });

@@ -76,6 +76,7 @@ class SagaQueries {
 
  private:
   std::shared_ptr<storage::Env> env_;
+  SagaStore store_;
 };
 
 }  // namespace ringmart::supervisor

@@ -337,16 +337,9 @@ std::error_code UserStore::put_deduction(Txn& txn, std::uint64_t order_id,
 
 std::expected<UserQueries, std::error_code> UserQueries::open(const std::string& env_path,
                                                               std::size_t map_size_bytes) {
-  auto env =
-      storage::Env::open({.path = env_path, .map_size_bytes = map_size_bytes, .read_only = true});
-  if (!env) return std::unexpected(env.error());
-  auto txn = storage::Txn::begin_read(**env);
-  if (!txn) return std::unexpected(txn.error());
-  auto store = UserStore::open(*txn);
-  if (!store) return std::unexpected(store.error());
-  // Committing (not aborting) the read txn keeps the table handles for the Env's life.
-  if (auto ec = txn->commit()) return std::unexpected(ec);
-  return UserQueries(std::move(*env), *store);
+  auto ro = storage::open_read_only<UserStore>(env_path, map_size_bytes);
+  if (!ro) return std::unexpected(ro.error());
+  return UserQueries(std::move(ro->env), ro->store);
 }
 
 std::expected<std::optional<UserView>, std::error_code> UserQueries::find(
