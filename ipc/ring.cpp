@@ -104,8 +104,10 @@ std::expected<void, RingError> Ring::try_push(std::span<const std::byte> payload
   if (wpos + pad + need - rpos > capacity_) return std::unexpected(RingError::full);
   std::uint64_t pos = wpos;
   if (pad) {
-    RecordHeader ph{static_cast<std::uint32_t>(pad), kKindPad, 0};
-    std::memcpy(data_ + offset, &ph, sizeof ph);
+    // A padding record may be only 8 bytes long (the last word of the buffer):
+    // write just its length and kind, never past the end of the data area.
+    const std::uint32_t pad_prefix[2] = {static_cast<std::uint32_t>(pad), kKindPad};
+    std::memcpy(data_ + offset, pad_prefix, sizeof pad_prefix);
     pos += pad;
   }
   std::byte* rec = data_ + (pos & (capacity_ - 1));
@@ -142,13 +144,17 @@ std::expected<bool, RingError> Ring::next(RecordView& out) {
     if (wpos - cursor_ > capacity_ || (cursor_ & 7) != 0)
       return std::unexpected(RingError::corrupt);
     const std::size_t offset = cursor_ & (capacity_ - 1);
-    RecordHeader rh;
-    std::memcpy(&rh, data_ + offset, sizeof rh);
-    if (rh.kind == kKindPad) {
-      if (rh.length != capacity_ - offset) return std::unexpected(RingError::corrupt);
-      cursor_ += rh.length;
+    // Length and kind first: a padding record may be the buffer's last 8 bytes.
+    std::uint32_t prefix[2];
+    std::memcpy(prefix, data_ + offset, sizeof prefix);
+    if (prefix[1] == kKindPad) {
+      if (prefix[0] != capacity_ - offset) return std::unexpected(RingError::corrupt);
+      cursor_ += prefix[0];
       continue;
     }
+    if (capacity_ - offset < kRecordHeader) return std::unexpected(RingError::corrupt);
+    RecordHeader rh;
+    std::memcpy(&rh, data_ + offset, sizeof rh);
     const std::size_t total = kRecordHeader + align8(rh.length);
     if (rh.kind != kKindData || total > capacity_ - offset || cursor_ + total > wpos) {
       return std::unexpected(RingError::corrupt);

@@ -22,7 +22,8 @@
 //   256  data[capacity]   capacity is a power of two
 //
 //   record at (pos % capacity): | u32 length | u32 kind | u64 seq | payload… pad to 8 |
-//   kind 1 = data, 2 = padding to the end of the buffer (wrap marker).
+//   kind 1 = data, 2 = padding to the end of the buffer (wrap marker; only its
+//   first 8 bytes, length and kind, are written: it may be the last word).
 //
 // Positions are monotonically increasing byte counts (never wrapped), so
 // write_pos - read_pos is the fill level.

@@ -99,6 +99,31 @@ TEST(Ring, WrapsAroundKeepingRecordsContiguous) {
   ShmSegment::unlink(name);
 }
 
+TEST(Ring, PaddingInTheLastWordStaysInsideTheSegment) {
+  const auto name = unique_name("lastword");
+  auto ring = Ring::create(name, 4096);
+  ASSERT_TRUE(ring);
+  auto seg = ShmSegment::open(name);
+  ASSERT_TRUE(seg);
+  ASSERT_EQ(seg->size(), Ring::segment_size(4096));
+  // The mapping extends to the page end; mark the bytes just past the segment.
+  auto* past_end = static_cast<unsigned char*>(seg->data()) + seg->size();
+  std::memset(past_end, 0xAB, 8);
+  RecordView r;
+  for (std::uint64_t i = 1; i <= 4; ++i) {
+    ASSERT_TRUE(ring->try_push(std::vector<std::byte>(1000), i));
+  }
+  ASSERT_TRUE(ring->try_push(std::vector<std::byte>(8), 5));  // 4 x 1016 + 24 = 4088
+  while (*ring->next(r)) ring->commit(r.end_pos, r.seq);
+  ASSERT_TRUE(ring->try_push(bytes(std::string(100, 'z')), 6));  // pads the last 8 bytes
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(past_end[i], 0xAB) << i;
+  auto got = ring->next(r);
+  ASSERT_TRUE(got && *got);
+  EXPECT_EQ(r.seq, 6u);
+  EXPECT_EQ(text(r.payload), std::string(100, 'z'));
+  ShmSegment::unlink(name);
+}
+
 TEST(Ring, RewindRereadsUncommittedRecords) {
   const auto name = unique_name("rewind");
   auto ring = Ring::create(name, 4096);

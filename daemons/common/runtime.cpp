@@ -163,6 +163,9 @@ std::expected<std::unique_ptr<Runtime>, std::string> Runtime::create(DaemonId se
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  // A predecessor killed while asleep on the doorbell never withdrew its
+  // waiter count; we hold the lock, so no other consumer of this doorbell exists.
+  rt->status_.slot(index(self)).doorbell.waiters.store(0, std::memory_order_relaxed);
   rt->relay_needed_ = true;  // re-send what the outbox holds beyond the rings
   rt->log_->info("attached: {} inbound, {} outbound channels, state {}", rt->inbound_.size(),
                  rt->outbound_.size(), cfg.env_path(name));
