@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 namespace ringmart::supervisor {
@@ -39,7 +40,37 @@ std::string ProcessManager::default_bin_dir() {
   return ec ? "." : exe.parent_path().string();
 }
 
+namespace {
+// True when `pid` is alive and runs ringmart-<name> (not a recycled pid).
+bool is_daemon(pid_t pid, const std::string& name) {
+  if (pid <= 0 || ::kill(pid, 0) != 0) return false;
+  std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string argv0;
+  std::getline(cmdline, argv0, '\0');
+  return argv0.ends_with("ringmart-" + name);
+}
+}  // namespace
+
+void ProcessManager::retire_previous_generation(int grace_ms) {
+  // After a supervisor crash its children are dying (PDEATHSIG) but may still
+  // answer (a gateway on api.sock): let them finish before the new generation
+  // starts, so READY/health only ever describe processes of this supervisor.
+  for (auto& c : children_) {
+    const std::string name = runtime::daemon_name(c.id);
+    const pid_t old = status_.slot(runtime::index(c.id)).pid.load();
+    if (!is_daemon(old, name)) continue;
+    log_->warn("{} pid {} of a previous supervisor is still running: stopping it", name, old);
+    ::kill(old, SIGTERM);
+    const auto deadline = ipc::monotonic_ms() + grace_ms;
+    while (is_daemon(old, name) && ipc::monotonic_ms() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (is_daemon(old, name)) ::kill(old, SIGKILL);
+  }
+}
+
 void ProcessManager::start_all() {
+  retire_previous_generation(5000);
   const auto now = ipc::monotonic_ms();
   for (auto& c : children_) spawn(c, now);
 }

@@ -35,9 +35,8 @@ class ProcessManager {
   ProcessManager(runtime::Config config, ipc::StatusRegion& status, std::string bin_dir,
                  RestartPolicy policy, std::shared_ptr<spdlog::logger> log);
 
-  /// Spawns every daemon except the supervisor (in start order). A previous
-  /// instance still alive (supervisor restart) is waited for by the child's
-  /// lock file.
+  /// Spawns every daemon except the supervisor (in start order), after
+  /// stopping daemons a previous (crashed) supervisor left running.
   void start_all();
   /// Reaps exits, kills hung daemons, restarts due ones. Returns false when
   /// the restart intensity was exceeded (the caller shuts down and exits 1).
@@ -58,6 +57,9 @@ class ProcessManager {
     std::deque<std::int64_t> restarts;  // times within the intensity period
   };
   void spawn(Child& c, std::int64_t now_ms);
+  /// SIGTERM (then SIGKILL after `grace_ms`) to daemons recorded in the status
+  /// region that still run; a zombie reparented to init counts as gone once reaped.
+  void retire_previous_generation(int grace_ms);
   void on_exit(Child& c, int status, std::int64_t now_ms);
 
   runtime::Config config_;

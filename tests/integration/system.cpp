@@ -94,9 +94,27 @@ bool System::stop() {
 
 void System::kill_supervisor() {
   if (!supervisor_) return;
+  std::vector<pid_t> children;
+  for (auto id : runtime::all_daemons()) {
+    if (id == runtime::DaemonId::SUPERVISOR) continue;
+    if (auto pid = daemon_pid(runtime::daemon_name(id))) children.push_back(pid);
+  }
   ::kill(supervisor_, SIGKILL);
   ::waitpid(supervisor_, nullptr, 0);
   supervisor_ = 0;
+  // Its children follow through PDEATHSIG; wait until they are gone so a dying
+  // gateway cannot answer for the next generation.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (auto pid : children) {
+    // A zombie (exited, not yet reaped by init) has an empty cmdline.
+    auto alive = [](pid_t p) {
+      std::ifstream cmdline("/proc/" + std::to_string(p) + "/cmdline");
+      return cmdline && cmdline.peek() != std::ifstream::traits_type::eof();
+    };
+    while (alive(pid) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
 }
 
 pid_t System::daemon_pid(const std::string& name) const {
