@@ -122,7 +122,6 @@ class Runtime {
     DaemonId peer;
     ipc::Ring ring;
     std::uint64_t pushed = 0;    // highest seq pushed (mirror of the ring header)
-    std::uint64_t appended = 0;  // highest seq committed to the outbox
     std::uint64_t pruned = 0;    // highest seq pruned from the outbox
   };
   friend class Context;

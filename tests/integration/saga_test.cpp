@@ -280,12 +280,15 @@ TEST_F(SagaTest, TwoHundredConcurrentOrdersForFiftyUnits) {
   }
   for (auto& t : threads) t.join();
   int completed = 0, out_of_stock = 0;
+  std::map<std::string, int> outcomes;
   for (auto id : orders) {
     ASSERT_GT(id, 0);
     auto o = sys_->wait_order(id);
     if (o["status"] == "COMPLETED") ++completed;
     if (o["status"] == "FAILED" && o["failure_reason"] == "OUT_OF_STOCK") ++out_of_stock;
+    ++outcomes[o.value("status", "?") + " " + o.value("failure_reason", "")];
   }
+  for (const auto& [outcome, n] : outcomes) std::printf("outcome %s: %d\n", outcome.c_str(), n);
   EXPECT_EQ(completed, 50);
   EXPECT_EQ(out_of_stock, 150);
   EXPECT_EQ(sys_->stock(product), 0);

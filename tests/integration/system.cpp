@@ -31,9 +31,10 @@ System::System(std::string extra_config, std::string durability) {
   std::filesystem::create_directories(state_dir_);
   std::filesystem::create_directories(run_dir_);
   std::ofstream cfg(config_path_);
-  // Short payment timeout so tok_timeout orders end quickly in tests.
+  // A payment timeout short enough for tok_timeout tests, long enough for
+  // sanitizer builds under a burst of 200 orders.
   cfg << "[runtime]\nlog_level = \"warn\"\ndurability = \"" << durability << "\"\n"
-      << "[saga.start_payment]\ntimeout_ms = 300\nmax_attempts = 2\n"
+      << "[saga.start_payment]\ntimeout_ms = 1000\nmax_attempts = 2\n"
       << "[saga]\ncompensation_timeout_ms = 1000\n"
       << extra_config << "\n";
 }
