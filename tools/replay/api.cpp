@@ -48,6 +48,7 @@ Reply Api::call(std::string_view method, std::string_view target, const json& bo
     return reply;
   }
   reply.status = response->status;
+  reply.headers = std::move(response->headers);
   if (!response->body.empty()) {
     reply.body = json::parse(response->body, nullptr, /*allow_exceptions=*/false);
     if (reply.body.is_discarded()) {

@@ -21,6 +21,7 @@ namespace ringmart::replay {
 struct Reply {
   int status = 0;
   nlohmann::json body;
+  std::map<std::string, std::string> headers;  ///< lower-case names
   std::error_code transport;
   bool bad_json = false;
 

@@ -357,6 +357,15 @@ void replay_one(Api& api, const Dataset& data, const Ids& ids, const Options& op
     return;
   }
   out.order_id = get_u64(r.body, "order_id");
+  // Only a 202 with its own Location is an answer to this POST (a 200 order
+  // body here would be another request's response).
+  if (r.status != 202 || !out.order_id || r.headers.find("location") == r.headers.end() ||
+      r.headers.at("location") != "/v1/orders/" + std::to_string(*out.order_id)) {
+    set_error("POST /v1/orders: not a 202 with a matching Location",
+              "POST /v1/orders: HTTP " + std::to_string(r.status) + " " + r.body.dump());
+    out.order_id.reset();
+    return;
+  }
   if (!out.order_id) {
     set_error("POST /v1/orders: reply without order_id",
               "POST /v1/orders: HTTP " + std::to_string(r.status) + " " + r.body.dump());
@@ -379,6 +388,10 @@ void replay_one(Api& api, const Dataset& data, const Ids& ids, const Options& op
     }
     order = r.body;
     status = get_string(order, "status").value_or("");
+    if (get_u64(order, "order_id") != out.order_id) {
+      set_error("response for another order", "GET " + target + " answered " + order.dump());
+      return;
+    }
   }
   const auto t1 = Clock::now();
   if (!terminal(status)) {
@@ -601,6 +614,10 @@ VerifyResult verify(const Dataset& data, const Ids& ids, const ReplayResult& res
     const json& b = r.body;
     const std::string status = get_string(b, "status").value_or("");
     final_status[i] = status;
+    if (get_u64(b, "order_id") != out.order_id) {
+      violation(1, i, label + ": GET answered another order: " + b.dump());
+      return;
+    }
     if (!terminal(status)) {
       violation(1, i, label + ": not terminal: status '" + status + "'");
       return;
@@ -699,6 +716,18 @@ VerifyResult verify(const Dataset& data, const Ids& ids, const ReplayResult& res
       return;
     }
     if (product.stock != *stock + completed_units[p]) {
+      // Name the orders involved, so a mismatch can be traced to one of them.
+      std::string involved;
+      for (size_t i = 0; i < n_orders; ++i) {
+        for (const auto& line : data.orders[i].lines) {
+          if (line.product_index != p) continue;
+          const auto& out = result.outcomes.at(i);
+          involved += " " + data.orders[i].source_id + "=" +
+                      (out.order_id ? std::to_string(*out.order_id) : std::string("?")) + ":" +
+                      (final_status[i].empty() ? out.status : final_status[i]);
+        }
+      }
+      violation(2, p, label + ": orders with it:" + involved);
       violation(2, p,
                 label + ": initial stock " + std::to_string(product.stock) + " != current " +
                     std::to_string(*stock) + " + completed units " +
