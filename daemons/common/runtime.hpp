@@ -121,8 +121,8 @@ class Runtime {
   struct Outbound {
     DaemonId peer;
     ipc::Ring ring;
-    std::uint64_t pushed = 0;    // highest seq pushed (mirror of the ring header)
-    std::uint64_t pruned = 0;    // highest seq pruned from the outbox
+    std::uint64_t pushed = 0;  // highest seq pushed (mirror of the ring header)
+    std::uint64_t pruned = 0;  // highest seq pruned from the outbox
   };
   friend class Context;
   bool process_batch();
