@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "daemons/ranking/ranking_store.hpp"
+#include "storage/text.hpp"
 
 namespace ringmart::gateway {
 namespace {
@@ -126,8 +127,7 @@ std::error_code Gateway::on_message(runtime::Context& ctx, msg::Envelope::Reader
   switch (payload.which()) {
     case Payload::REPLY: {
       const auto r = payload.getReply();
-      CommandReply reply{r.getCode(), r.getId(), r.getValue(),
-                         std::string(r.getMessage().cStr(), r.getMessage().size())};
+      CommandReply reply{r.getCode(), r.getId(), r.getValue(), storage::to_string(r.getMessage())};
       const auto correlation = m.getCorrelationId();
       // Answer only once the inbox mark is durable: a crash before the commit
       // re-reads the reply instead of having answered it.

@@ -10,14 +10,13 @@
 
 #include "daemons/common/runtime.hpp"
 #include "daemons/product/product_store.hpp"
+#include "storage/text.hpp"
 
 namespace {
 
 using ringmart::msg::Envelope;
 namespace runtime = ringmart::runtime;
 namespace product = ringmart::product;
-
-std::string text(capnp::Text::Reader t) { return {t.cStr(), t.size()}; }
 
 }  // namespace
 
@@ -46,7 +45,8 @@ int main(int argc, char** argv) {
     switch (payload.which()) {
       case Envelope::Payload::CREATE_PRODUCT: {
         auto in = payload.getCreateProduct();
-        auto out = store->create_product(ctx.txn(), text(in.getName()), text(in.getCategory()),
+        auto out = store->create_product(ctx.txn(), ringmart::storage::to_string(in.getName()),
+                                         ringmart::storage::to_string(in.getCategory()),
                                          in.getPriceCents(), in.getStock(), ctx.now_ms());
         if (!out) return out.error();
         log->debug("createProduct msg={} -> {} id={}", m.getMessageId(),

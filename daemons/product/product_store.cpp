@@ -11,6 +11,7 @@
 
 #include "daemons/product/product_records.capnp.h"
 #include "storage/capnp_value.hpp"
+#include "storage/text.hpp"
 
 namespace ringmart::product {
 namespace {
@@ -35,17 +36,10 @@ std::span<const std::byte> bytes(const std::string& s) {
   return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
 }
 
-void set_text(capnp::Text::Builder out, std::string_view s) {
-  std::memcpy(out.begin(), s.data(), s.size());
-}
-std::string to_string(capnp::Text::Reader t) { return {t.cStr(), t.size()}; }
+using storage::set_text;
+using storage::to_string;
 
-// Code points in UTF-8: every byte that is not a continuation byte (10xxxxxx).
-std::size_t utf8_length(std::string_view s) {
-  std::size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
-}
+using storage::utf8_length;
 
 records::ReservationState to_record(ReservationState s) {
   switch (s) {

@@ -9,13 +9,12 @@
 
 #include "daemons/common/runtime.hpp"
 #include "daemons/user/user_store.hpp"
+#include "storage/text.hpp"
 
 namespace {
 
 using ringmart::msg::Envelope;
 namespace runtime = ringmart::runtime;
-
-std::string text(capnp::Text::Reader t) { return {t.cStr(), t.size()}; }
 
 }  // namespace
 
@@ -44,8 +43,8 @@ int main(int argc, char** argv) {
     switch (payload.which()) {
       case Envelope::Payload::REGISTER_USER: {
         auto in = payload.getRegisterUser();
-        auto out =
-            store->register_user(ctx.txn(), text(in.getName()), text(in.getEmail()), ctx.now_ms());
+        auto out = store->register_user(ctx.txn(), ringmart::storage::to_string(in.getName()),
+                                        ringmart::storage::to_string(in.getEmail()), ctx.now_ms());
         if (!out) return out.error();
         log->debug("registerUser msg={} -> {} id={}", m.getMessageId(),
                    runtime::code_name(out->code), out->id);

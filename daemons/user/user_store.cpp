@@ -10,6 +10,7 @@
 
 #include "daemons/user/user_records.capnp.h"
 #include "storage/capnp_value.hpp"
+#include "storage/text.hpp"
 
 namespace ringmart::user {
 namespace {
@@ -22,17 +23,10 @@ constexpr std::uint8_t kUserIdCounter = 0;
 Key user_key(std::uint64_t id) { return Key{}.u64(id); }
 Key history_key(std::uint64_t user_id, std::uint64_t seq) { return Key{}.u64(user_id).u64(seq); }
 
-void set_text(capnp::Text::Builder out, std::string_view s) {
-  std::memcpy(out.begin(), s.data(), s.size());
-}
-std::string to_string(capnp::Text::Reader t) { return {t.cStr(), t.size()}; }
+using storage::set_text;
+using storage::to_string;
 
-// Code points in UTF-8: every byte that is not a continuation byte (10xxxxxx).
-std::size_t utf8_length(std::string_view s) {
-  std::size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
-}
+using storage::utf8_length;
 
 records::HistoryReason to_record(HistoryReason r) {
   switch (r) {
