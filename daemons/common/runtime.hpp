@@ -24,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -153,6 +154,22 @@ class Runtime {
   bool relay_blocked_ = false;  // a ring was full: retry soon
   std::atomic<bool> stopping_{false};
 };
+
+/// Opens a domain store's tables (`Store::open(storage::Txn&)`) in one
+/// committed write transaction: the first thing a daemon does after create().
+/// Errors: LMDB codes (EACCES, MDB_MAP_FULL, MDB_DBS_FULL). Loop thread only.
+template <class Store>
+std::expected<Store, std::error_code> open_store(Runtime& rt) {
+  std::optional<Store> store;
+  auto ec = rt.transact([&](Context& ctx) -> std::error_code {
+    auto s = Store::open(ctx.txn());
+    if (!s) return s.error();
+    store.emplace(std::move(*s));
+    return {};
+  });
+  if (ec) return std::unexpected(ec);
+  return std::move(*store);
+}
 
 /// Supervisor side: creates the status region and every ring of the topology
 /// (mode 0600), keeping valid existing ones. Errors: a message.

@@ -16,14 +16,10 @@ int main(int argc, char** argv) {
   }
   auto log = (*rt)->log();
 
-  coupon::CouponStore store;
-  if (auto ec = (*rt)->transact([&](runtime::Context& ctx) -> std::error_code {
-        auto s = coupon::CouponStore::open(ctx.txn());
-        if (!s) return s.error();
-        store = *s;
-        return {};
-      })) {
-    std::fprintf(stderr, "ringmart-coupon: cannot open tables: %s\n", ec.message().c_str());
+  auto store = runtime::open_store<coupon::CouponStore>(**rt);
+  if (!store) {
+    std::fprintf(stderr, "ringmart-coupon: cannot open tables: %s\n",
+                 store.error().message().c_str());
     return 1;
   }
 
@@ -34,12 +30,12 @@ int main(int argc, char** argv) {
     switch (payload.which()) {
       case msg::Envelope::Payload::CREATE_COUPON: {
         auto c = payload.getCreateCoupon();
-        auto r = store.create_coupon(ctx.txn(), {.name = c.getName(),
-                                                 .discount_type = c.getDiscountType(),
-                                                 .discount_value = c.getDiscountValue(),
-                                                 .total_quantity = c.getTotalQuantity(),
-                                                 .min_order_cents = c.getMinOrderCents(),
-                                                 .expires_at_s = c.getExpiresAtS()});
+        auto r = store->create_coupon(ctx.txn(), {.name = c.getName(),
+                                                  .discount_type = c.getDiscountType(),
+                                                  .discount_value = c.getDiscountValue(),
+                                                  .total_quantity = c.getTotalQuantity(),
+                                                  .min_order_cents = c.getMinOrderCents(),
+                                                  .expires_at_s = c.getExpiresAtS()});
         if (!r) return r.error();
         log->debug("createCoupon -> {} id={} {}", runtime::code_name(r->code), r->coupon_id,
                    r->detail);
@@ -52,7 +48,7 @@ int main(int argc, char** argv) {
       }
       case msg::Envelope::Payload::ISSUE_COUPON: {
         auto c = payload.getIssueCoupon();
-        auto r = store.issue_coupon(ctx.txn(), c.getCouponId(), c.getUserId(), now_s(ctx));
+        auto r = store->issue_coupon(ctx.txn(), c.getCouponId(), c.getUserId(), now_s(ctx));
         if (!r) return r.error();
         log->debug("issueCoupon coupon={} user={} -> {} user_coupon={}", c.getCouponId(),
                    c.getUserId(), runtime::code_name(r->code), r->user_coupon_id);
@@ -65,8 +61,8 @@ int main(int argc, char** argv) {
       }
       case msg::Envelope::Payload::USE_COUPON: {
         auto c = payload.getUseCoupon();
-        auto r = store.use_coupon(ctx.txn(), c.getOrderId(), c.getUserId(), c.getUserCouponId(),
-                                  now_s(ctx));
+        auto r = store->use_coupon(ctx.txn(), c.getOrderId(), c.getUserId(), c.getUserCouponId(),
+                                   now_s(ctx));
         if (!r) return r.error();
         log->debug("order={} useCoupon user_coupon={} -> {}{} {}", c.getOrderId(),
                    c.getUserCouponId(), runtime::code_name(r->code),
@@ -83,7 +79,7 @@ int main(int argc, char** argv) {
       }
       case msg::Envelope::Payload::RESTORE_COUPON: {
         const auto order_id = payload.getRestoreCoupon().getOrderId();
-        auto r = store.restore_coupon(ctx.txn(), order_id);
+        auto r = store->restore_coupon(ctx.txn(), order_id);
         if (!r) return r.error();
         log->debug("order={} restoreCoupon -> {}", order_id,
                    r->restored ? "restored" : (r->tombstone ? "tombstone" : "nothing to undo"));

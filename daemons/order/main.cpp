@@ -42,14 +42,10 @@ int main(int argc, char** argv) {
   }
   auto log = (*rt)->log();
 
-  order::OrderStore store;
-  if (auto ec = (*rt)->transact([&](runtime::Context& ctx) -> std::error_code {
-        auto s = order::OrderStore::open(ctx.txn());
-        if (!s) return s.error();
-        store = *s;
-        return {};
-      })) {
-    std::fprintf(stderr, "ringmart-order: cannot open tables: %s\n", ec.message().c_str());
+  auto store = runtime::open_store<order::OrderStore>(**rt);
+  if (!store) {
+    std::fprintf(stderr, "ringmart-order: cannot open tables: %s\n",
+                 store.error().message().c_str());
     return 1;
   }
 
@@ -59,7 +55,7 @@ int main(int argc, char** argv) {
       case msg::Envelope::Payload::CREATE_ORDER: {
         auto c = payload.getCreateOrder();
         const auto order_id = c.getOrderId();
-        auto r = store.create_order(ctx.txn(), order::new_order_from(c), ctx.now_ms());
+        auto r = store->create_order(ctx.txn(), order::new_order_from(c), ctx.now_ms());
         if (!r) return r.error();
         if (r->code != msg::Code::OK) {
           // The gateway validates orders first: this is a gateway/store mismatch.
@@ -81,10 +77,10 @@ int main(int argc, char** argv) {
       }
       case msg::Envelope::Payload::APPLY_COUPON: {
         auto a = payload.getApplyCoupon();
-        auto r = store.apply_coupon(ctx.txn(), a.getOrderId(),
-                                    {.discount_type = a.getDiscountType(),
-                                     .discount_value = a.getDiscountValue(),
-                                     .min_order_cents = a.getMinOrderCents()});
+        auto r = store->apply_coupon(ctx.txn(), a.getOrderId(),
+                                     {.discount_type = a.getDiscountType(),
+                                      .discount_value = a.getDiscountValue(),
+                                      .min_order_cents = a.getMinOrderCents()});
         if (!r) return r.error();
         log->debug("order={} applyCoupon -> {} discount={}{} {}", a.getOrderId(),
                    order::failure_reason_name(r->code), r->discount_cents,
@@ -99,11 +95,11 @@ int main(int argc, char** argv) {
       case msg::Envelope::Payload::COMPLETE_ORDER: {
         auto c = payload.getCompleteOrder();
         const auto order_id = c.getOrderId();
-        auto r = store.complete_order(ctx.txn(), order_id,
-                                      {.discount_cents = c.getDiscountCents(),
-                                       .points_used = c.getPointsUsed(),
-                                       .paid_cents = c.getPaidCents()},
-                                      ctx.now_ms());
+        auto r = store->complete_order(ctx.txn(), order_id,
+                                       {.discount_cents = c.getDiscountCents(),
+                                        .points_used = c.getPointsUsed(),
+                                        .paid_cents = c.getPaidCents()},
+                                       ctx.now_ms());
         if (!r) return r.error();
         if (r->code != msg::Code::OK) {
           // No orderCompleted can carry a failure: the saga step stays
@@ -129,7 +125,7 @@ int main(int argc, char** argv) {
       case msg::Envelope::Payload::FAIL_ORDER: {
         auto f = payload.getFailOrder();
         const auto order_id = f.getOrderId();
-        auto r = store.fail_order(ctx.txn(), order_id, f.getReason(), ctx.now_ms());
+        auto r = store->fail_order(ctx.txn(), order_id, f.getReason(), ctx.now_ms());
         if (!r) return r.error();
         if (r->code != msg::Code::OK) {
           log->warn("order={} failOrder refused: {}", order_id, r->detail);

@@ -54,14 +54,10 @@ int main(int argc, char** argv) {
   }
   auto log = (*rt)->log();
 
-  payment::PaymentStore store;
-  if (auto ec = (*rt)->transact([&](runtime::Context& ctx) -> std::error_code {
-        auto s = payment::PaymentStore::open(ctx.txn());
-        if (!s) return s.error();
-        store = *s;
-        return {};
-      })) {
-    std::fprintf(stderr, "ringmart-payment: cannot open tables: %s\n", ec.message().c_str());
+  auto store = runtime::open_store<payment::PaymentStore>(**rt);
+  if (!store) {
+    std::fprintf(stderr, "ringmart-payment: cannot open tables: %s\n",
+                 store.error().message().c_str());
     return 1;
   }
   const auto latency_ms = std::max<std::int64_t>(0, config.get_int("payment", "latency_ms", 0));
@@ -88,7 +84,7 @@ int main(int argc, char** argv) {
   auto apply_answer = [&](runtime::Context& ctx, std::uint64_t order_id, PgOperation op,
                           std::uint64_t message_id, const payment::PgResponse& answer,
                           const payment::Payment& called_about) -> std::error_code {
-    auto step = store.apply_gateway_answer(ctx.txn(), order_id, op, answer, ctx.now_ms());
+    auto step = store->apply_gateway_answer(ctx.txn(), order_id, op, answer, ctx.now_ms());
     if (!step) return step.error();
     log->debug("order={} {} -> {} status={}", order_id, payment::operation_name(op),
                payment::outcome_name(answer.outcome),
@@ -157,19 +153,19 @@ int main(int argc, char** argv) {
           log->debug("order={} startPayment retry while the authorization is in flight", order_id);
           return {};
         }
-        auto step = store.start_payment(ctx.txn(),
-                                        {.order_id = order_id,
-                                         .amount_cents = s.getAmountCents(),
-                                         .token = s.getPaymentToken(),
-                                         .installments = s.getInstallments()},
-                                        ctx.now_ms());
+        auto step = store->start_payment(ctx.txn(),
+                                         {.order_id = order_id,
+                                          .amount_cents = s.getAmountCents(),
+                                          .token = s.getPaymentToken(),
+                                          .installments = s.getInstallments()},
+                                         ctx.now_ms());
         if (!step) return step.error();
         return drive(ctx, PaymentCommand::start, order_id, m.getMessageId(), *step);
       }
       case msg::Envelope::Payload::COMPLETE_PAYMENT: {
         const auto order_id = payload.getCompletePayment().getOrderId();
         if (in_flight(order_id, {PgOperation::capture})) return {};
-        auto step = store.complete_payment(ctx.txn(), order_id, ctx.now_ms());
+        auto step = store->complete_payment(ctx.txn(), order_id, ctx.now_ms());
         if (!step) return step.error();
         if (step->code == msg::Code::ORDER_NOT_FOUND) {
           log->warn("order={} completePayment without a payment", order_id);
@@ -179,7 +175,7 @@ int main(int argc, char** argv) {
       case msg::Envelope::Payload::CANCEL_PAYMENT: {
         const auto order_id = payload.getCancelPayment().getOrderId();
         if (in_flight(order_id, {PgOperation::void_authorization, PgOperation::refund})) return {};
-        auto step = store.cancel_payment(ctx.txn(), order_id, ctx.now_ms());
+        auto step = store->cancel_payment(ctx.txn(), order_id, ctx.now_ms());
         if (!step) return step.error();
         return drive(ctx, PaymentCommand::cancel, order_id, m.getMessageId(), *step);
       }

@@ -29,14 +29,9 @@ int main(int argc, char** argv) {
   }
   auto log = (*rt)->log();
 
-  std::optional<product::ProductStore> store;
-  if (auto ec = (*rt)->transact([&](runtime::Context& ctx) -> std::error_code {
-        auto s = product::ProductStore::open(ctx.txn());
-        if (!s) return s.error();
-        store.emplace(*s);
-        return {};
-      })) {
-    log->error("cannot open the product tables: {}", ec.message());
+  auto store = runtime::open_store<product::ProductStore>(**rt);
+  if (!store) {
+    log->error("cannot open the product tables: {}", store.error().message());
     return 1;
   }
 

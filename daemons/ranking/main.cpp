@@ -27,14 +27,9 @@ int main(int argc, char** argv) {
   }
   auto log = (*rt)->log();
 
-  std::optional<ranking::RankingStore> store;
-  if (auto ec = (*rt)->transact([&](runtime::Context& ctx) -> std::error_code {
-        auto s = ranking::RankingStore::open(ctx.txn());
-        if (!s) return s.error();
-        store.emplace(*s);
-        return {};
-      })) {
-    log->error("cannot open the ranking tables: {}", ec.message());
+  auto store = runtime::open_store<ranking::RankingStore>(**rt);
+  if (!store) {
+    log->error("cannot open the ranking tables: {}", store.error().message());
     return 1;
   }
 

@@ -27,14 +27,9 @@ int main(int argc, char** argv) {
   }
   auto log = (*rt)->log();
 
-  std::optional<ringmart::user::UserStore> store;
-  if (auto ec = (*rt)->transact([&](runtime::Context& ctx) -> std::error_code {
-        auto s = ringmart::user::UserStore::open(ctx.txn());
-        if (!s) return s.error();
-        store.emplace(*s);
-        return {};
-      })) {
-    log->error("cannot open the user tables: {}", ec.message());
+  auto store = runtime::open_store<ringmart::user::UserStore>(**rt);
+  if (!store) {
+    log->error("cannot open the user tables: {}", store.error().message());
     return 1;
   }
 
