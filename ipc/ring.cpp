@@ -3,6 +3,8 @@
 #include <cstring>
 #include <new>
 
+#include "ipc/crash_point.hpp"
+
 namespace ringmart::ipc {
 namespace {
 constexpr std::uint32_t kKindData = 1;
@@ -114,6 +116,7 @@ std::expected<void, RingError> Ring::try_push(std::span<const std::byte> payload
   RecordHeader rh{static_cast<std::uint32_t>(payload.size()), kKindData, seq};
   std::memcpy(rec, &rh, sizeof rh);
   std::memcpy(rec + kRecordHeader, payload.data(), payload.size());
+  crash_point("mid_ring_write");  // written, not yet published: the consumer must not see it
   // SYNC: publish record; pairs with the acquire load of write_pos in next().
   header_->write_pos.store(pos + need, std::memory_order_release);
   // Relaxed: pushed_seq is a restart hint for this producer only; a crash

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <expected>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 #include "ipc/doorbell.hpp"
@@ -22,7 +23,7 @@
 namespace ringmart::ipc {
 
 inline constexpr std::uint32_t kStatusMagic = 0x53544154;  // "STAT"
-inline constexpr std::uint32_t kStatusVersion = 1;
+inline constexpr std::uint32_t kStatusVersion = 2;
 inline constexpr std::size_t kMaxDaemons = 8;
 
 /// Process state as managed by the supervisor.
@@ -49,6 +50,68 @@ struct alignas(64) DaemonSlot {
   std::atomic<std::uint64_t> commits{0};         ///< LMDB write transactions committed
   std::atomic<std::uint64_t> outbox_pending{0};  ///< outbox entries not yet acknowledged
   std::atomic<std::uint64_t> errors{0};          ///< failed transactions / corrupt records
+  std::atomic<std::uint64_t> quarantined{0};     ///< messages moved to the quarantine
+  std::atomic<std::uint32_t> flags{0};           ///< DaemonFlags bits, set by the daemon
+
+  /// Why the daemon last failed to start or stopped working (NUL-terminated,
+  /// written by the daemon before it exits or sets a flag; reason_len is
+  /// stored last with release order, so a reader that loads it with acquire
+  /// and sees a non-zero length reads a complete text).
+  std::atomic<std::uint32_t> reason_len{0};
+  char reason[200]{};
+
+  /// Crash-loop detection, kept across the daemon's own crashes (it lives in
+  /// shared memory; only the daemon owning the slot writes it). inflight_* is
+  /// the inbound message (peer, seq) being applied: set before each message,
+  /// cleared after the commit. A daemon starting with inflight set crashed
+  /// with that message in flight: it becomes the suspect, and suspect_crashes
+  /// counts how many lives it ended in a row.
+  std::atomic<std::uint32_t> inflight_peer{0};
+  std::atomic<std::uint64_t> inflight_seq{0};
+  std::atomic<std::uint32_t> suspect_peer{0};
+  std::atomic<std::uint64_t> suspect_seq{0};
+  std::atomic<std::uint32_t> suspect_crashes{0};
+
+  /// Operator control channel (ringmartctl -> this daemon). A client claims
+  /// the channel by CAS of control_owner 0 -> its pid (stealing it from a dead
+  /// pid), writes op and arg, then publishes control_request = previous + 1
+  /// (release) and rings the doorbell. The daemon executes, writes
+  /// control_result and control_message, then stores control_done = request
+  /// (release). The client waits for control_done, reads, and releases owner.
+  std::atomic<std::int32_t> control_owner{0};
+  std::atomic<std::uint32_t> control_op{0};  ///< ControlOp
+  std::atomic<std::uint64_t> control_arg{0};
+  std::atomic<std::uint64_t> control_request{0};
+  std::atomic<std::uint64_t> control_done{0};
+  std::atomic<std::int32_t> control_result{0};  ///< ControlResult
+  char control_message[200]{};
+};
+
+/// Bits of DaemonSlot::flags.
+enum DaemonFlags : std::uint32_t {
+  /// The LMDB map is full: commands are not applied (they wait in the rings)
+  /// until the operator raises map_size_bytes and restarts the daemon.
+  kFlagStorageFull = 1u << 0,
+};
+
+/// Operations of the control channel.
+enum class ControlOp : std::uint32_t {
+  none = 0,
+  redrive_message = 1,  ///< arg = quarantine id: apply the message again
+  abandon_message = 2,  ///< arg = quarantine id: give up on it (kept, marked)
+  redrive_saga = 3,     ///< supervisor; arg = order id of a STUCK saga
+  abandon_saga = 4,     ///< supervisor; arg = order id of a STUCK saga
+  start_daemon = 5,     ///< supervisor; arg = daemon index: start a failed/stopped daemon
+  restart_daemon = 6,   ///< supervisor; arg = daemon index: SIGTERM it, then start again
+};
+
+/// Answers of the control channel.
+enum class ControlResult : std::int32_t {
+  ok = 0,
+  not_found = 1,     ///< no such quarantined message / saga / daemon
+  already_done = 2,  ///< re-driven or abandoned before (idempotent success)
+  failed = 3,        ///< attempted and failed; control_message says why
+  bad_request = 4,   ///< op unknown to this daemon, or a saga not STUCK
 };
 
 /// Saga counts by state, written by the supervisor.
@@ -58,6 +121,7 @@ struct SagaCounts {
   std::atomic<std::uint64_t> completed{0};
   std::atomic<std::uint64_t> failed{0};
   std::atomic<std::uint64_t> stuck{0};
+  std::atomic<std::uint64_t> abandoned{0};
 };
 
 struct StatusLayout {
@@ -90,6 +154,34 @@ class StatusRegion {
   ShmSegment segment_;
   StatusLayout* layout_ = nullptr;
 };
+
+/// Writes `text` (truncated to fit) as the slot's reason. Process-safe for
+/// one writer (the daemon owning the slot, or the supervisor for its children).
+void set_reason(DaemonSlot& slot, std::string_view text);
+/// The slot's reason, "" when none was written.
+std::string reason(const DaemonSlot& slot);
+
+/// What a control operation answered.
+struct ControlReply {
+  ControlResult result = ControlResult::ok;
+  std::string message;
+};
+
+/// Client side of the control channel (see DaemonSlot): claims the channel,
+/// publishes the request, rings the daemon's doorbell and waits up to
+/// `timeout_ms` for the answer. Process-safe (concurrent clients queue on the
+/// owner word). Errors: timed_out when the daemon did not answer (not running,
+/// or busy), device_or_resource_busy when another client held the channel for
+/// the whole timeout.
+std::expected<ControlReply, std::error_code> control_call(const StatusRegion& region,
+                                                          std::size_t daemon, ControlOp op,
+                                                          std::uint64_t arg, int timeout_ms);
+
+/// Daemon side: a request is pending when it returns true (op and arg filled).
+/// Call from the daemon's loop thread only.
+bool control_pending(const DaemonSlot& slot, ControlOp& op, std::uint64_t& arg);
+/// Daemon side: publishes the answer to the pending request.
+void control_answer(DaemonSlot& slot, ControlResult result, std::string_view message);
 
 /// CLOCK_MONOTONIC in milliseconds (comparable across processes on one host).
 std::int64_t monotonic_ms();

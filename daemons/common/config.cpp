@@ -38,6 +38,9 @@ std::expected<Config, std::string> Config::load(std::string state_dir, std::stri
   c.spin_us = rt["spin_us"].value_or(c.spin_us);
   c.heartbeat_timeout_ms = rt["heartbeat_timeout_ms"].value_or(c.heartbeat_timeout_ms);
   c.log_level = rt["log_level"].value_or(c.log_level);
+  c.quarantine_after = rt["quarantine_after"].value_or(c.quarantine_after);
+  if (c.quarantine_after < 1)
+    return std::unexpected(c.config_file + ": [runtime] quarantine_after must be >= 1");
   if (c.batch_max < 1) return std::unexpected(c.config_file + ": [runtime] batch_max must be >= 1");
   return c;
 }

@@ -26,6 +26,7 @@ struct Config {
   int sync_interval_ms = 1000;      ///< `process` durability: mdb_env_sync period
   int spin_us = 50;                 ///< busy-poll before sleeping on the doorbell (0 = never)
   int heartbeat_timeout_ms = 5000;  ///< supervisor kills a daemon silent for this long
+  int quarantine_after = 3;         ///< handler failures / crashes before a message is quarantined
   std::string log_level = "info";
   toml::table file;  ///< the whole parsed file, for daemon-specific tables
 
@@ -37,6 +38,13 @@ struct Config {
   /// Daemon-specific integer setting `[table] key`, or `fallback`.
   std::int64_t get_int(std::string_view table, std::string_view key, std::int64_t fallback) const;
   std::string get_string(std::string_view table, std::string_view key, std::string fallback) const;
+
+  /// LMDB map size of one daemon: `[<daemon>] map_size_bytes`, else the
+  /// [runtime] value.
+  std::size_t map_size_for(std::string_view daemon) const {
+    return static_cast<std::size_t>(
+        get_int(daemon, "map_size_bytes", static_cast<std::int64_t>(map_size_bytes)));
+  }
 
   std::string env_path(std::string_view daemon) const {
     return state_dir + "/" + std::string(daemon);

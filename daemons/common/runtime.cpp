@@ -12,8 +12,10 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
+#include "ipc/crash_point.hpp"
 #include "storage/capnp_value.hpp"
 
 namespace ringmart::runtime {
@@ -38,7 +40,40 @@ std::uint64_t auto_message_id(DaemonId self, DaemonId to, std::uint64_t seq) {
          (static_cast<std::uint64_t>(index(to)) << 48) | (seq & ((1ull << 48) - 1));
 }
 
+bool is_compensation(msg::Envelope::Payload::Which w) {
+  using W = msg::Envelope::Payload::Which;
+  return w == W::RESTORE_COUPON || w == W::RESTORE_INVENTORY || w == W::CANCEL_PAYMENT ||
+         w == W::RESTORE_POINTS || w == W::FAIL_ORDER;
+}
+
+std::string describe(std::error_code ec) {
+  return fmt::format("{} ({}:{})", ec.message(), ec.category().name(), ec.value());
+}
+
 }  // namespace
+
+bool is_storage_error(std::error_code ec) {
+  if (!ec) return false;
+  if (ec.category() == storage::lmdb_category()) {
+    switch (ec.value()) {
+      case MDB_MAP_FULL:
+      case MDB_TXN_FULL:
+      case MDB_PAGE_FULL:
+      case MDB_MAP_RESIZED:
+      case MDB_PANIC:
+      case EIO:
+      case ENOSPC:
+      case EROFS:
+      case EACCES:
+      case ENOMEM:
+        return true;
+      default:
+        return false;
+    }
+  }
+  return ec.category() == std::system_category() &&
+         (ec.value() == EIO || ec.value() == ENOSPC || ec.value() == EROFS);
+}
 
 // ---------------------------------------------------------------- Context
 
@@ -63,6 +98,8 @@ std::error_code Context::send(DaemonId to, std::uint64_t saga_id, std::uint64_t 
   auto words = storage::to_words(builder);
   if (auto ec = rt_->outbox_.put(*txn_, index(to), *seq, storage::as_bytes(words))) return ec;
   rt_->relay_needed_ = true;
+  // Sending a compensation (the supervisor): crash with it written, not committed.
+  if (is_compensation(e.getPayload().which())) ipc::crash_point("mid_compensation");
   return {};
 }
 
@@ -84,12 +121,13 @@ Runtime::~Runtime() {
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
-std::expected<std::unique_ptr<Runtime>, std::string> Runtime::create(DaemonId self, Config config,
-                                                                     int attach_timeout_ms) {
+std::expected<std::unique_ptr<Runtime>, StartError> Runtime::create(DaemonId self, Config config,
+                                                                    int attach_timeout_ms) {
   std::unique_ptr<Runtime> rt(new Runtime(self, std::move(config)));
   const auto& cfg = rt->config_;
   const std::string name = daemon_name(self);
   rt->log_ = make_logger(name, cfg.log_level);
+  ipc::set_crash_identity(name, cfg.runtime_dir);
 
   // One instance per daemon and runtime directory: a restarted daemon waits
   // here until its dying predecessor has released the rings (SPSC invariant).
@@ -97,33 +135,15 @@ std::expected<std::unique_ptr<Runtime>, std::string> Runtime::create(DaemonId se
   rt->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (rt->lock_fd_ < 0) {
     return std::unexpected(
-        fmt::format("cannot open lock file {}: {}", lock_path, std::strerror(errno)));
+        StartError{fmt::format("cannot open lock file {}: {}", lock_path, std::strerror(errno)),
+                   kExitCannotStart});
   }
   const auto deadline = ipc::monotonic_ms() + attach_timeout_ms;
   while (::flock(rt->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     if (ipc::monotonic_ms() > deadline) {
-      return std::unexpected(fmt::format("another {} holds {}", name, lock_path));
+      return std::unexpected(StartError{fmt::format("another {} holds {}", name, lock_path)});
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-
-  auto env = storage::Env::open({.path = cfg.env_path(name),
-                                 .map_size_bytes = cfg.map_size_bytes,
-                                 .durability = cfg.durability});
-  if (!env) {
-    return std::unexpected(fmt::format("cannot open LMDB environment {}: {}", cfg.env_path(name),
-                                       env.error().message()));
-  }
-  rt->env_ = std::move(*env);
-  {
-    auto txn = storage::Txn::begin_write(*rt->env_);
-    if (!txn) return std::unexpected("cannot begin transaction: " + txn.error().message());
-    auto outbox = storage::Outbox::open(*txn);
-    auto inbox = storage::Inbox::open(*txn);
-    if (!outbox || !inbox) return std::unexpected("cannot open outbox/inbox tables");
-    rt->outbox_ = *outbox;
-    rt->inbox_ = *inbox;
-    if (auto ec = txn->commit()) return std::unexpected("cannot commit: " + ec.message());
   }
 
   // Attach to the transport the supervisor created.
@@ -159,9 +179,56 @@ std::expected<std::unique_ptr<Runtime>, std::string> Runtime::create(DaemonId se
       missing = status_name(prefix);
     }
     if (ipc::monotonic_ms() > deadline) {
-      return std::unexpected("shared memory not found (is the supervisor running?): " + missing);
+      return std::unexpected(
+          StartError{"shared memory not found (is the supervisor running?): " + missing});
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  auto env = storage::Env::open({.path = cfg.env_path(name),
+                                 .map_size_bytes = cfg.map_size_for(name),
+                                 .durability = cfg.durability});
+  auto& slot = rt->status_.slot(index(self));
+  auto fail = [&](std::string reason) {
+    ipc::set_reason(slot, reason);
+    return std::unexpected(StartError{std::move(reason), kExitCannotStart});
+  };
+  if (!env) {
+    return fail(fmt::format("cannot open LMDB environment {}: {}", cfg.env_path(name),
+                            env.error().message()));
+  }
+  rt->env_ = std::move(*env);
+  {
+    auto txn = storage::Txn::begin_write(*rt->env_);
+    if (!txn) return fail("cannot begin a write transaction: " + txn.error().message());
+    auto outbox = storage::Outbox::open(*txn);
+    auto inbox = storage::Inbox::open(*txn);
+    auto quarantine = storage::Quarantine::open(*txn);
+    if (!outbox || !inbox || !quarantine)
+      return fail("cannot open the outbox/inbox/quarantine tables in " + cfg.env_path(name));
+    rt->outbox_ = *outbox;
+    rt->inbox_ = *inbox;
+    rt->quarantine_ = *quarantine;
+    if (auto ec = txn->commit()) return fail("cannot commit: " + ec.message());
+  }
+
+  ipc::set_reason(slot, "");
+  slot.flags.store(0, std::memory_order_relaxed);
+  // Crash-loop detection: a message still marked in flight ended our predecessor.
+  const auto in_peer = slot.inflight_peer.load(std::memory_order_relaxed);
+  const auto in_seq = slot.inflight_seq.load(std::memory_order_relaxed);
+  if (in_seq != 0) {
+    if (slot.suspect_seq.load(std::memory_order_relaxed) == in_seq &&
+        slot.suspect_peer.load(std::memory_order_relaxed) == in_peer) {
+      slot.suspect_crashes.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      slot.suspect_peer.store(in_peer, std::memory_order_relaxed);
+      slot.suspect_seq.store(in_seq, std::memory_order_relaxed);
+      slot.suspect_crashes.store(1, std::memory_order_relaxed);
+    }
+    slot.inflight_seq.store(0, std::memory_order_relaxed);
+    rt->log_->warn("the previous {} died applying seq {} from {} ({} time(s) in a row)", name,
+                   in_seq, daemon_name(static_cast<DaemonId>(in_peer)),
+                   slot.suspect_crashes.load(std::memory_order_relaxed));
   }
   // A predecessor killed while asleep on the doorbell never withdrew its
   // waiter count; we hold the lock, so no other consumer of this doorbell exists.
@@ -243,6 +310,7 @@ void Runtime::prune(storage::Txn& txn) {
 }
 
 bool Runtime::process_batch() {
+  if (storage_retry_at_ms_ && ipc::monotonic_ms() < storage_retry_at_ms_) return false;
   std::vector<std::function<std::error_code(Context&)>> posted;
   {
     std::lock_guard lock(posted_mu_);
@@ -255,11 +323,15 @@ bool Runtime::process_batch() {
   if (!readable && posted.empty() && !prune_due) return false;
 
   auto& slot = status_.slot(index(self_));
-  auto txn = storage::Txn::begin_write(*env_);
-  if (!txn) {
-    log_->error("cannot begin write transaction: {}", txn.error().message());
+  auto requeue_posted = [&] {
     std::lock_guard lock(posted_mu_);
     posted_.insert(posted_.begin(), posted.begin(), posted.end());
+  };
+  auto txn = storage::Txn::begin_write(*env_);
+  if (!txn) {
+    log_->error("cannot begin write transaction: {}", describe(txn.error()));
+    requeue_posted();
+    enter_storage_failure(txn.error());
     return false;
   }
   prune(*txn);
@@ -270,11 +342,16 @@ bool Runtime::process_batch() {
     std::uint64_t seq;
   };
   std::vector<Ack> acks;
-  int budget = config_.batch_max;
-  std::uint64_t applied = 0, duplicates = 0, errors = 0;
+  // After a crash with a message in flight, apply one message per transaction
+  // until the suspect is behind us, so a crash can be pinned on one message.
+  const bool isolating = slot.suspect_crashes.load(std::memory_order_relaxed) > 0;
+  int budget = isolating ? 1 : config_.batch_max;
+  std::uint64_t applied = 0, duplicates = 0, errors = 0, quarantined = 0;
+  std::error_code storage_ec;  // set: undo the whole batch
 
   after_commit_.clear();
   std::vector<std::function<void()>> hooks;
+  std::string failure;  // what the last failed handler run said
   auto apply_nested = [&](auto&& body) {
     auto nested = storage::Txn::begin_nested(*txn);
     if (!nested) return nested.error();
@@ -283,11 +360,12 @@ bool Runtime::process_batch() {
     std::error_code ec;
     try {
       ec = body(ctx);
+      if (ec) failure = "handler error: " + describe(ec);
     } catch (const kj::Exception& e) {
-      log_->error("message handler failed (malformed message?): {}", e.getDescription().cStr());
+      failure = std::string("handler threw (malformed message?): ") + e.getDescription().cStr();
       ec = std::make_error_code(std::errc::bad_message);
     } catch (const std::exception& e) {
-      log_->error("message handler failed: {}", e.what());
+      failure = std::string("handler threw: ") + e.what();
       ec = std::make_error_code(std::errc::bad_message);
     }
     if (ec) {
@@ -298,13 +376,17 @@ bool Runtime::process_batch() {
     ec = nested->commit();
     if (!ec) {
       for (auto& h : after_commit_) hooks.push_back(std::move(h));
+    } else {
+      failure = "nested commit: " + describe(ec);
     }
     after_commit_.clear();
     return ec;
   };
 
   for (auto& in : inbound_) {
-    std::uint64_t mark = inbox_.mark(*txn, index(in.peer));
+    if (storage_ec) break;
+    const auto peer = index(in.peer);
+    std::uint64_t mark = inbox_.mark(*txn, peer);
     const std::uint64_t mark_before = mark;
     std::uint64_t end_pos = 0, last_seq = 0;
     while (budget > 0) {
@@ -328,46 +410,109 @@ bool Runtime::process_batch() {
         continue;
       }
       mark = r.seq;
+      const bool suspect = isolating && slot.suspect_peer.load(std::memory_order_relaxed) == peer &&
+                           slot.suspect_seq.load(std::memory_order_relaxed) == r.seq;
+      const auto crashes = suspect ? slot.suspect_crashes.load(std::memory_order_relaxed) : 0u;
+      if (suspect && crashes >= static_cast<std::uint32_t>(config_.quarantine_after)) {
+        auto ec = quarantine(*txn, in.peer, r.seq, r.payload,
+                             fmt::format("the daemon died {} times applying it", crashes), crashes);
+        if (ec) {
+          storage_ec = ec;
+          break;
+        }
+        ++quarantined;
+        continue;
+      }
+      // SYNC: none — only this daemon's later lives read it (same-process order
+      // suffices; a crash leaves the last store visible in shared memory).
+      slot.inflight_peer.store(peer, std::memory_order_relaxed);
+      slot.inflight_seq.store(r.seq, std::memory_order_relaxed);
       const auto* words = reinterpret_cast<const capnp::word*>(r.payload.data());
-      auto ec = apply_nested([&](Context& ctx) {
-        capnp::FlatArrayMessageReader reader(kj::arrayPtr(words, r.payload.size() / 8),
-                                             storage::StoredMessage::reader_options());
-        auto envelope = reader.getRoot<msg::Envelope>();
-        return handler_ ? handler_(ctx, envelope) : std::error_code{};
-      });
+      bool compensation = false;
+      std::error_code ec;
+      int attempt = 0;
+      while (++attempt <= config_.quarantine_after) {
+        ec = apply_nested([&](Context& ctx) {
+          capnp::FlatArrayMessageReader reader(kj::arrayPtr(words, r.payload.size() / 8),
+                                               storage::StoredMessage::reader_options());
+          auto envelope = reader.getRoot<msg::Envelope>();
+          compensation = is_compensation(envelope.getPayload().which());
+          return handler_ ? handler_(ctx, envelope) : std::error_code{};
+        });
+        if (!ec || is_storage_error(ec)) break;
+        log_->warn("message seq {} from {} failed (attempt {} of {}): {}", r.seq,
+                   daemon_name(in.peer), attempt, config_.quarantine_after, failure);
+      }
+      if (is_storage_error(ec)) {
+        storage_ec = ec;
+        break;
+      }
       if (ec) {
         ++errors;
-        log_->warn("message seq {} from {} skipped: {}", r.seq, daemon_name(in.peer), ec.message());
-      } else {
-        ++applied;
+        if (auto qec = quarantine(*txn, in.peer, r.seq, r.payload, failure,
+                                  static_cast<std::uint32_t>(config_.quarantine_after))) {
+          storage_ec = qec;
+          break;
+        }
+        ++quarantined;
+        continue;
       }
+      ++applied;
+      // A compensation applied but not committed: the retry must not apply it twice.
+      if (compensation) ipc::crash_point("mid_compensation");
     }
+    if (storage_ec) break;
     if (mark != mark_before) {
-      if (auto ec = inbox_.set_mark(*txn, index(in.peer), mark)) {
-        log_->error("cannot record inbox mark: {}", ec.message());
+      if (auto ec = inbox_.set_mark(*txn, peer, mark)) {
+        storage_ec = ec;
+        break;
       }
     }
     if (end_pos) acks.push_back({&in.ring, end_pos, last_seq});
   }
 
-  for (auto& fn : posted) {
-    if (auto ec = apply_nested(fn)) {
-      ++errors;
-      log_->warn("posted task failed: {}", ec.message());
+  if (!storage_ec) {
+    for (auto& fn : posted) {
+      if (auto ec = apply_nested(fn)) {
+        if (is_storage_error(ec)) {
+          storage_ec = ec;
+          break;
+        }
+        ++errors;
+        log_->warn("posted task failed: {}", failure);
+      }
     }
   }
 
-  if (auto ec = txn->commit()) {
-    log_->error("commit failed, batch will be retried: {}", ec.message());
+  if (!storage_ec && (applied || quarantined)) ipc::crash_point("before_commit");
+  if (!storage_ec) storage_ec = txn->commit();
+  if (storage_ec) {
+    txn->abort();
+    hooks.clear();
     for (auto& in : inbound_) in.ring.rewind();
     slot.errors.fetch_add(1, std::memory_order_relaxed);
-    {
-      std::lock_guard lock(posted_mu_);
-      posted_.insert(posted_.begin(), posted.begin(), posted.end());
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    requeue_posted();
+    enter_storage_failure(storage_ec);
     return false;
   }
+  if (storage_retry_at_ms_) {
+    log_->info("storage works again");
+    storage_retry_at_ms_ = 0;
+    slot.flags.fetch_and(~ipc::kFlagStorageFull, std::memory_order_relaxed);
+    ipc::set_reason(slot, "");
+  }
+  slot.inflight_seq.store(0, std::memory_order_relaxed);
+  if (isolating) {
+    // Once the suspect is committed (applied, quarantined or found a duplicate), leave isolation.
+    const auto sp = slot.suspect_peer.load(std::memory_order_relaxed);
+    const auto sseq = slot.suspect_seq.load(std::memory_order_relaxed);
+    auto rtxn = storage::Txn::begin_read(*env_);
+    if (rtxn && inbox_.mark(*rtxn, static_cast<std::uint8_t>(sp)) >= sseq) {
+      slot.suspect_crashes.store(0, std::memory_order_relaxed);
+      slot.suspect_seq.store(0, std::memory_order_relaxed);
+    }
+  }
+  if (applied || quarantined) ipc::crash_point("after_commit");
   // SYNC: consume after commit — only now may the producers reuse the space.
   for (auto& a : acks) a.ring->commit(a.end_pos, a.seq);
   after_commit_ = std::move(hooks);
@@ -376,7 +521,129 @@ bool Runtime::process_batch() {
   slot.messages_in.fetch_add(applied, std::memory_order_relaxed);
   slot.duplicates.fetch_add(duplicates, std::memory_order_relaxed);
   slot.errors.fetch_add(errors, std::memory_order_relaxed);
+  slot.quarantined.fetch_add(quarantined, std::memory_order_relaxed);
   return true;
+}
+
+std::error_code Runtime::quarantine(storage::Txn& txn, DaemonId peer, std::uint64_t seq,
+                                    std::span<const std::byte> message, const std::string& error,
+                                    std::uint32_t attempts) {
+  auto id =
+      quarantine_.add(txn, index(peer), seq, message, error, attempts, realtime_ns() / 1'000'000);
+  if (!id) return id.error();
+  log_->error("message seq {} from {} quarantined as #{}: {} (ringmartctl quarantine)", seq,
+              daemon_name(peer), *id, error);
+  return {};
+}
+
+void Runtime::enter_storage_failure(std::error_code ec) {
+  auto& slot = status_.slot(index(self_));
+  const std::string name = daemon_name(self_);
+  std::string reason;
+  if (ec.category() == storage::lmdb_category() && ec.value() == MDB_MAP_FULL) {
+    slot.flags.fetch_or(ipc::kFlagStorageFull, std::memory_order_relaxed);
+    reason = fmt::format(
+        "LMDB map full ({} bytes): raise [{}] map_size_bytes (or [runtime] map_size_bytes), "
+        "then `ringmartctl restart {}`",
+        config_.map_size_for(name), name, name);
+  } else {
+    reason = "storage error: " + describe(ec);
+  }
+  if (!storage_retry_at_ms_) log_->error("{}; commands wait in the rings", reason);
+  ipc::set_reason(slot, reason);
+  storage_retry_at_ms_ = ipc::monotonic_ms() + 1000;
+  wake_at(storage_retry_at_ms_);
+}
+
+void Runtime::serve_control() {
+  auto& slot = status_.slot(index(self_));
+  ipc::ControlOp op;
+  std::uint64_t arg = 0;
+  if (!ipc::control_pending(slot, op, arg)) return;
+  ipc::ControlReply reply;
+  switch (op) {
+    case ipc::ControlOp::redrive_message:
+      reply = redrive(arg);
+      break;
+    case ipc::ControlOp::abandon_message:
+      reply = abandon(arg);
+      break;
+    default:
+      reply = control_ ? control_(op, arg)
+                       : ipc::ControlReply{
+                             ipc::ControlResult::bad_request,
+                             std::string(daemon_name(self_)) + " does not handle this operation"};
+  }
+  log_->info("control operation {} {}: {}", static_cast<unsigned>(op), arg, reply.message);
+  ipc::control_answer(slot, reply.result, reply.message);
+}
+
+ipc::ControlReply Runtime::redrive(std::uint64_t id) {
+  using ipc::ControlResult;
+  std::optional<storage::QuarantinedMessage> row;
+  {
+    auto rtxn = storage::Txn::begin_read(*env_);
+    if (!rtxn) return {ControlResult::failed, "cannot read: " + describe(rtxn.error())};
+    row = quarantine_.get(*rtxn, id);
+  }
+  if (!row) return {ControlResult::not_found, fmt::format("no quarantined message #{}", id)};
+  if (row->state != storage::QuarantineState::quarantined) {
+    return {ControlResult::already_done,
+            fmt::format("message #{} was already {}", id, storage::to_string(row->state))};
+  }
+  std::string failure;
+  auto ec = transact([&](Context& ctx) -> std::error_code {
+    // Copy to word-aligned memory: the row's bytes come from the LMDB map.
+    kj::Array<capnp::word> words = kj::heapArray<capnp::word>(row->message.size() / 8);
+    std::memcpy(words.begin(), row->message.data(), words.size() * 8);
+    std::error_code hec;
+    try {
+      capnp::FlatArrayMessageReader reader(words, storage::StoredMessage::reader_options());
+      hec = handler_ ? handler_(ctx, reader.getRoot<msg::Envelope>()) : std::error_code{};
+      if (hec) failure = "handler error: " + describe(hec);
+    } catch (const kj::Exception& e) {
+      failure = std::string("handler threw: ") + e.getDescription().cStr();
+      hec = std::make_error_code(std::errc::bad_message);
+    } catch (const std::exception& e) {
+      failure = std::string("handler threw: ") + e.what();
+      hec = std::make_error_code(std::errc::bad_message);
+    }
+    if (hec) return hec;
+    return quarantine_.resolve(ctx.txn(), id, storage::QuarantineState::redriven, ctx.now_ms());
+  });
+  if (!ec) {
+    relay_needed_ = true;
+    return {ControlResult::ok, fmt::format("message #{} re-driven", id)};
+  }
+  if (failure.empty()) failure = describe(ec);
+  transact([&](Context& ctx) { return quarantine_.record_failure(ctx.txn(), id, failure); });
+  return {ControlResult::failed, fmt::format("message #{} failed again: {}", id, failure)};
+}
+
+ipc::ControlReply Runtime::abandon(std::uint64_t id) {
+  using ipc::ControlResult;
+  ControlResult result = ControlResult::ok;
+  auto ec = transact([&](Context& ctx) -> std::error_code {
+    auto row = quarantine_.get(ctx.txn(), id);
+    if (!row) {
+      result = ControlResult::not_found;
+      return {};
+    }
+    if (row->state != storage::QuarantineState::quarantined) {
+      result = ControlResult::already_done;
+      return {};
+    }
+    return quarantine_.resolve(ctx.txn(), id, storage::QuarantineState::abandoned, ctx.now_ms());
+  });
+  if (ec) return {ControlResult::failed, "cannot abandon: " + describe(ec)};
+  switch (result) {
+    case ControlResult::not_found:
+      return {result, fmt::format("no quarantined message #{}", id)};
+    case ControlResult::already_done:
+      return {result, fmt::format("message #{} was already resolved", id)};
+    default:
+      return {result, fmt::format("message #{} abandoned", id)};
+  }
 }
 
 void Runtime::run_after_commit() {
@@ -421,7 +688,8 @@ void Runtime::relay() {
                      return false;
                    }
                    out.pushed = seq;
-                   ++pushed;
+                   // Published but the rest of the pass and the doorbell not yet done.
+                   if (++pushed == 1) ipc::crash_point("mid_relay");
                    return true;
                  });
     if (pushed) {
@@ -438,6 +706,7 @@ int Runtime::run() {
   last_sync_ms_ = ipc::monotonic_ms();
   while (!stopping_) {
     heartbeat();
+    serve_control();
     const bool worked = process_batch();
     relay();
     const auto now = ipc::monotonic_ms();
@@ -493,6 +762,14 @@ std::expected<void, std::string> create_transport(const Config& config) {
     }
   }
   return {};
+}
+
+void report_start_failure(DaemonId self, const Config& config, const std::string& reason) {
+  const std::string name = daemon_name(self);
+  make_logger(name, config.log_level)->critical("cannot start: {}", reason);
+  if (auto status = ipc::StatusRegion::open(status_name(shm_prefix(config.runtime_dir)))) {
+    ipc::set_reason(status->slot(index(self)), reason);
+  }
 }
 
 void remove_transport(const Config& config) {

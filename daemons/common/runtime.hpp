@@ -11,6 +11,22 @@
 //   ring in ──► [ txn: inbox mark + handler effects + outbox append ] ──commit──► ack ring in
 //                                                                     └──► relay ──► ring out
 //
+// Failures, and what the loop does about them:
+//  - a handler that returns an error or throws: its nested transaction is
+//    undone and it is run again, up to `quarantine_after` times; then the
+//    message is moved to the quarantine (storage/quarantine.hpp) byte-exact
+//    with its error, and the ring moves on;
+//  - a message that keeps crashing the daemon: the status slot remembers the
+//    message in flight across lives; after a crash the loop applies messages
+//    one at a time, and the message that ended `quarantine_after` lives in a
+//    row is quarantined unapplied;
+//  - storage errors (LMDB map full, I/O): the whole batch is undone and
+//    retried every second; nothing is acknowledged, so the commands wait in
+//    the rings; the slot's kFlagStorageFull and reason tell the gateway (503)
+//    and the operator (ringmartctl status);
+//  - operator requests (ipc::ControlOp over the status slot): re-drive or
+//    abandon a quarantined message here; other operations go to on_control().
+//
 // Thread-safety: everything runs on the loop thread except post() and stop(),
 // which any thread may call (stop() also from a signal handler).
 #pragma once
@@ -36,8 +52,24 @@
 #include "schemas/envelope.capnp.h"
 #include "storage/lmdb.hpp"
 #include "storage/outbox.hpp"
+#include "storage/quarantine.hpp"
 
 namespace ringmart::runtime {
+
+/// Exit code of a daemon that cannot start (bad configuration, unusable state
+/// directory): EX_CONFIG of sysexits(3). The supervisor does not restart it;
+/// it reports the reason the daemon left in its status slot.
+inline constexpr int kExitCannotStart = 78;
+
+/// Why Runtime::create failed, and the exit code the daemon should end with.
+struct StartError {
+  std::string message;
+  int exit_code = 1;  ///< kExitCannotStart when retrying cannot help (config, state dir)
+};
+
+/// True for errors of the storage itself (LMDB map or transaction full, I/O,
+/// no space, read-only file system) as opposed to a handler's failure.
+bool is_storage_error(std::error_code ec);
 
 /// The transaction a handler runs in, and the way to send messages from it.
 class Context {
@@ -82,9 +114,12 @@ class Runtime {
   /// per-daemon lock file (waits for a dying previous instance), attaches the
   /// status region and its rings (waiting up to `attach_timeout_ms` for the
   /// supervisor to create them).
-  /// Errors: a message saying what failed (unreadable state dir, lock held, no rings).
-  static std::expected<std::unique_ptr<Runtime>, std::string> create(DaemonId self, Config config,
-                                                                     int attach_timeout_ms = 10000);
+  /// Errors: a message saying what failed: lock held or rings missing after
+  /// the timeout (exit code 1: the supervisor retries), the LMDB environment
+  /// or its tables unusable (kExitCannotStart; the reason is also written to
+  /// the daemon's status slot).
+  static std::expected<std::unique_ptr<Runtime>, StartError> create(DaemonId self, Config config,
+                                                                    int attach_timeout_ms = 10000);
   ~Runtime();
 
   DaemonId self() const { return self_; }
@@ -94,6 +129,17 @@ class Runtime {
   ipc::StatusRegion& status() { return status_; }
 
   void on_message(Handler h) { handler_ = std::move(h); }
+  /// Operations of the control channel the runtime does not handle itself
+  /// (redrive_message / abandon_message are handled here). Loop thread.
+  using ControlHandler = std::function<ipc::ControlReply(ipc::ControlOp op, std::uint64_t arg)>;
+  void on_control(ControlHandler h) { control_ = std::move(h); }
+  /// Re-applies quarantined message `id` through the handler in its own
+  /// transaction (the inbox is bypassed: the mark is already past it). On
+  /// success the row is marked re-driven in the same transaction; a failure
+  /// is recorded on the row. Idempotent: a resolved row answers already_done.
+  ipc::ControlReply redrive(std::uint64_t id);
+  /// Marks quarantined message `id` abandoned.
+  ipc::ControlReply abandon(std::uint64_t id);
   /// Called every loop turn (at least every 100 ms) on the loop thread,
   /// outside any transaction; use transact() to change state from it.
   void on_tick(std::function<void(std::int64_t monotonic_ms)> f) { tick_ = std::move(f); }
@@ -127,6 +173,11 @@ class Runtime {
   };
   friend class Context;
   bool process_batch();
+  void serve_control();
+  void enter_storage_failure(std::error_code ec);
+  std::error_code quarantine(storage::Txn& txn, DaemonId peer, std::uint64_t seq,
+                             std::span<const std::byte> message, const std::string& error,
+                             std::uint32_t attempts);
   void relay();
   void prune(storage::Txn& txn);
   bool inbound_ready();
@@ -139,6 +190,9 @@ class Runtime {
   std::unique_ptr<storage::Env> env_;
   storage::Outbox outbox_;
   storage::Inbox inbox_;
+  storage::Quarantine quarantine_;
+  ControlHandler control_;
+  std::int64_t storage_retry_at_ms_ = 0;  // storage failure: next attempt (0 = healthy)
   ipc::StatusRegion status_;
   std::vector<Inbound> inbound_;
   std::vector<Outbound> outbound_;
@@ -179,6 +233,11 @@ void remove_transport(const Config& config);
 
 /// Builds a named spdlog logger "<daemon>" with pid in the pattern.
 std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::string& level);
+
+/// Writes `reason` to this daemon's status slot (if the status region is
+/// reachable) and logs it: a daemon that cannot start calls this, then exits
+/// with kExitCannotStart.
+void report_start_failure(DaemonId self, const Config& config, const std::string& reason);
 
 /// Parses "--state-dir DIR --runtime-dir DIR [--config FILE]" (CLI11) and
 /// loads the config; prints the error and exits 2 on bad arguments.

@@ -11,16 +11,16 @@ int main(int argc, char** argv) {
   auto config = runtime::parse_command_line(argc, argv, "coupon");
   auto rt = runtime::Runtime::create(msg::DaemonId::COUPON, config);
   if (!rt) {
-    std::fprintf(stderr, "ringmart-coupon: %s\n", rt.error().c_str());
-    return 1;
+    std::fprintf(stderr, "ringmart-coupon: %s\n", rt.error().message.c_str());
+    return rt.error().exit_code;
   }
   auto log = (*rt)->log();
 
   auto store = runtime::open_store<coupon::CouponStore>(**rt);
   if (!store) {
-    std::fprintf(stderr, "ringmart-coupon: cannot open tables: %s\n",
-                 store.error().message().c_str());
-    return 1;
+    runtime::report_start_failure(ringmart::msg::DaemonId::COUPON, config,
+                                  "cannot open the coupon tables: " + store.error().message());
+    return runtime::kExitCannotStart;
   }
 
   auto now_s = [](runtime::Context& ctx) { return ctx.now_ms() / 1000; };

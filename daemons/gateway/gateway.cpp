@@ -163,13 +163,26 @@ std::uint64_t Gateway::next_message_id() {
 }
 
 bool Gateway::alive(DaemonId id) const {
+  // A daemon whose storage is full cannot apply a write: refuse it now
+  // rather than let it wait in the ring behind a problem only an operator fixes.
+  if (rt_.status().slot(runtime::index(id)).flags.load(std::memory_order_relaxed) &
+      ipc::kFlagStorageFull)
+    return false;
   return daemon_alive(rt_.status().layout(), id, ipc::monotonic_ms(), options_.fresh_heartbeat_ms);
 }
 
 http::Response Gateway::unavailable(DaemonId id) const {
-  return http::error_response(
-      503, "UNAVAILABLE",
-      std::string("the ") + runtime::daemon_name(id) + " daemon is not running; retry later");
+  const auto& slot = rt_.status().slot(runtime::index(id));
+  if (slot.flags.load(std::memory_order_relaxed) & ipc::kFlagStorageFull) {
+    return http::error_response(503, "STORAGE_FULL",
+                                std::string("the ") + runtime::daemon_name(id) +
+                                    " daemon's storage is full; an operator must enlarge it");
+  }
+  const auto why = ipc::reason(slot);
+  return http::error_response(503, "UNAVAILABLE",
+                              std::string("the ") + runtime::daemon_name(id) +
+                                  " daemon is not running; retry later" +
+                                  (why.empty() ? std::string() : " (" + why + ")"));
 }
 
 void Gateway::add_pending(std::uint64_t token, http::ResponderPtr responder, ReplyHandler on_reply,

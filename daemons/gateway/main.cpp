@@ -38,16 +38,17 @@ int main(int argc, char** argv) {
   auto config = runtime::parse_command_line(argc, argv, "gateway");
   auto created = runtime::Runtime::create(ringmart::msg::DaemonId::GATEWAY, config);
   if (!created) {
-    std::fprintf(stderr, "ringmart-gateway: %s\n", created.error().c_str());
-    return 1;
+    std::fprintf(stderr, "ringmart-gateway: %s\n", created.error().message.c_str());
+    return created.error().exit_code;
   }
   runtime::Runtime& rt = **created;
   auto log = rt.log();
 
   auto intake = gateway::Gateway::open_tables(rt);
   if (!intake) {
-    log->error("cannot open the gateway tables: {}", intake.error().message());
-    return 1;
+    runtime::report_start_failure(ringmart::msg::DaemonId::GATEWAY, config,
+                                  "cannot open the gateway tables: " + intake.error().message());
+    return runtime::kExitCannotStart;
   }
 
   asio::io_context io(1);

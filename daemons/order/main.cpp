@@ -37,16 +37,16 @@ int main(int argc, char** argv) {
   auto config = runtime::parse_command_line(argc, argv, "order");
   auto rt = runtime::Runtime::create(msg::DaemonId::ORDER, config);
   if (!rt) {
-    std::fprintf(stderr, "ringmart-order: %s\n", rt.error().c_str());
-    return 1;
+    std::fprintf(stderr, "ringmart-order: %s\n", rt.error().message.c_str());
+    return rt.error().exit_code;
   }
   auto log = (*rt)->log();
 
   auto store = runtime::open_store<order::OrderStore>(**rt);
   if (!store) {
-    std::fprintf(stderr, "ringmart-order: cannot open tables: %s\n",
-                 store.error().message().c_str());
-    return 1;
+    runtime::report_start_failure(ringmart::msg::DaemonId::ORDER, config,
+                                  "cannot open the order tables: " + store.error().message());
+    return runtime::kExitCannotStart;
   }
 
   (*rt)->on_message([&](runtime::Context& ctx, msg::Envelope::Reader m) -> std::error_code {

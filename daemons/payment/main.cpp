@@ -49,16 +49,16 @@ int main(int argc, char** argv) {
   auto config = runtime::parse_command_line(argc, argv, "payment");
   auto rt = runtime::Runtime::create(msg::DaemonId::PAYMENT, config);
   if (!rt) {
-    std::fprintf(stderr, "ringmart-payment: %s\n", rt.error().c_str());
-    return 1;
+    std::fprintf(stderr, "ringmart-payment: %s\n", rt.error().message.c_str());
+    return rt.error().exit_code;
   }
   auto log = (*rt)->log();
 
   auto store = runtime::open_store<payment::PaymentStore>(**rt);
   if (!store) {
-    std::fprintf(stderr, "ringmart-payment: cannot open tables: %s\n",
-                 store.error().message().c_str());
-    return 1;
+    runtime::report_start_failure(ringmart::msg::DaemonId::PAYMENT, config,
+                                  "cannot open the payment tables: " + store.error().message());
+    return runtime::kExitCannotStart;
   }
   const auto latency_ms = std::max<std::int64_t>(0, config.get_int("payment", "latency_ms", 0));
   payment::SimulatedPaymentGateway gateway(latency_ms);

@@ -24,15 +24,16 @@ int main(int argc, char** argv) {
   auto config = runtime::parse_command_line(argc, argv, "product");
   auto rt = runtime::Runtime::create(ringmart::msg::DaemonId::PRODUCT, config);
   if (!rt) {
-    std::fprintf(stderr, "ringmart-product: %s\n", rt.error().c_str());
-    return 1;
+    std::fprintf(stderr, "ringmart-product: %s\n", rt.error().message.c_str());
+    return rt.error().exit_code;
   }
   auto log = (*rt)->log();
 
   auto store = runtime::open_store<product::ProductStore>(**rt);
   if (!store) {
-    log->error("cannot open the product tables: {}", store.error().message());
-    return 1;
+    runtime::report_start_failure(ringmart::msg::DaemonId::PRODUCT, config,
+                                  "cannot open the product tables: " + store.error().message());
+    return runtime::kExitCannotStart;
   }
 
   (*rt)->on_message([&](runtime::Context& ctx, Envelope::Reader m) -> std::error_code {

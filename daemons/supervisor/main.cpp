@@ -50,8 +50,8 @@ int main(int argc, char** argv) {
   }
   auto rt = runtime::Runtime::create(msg::DaemonId::SUPERVISOR, config, 2000);
   if (!rt) {
-    std::fprintf(stderr, "ringmart-supervisor: %s\n", rt.error().c_str());
-    return 1;
+    std::fprintf(stderr, "ringmart-supervisor: %s\n", rt.error().message.c_str());
+    return rt.error().exit_code;
   }
   auto& runtime = **rt;
   auto log = runtime.log();
@@ -81,6 +81,30 @@ int main(int argc, char** argv) {
       config, runtime.status(),
       config.get_string("supervisor", "bin_dir", supervisor::ProcessManager::default_bin_dir()),
       policy, log);
+
+  runtime.on_control([&](ipc::ControlOp op, std::uint64_t arg) -> ipc::ControlReply {
+    const auto now = ipc::monotonic_ms();
+    auto daemon = [&]() -> std::optional<runtime::DaemonId> {
+      for (auto id : runtime::all_daemons()) {
+        if (runtime::index(id) == arg && id != msg::DaemonId::SUPERVISOR) return id;
+      }
+      return std::nullopt;
+    };
+    switch (op) {
+      case ipc::ControlOp::redrive_saga:
+        return engine->redrive(runtime, arg);
+      case ipc::ControlOp::abandon_saga:
+        return engine->abandon(runtime, arg);
+      case ipc::ControlOp::start_daemon:
+        if (auto id = daemon()) return processes.start(*id, now);
+        return {ipc::ControlResult::not_found, "no such daemon"};
+      case ipc::ControlOp::restart_daemon:
+        if (auto id = daemon()) return processes.restart(*id, now);
+        return {ipc::ControlResult::not_found, "no such daemon"};
+      default:
+        return {ipc::ControlResult::bad_request, "the supervisor does not handle this operation"};
+    }
+  });
 
   auto& layout = runtime.status().layout();
   layout.supervisor_pid.store(::getpid());
@@ -121,6 +145,7 @@ int main(int argc, char** argv) {
     layout.sagas.completed.store(t.completed, std::memory_order_relaxed);
     layout.sagas.failed.store(t.failed, std::memory_order_relaxed);
     layout.sagas.stuck.store(t.stuck, std::memory_order_relaxed);
+    layout.sagas.abandoned.store(t.abandoned, std::memory_order_relaxed);
     if (!ready && processes.all_running(now, 2000)) {
       ready = true;
       log->info("all daemons running");
@@ -131,9 +156,11 @@ int main(int argc, char** argv) {
       last_watchdog = now;
     }
     if (now - last_status >= 1000) {
-      sd_notifyf(0, "STATUS=sagas: %lu running, %lu completed, %lu failed, %lu stuck",
+      const auto failures = processes.failures();
+      sd_notifyf(0, "STATUS=sagas: %lu running, %lu completed, %lu failed, %lu stuck%s%s",
                  static_cast<unsigned long>(t.running), static_cast<unsigned long>(t.completed),
-                 static_cast<unsigned long>(t.failed), static_cast<unsigned long>(t.stuck));
+                 static_cast<unsigned long>(t.failed), static_cast<unsigned long>(t.stuck),
+                 failures.empty() ? "" : "; cannot start: ", failures.c_str());
       last_status = now;
     }
   });

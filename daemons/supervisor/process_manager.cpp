@@ -122,6 +122,23 @@ void ProcessManager::on_exit(Child& c, int status, std::int64_t now_ms) {
   slot.last_exit.store(status);
   slot.pid.store(0);
   c.pid = 0;
+  if (c.restart_requested) {
+    c.restart_requested = false;
+    log_->info("{} stopped for the operator's restart", name);
+    spawn(c, now_ms);
+    return;
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == runtime::kExitCannotStart) {
+    // Restarting cannot help; keep the others running and wait for the operator.
+    auto why = ipc::reason(slot);
+    if (why.empty()) why = "exit code " + std::to_string(runtime::kExitCannotStart);
+    log_->error("{} cannot start: {}; not restarting it (fix, then `ringmartctl start {}`)", name,
+                why, name);
+    c.cannot_start = true;
+    c.restart_at_ms = 0;
+    slot.state.store(static_cast<std::uint32_t>(ipc::DaemonState::failed));
+    return;
+  }
   while (!c.restarts.empty() && c.restarts.front() < now_ms - policy_.period_ms)
     c.restarts.pop_front();
   c.restarts.push_back(now_ms);
@@ -181,9 +198,52 @@ bool ProcessManager::tick(std::int64_t now_ms) {
   return true;
 }
 
+ProcessManager::Child* ProcessManager::find(runtime::DaemonId id) {
+  for (auto& c : children_) {
+    if (c.id == id) return &c;
+  }
+  return nullptr;
+}
+
+ipc::ControlReply ProcessManager::start(runtime::DaemonId id, std::int64_t now_ms) {
+  auto* c = find(id);
+  if (!c) return {ipc::ControlResult::not_found, "not a daemon the supervisor runs"};
+  const std::string name = runtime::daemon_name(id);
+  if (c->pid != 0) return {ipc::ControlResult::already_done, name + " is running"};
+  c->cannot_start = false;
+  c->restarts.clear();
+  c->backoff_ms = 0;
+  log_->info("operator starts {}", name);
+  spawn(*c, now_ms);
+  return {ipc::ControlResult::ok, name + " started"};
+}
+
+ipc::ControlReply ProcessManager::restart(runtime::DaemonId id, std::int64_t now_ms) {
+  auto* c = find(id);
+  if (!c) return {ipc::ControlResult::not_found, "not a daemon the supervisor runs"};
+  if (c->pid == 0) return start(id, now_ms);
+  const std::string name = runtime::daemon_name(id);
+  log_->info("operator restarts {} (pid {})", name, c->pid);
+  c->restart_requested = true;
+  ::kill(c->pid, SIGTERM);
+  return {ipc::ControlResult::ok, name + " restarting"};
+}
+
+std::string ProcessManager::failures() const {
+  std::string out;
+  for (const auto& c : children_) {
+    if (!c.cannot_start) continue;
+    if (!out.empty()) out += "; ";
+    out += std::string(runtime::daemon_name(c.id)) + ": " +
+           ipc::reason(status_.slot(runtime::index(c.id)));
+  }
+  return out;
+}
+
 bool ProcessManager::all_running(std::int64_t now_ms, std::int64_t fresh_ms) const {
   for (const auto& c : children_) {
     const auto& slot = status_.slot(runtime::index(c.id));
+    if (c.cannot_start) continue;  // reported through failures(), not a reason to wait
     if (c.pid == 0 || now_ms - slot.heartbeat_ms.load() > fresh_ms) return false;
   }
   return true;

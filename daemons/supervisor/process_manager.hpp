@@ -3,6 +3,12 @@
 // intensity limit (more than `max_restarts` in `period_ms` -> give up: stop
 // everything, exit non-zero so systemd escalates).
 //
+// A daemon that exits with runtime::kExitCannotStart (bad configuration,
+// unusable state directory) is not restarted: it is marked failed with the
+// reason it wrote to its status slot, the others keep running (reads still
+// work, the gateway answers 503 for its writes), and the operator starts it
+// again after the fix (`ringmartctl start <daemon>`).
+//
 // Children get PR_SET_PDEATHSIG(SIGTERM) and no inherited fds beyond 0-2.
 // Thread-safety: loop thread only; reap() is driven by SIGCHLD via the doorbell.
 #pragma once
@@ -17,6 +23,7 @@
 #include <vector>
 
 #include "daemons/common/config.hpp"
+#include "daemons/common/runtime.hpp"
 #include "daemons/common/topology.hpp"
 #include "ipc/status_region.hpp"
 
@@ -43,6 +50,14 @@ class ProcessManager {
   bool tick(std::int64_t now_ms);
   /// SIGTERM to every child in reverse start order, SIGKILL after `grace_ms`.
   void stop_all(int grace_ms = 5000);
+  /// Operator: starts a daemon that is not running (failed to start, or
+  /// stopped); already running -> already_done.
+  ipc::ControlReply start(runtime::DaemonId id, std::int64_t now_ms);
+  /// Operator: SIGTERM a running daemon and start it again at once (not
+  /// counted against the restart intensity); not running -> like start().
+  ipc::ControlReply restart(runtime::DaemonId id, std::int64_t now_ms);
+  /// "name: reason" of every daemon that could not start ("" when none).
+  std::string failures() const;
   /// True when every daemon heart-beat within `fresh_ms`.
   bool all_running(std::int64_t now_ms, std::int64_t fresh_ms) const;
   /// "ringmart-<name>" next to the supervisor executable.
@@ -55,7 +70,10 @@ class ProcessManager {
     std::int64_t restart_at_ms = 0;  // 0 = not scheduled
     std::int64_t backoff_ms = 0;
     std::deque<std::int64_t> restarts;  // times within the intensity period
+    bool cannot_start = false;          // exited kExitCannotStart: waits for the operator
+    bool restart_requested = false;     // the operator asked: restart at once, uncounted
   };
+  Child* find(runtime::DaemonId id);
   void spawn(Child& c, std::int64_t now_ms);
   /// SIGTERM (then SIGKILL after `grace_ms`) to daemons recorded in the status
   /// region that still run; a zombie reparented to init counts as gone once reaped.

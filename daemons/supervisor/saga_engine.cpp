@@ -169,6 +169,13 @@ std::expected<SagaDefinition, std::string> SagaDefinition::from_config(
   d.compensation_timeout_ms = saga["compensation_timeout_ms"].value_or(d.compensation_timeout_ms);
   d.compensation_max_attempts =
       saga["compensation_max_attempts"].value_or(d.compensation_max_attempts);
+  d.retry_backoff_max_ms = saga["retry_backoff_max_ms"].value_or(d.retry_backoff_max_ms);
+  if (d.compensation_timeout_ms <= 0 || d.compensation_max_attempts <= 0 ||
+      d.retry_backoff_max_ms <= 0) {
+    return std::unexpected(
+        "[saga] compensation_timeout_ms, compensation_max_attempts and retry_backoff_max_ms must "
+        "be > 0");
+  }
   return d;
 }
 
@@ -203,6 +210,9 @@ void SagaEngine::recover(storage::Txn& txn) {
       case SagaState::STUCK:
         ++totals_.stuck;
         break;
+      case SagaState::ABANDONED:
+        ++totals_.abandoned;
+        break;
     }
     return true;
   });
@@ -217,13 +227,15 @@ void SagaEngine::set_state(SagaRecord::Builder r, SagaState s) {
               : st == SagaState::COMPENSATING ? totals_.compensating
               : st == SagaState::COMPLETED    ? totals_.completed
               : st == SagaState::FAILED       ? totals_.failed
-                                              : totals_.stuck;
+              : st == SagaState::STUCK        ? totals_.stuck
+                                              : totals_.abandoned;
     t += d;
   };
   bump(r.getState(), -1);
   bump(s, +1);
   r.setState(s);
-  if (s == SagaState::COMPLETED || s == SagaState::FAILED || s == SagaState::STUCK) {
+  if (s == SagaState::COMPLETED || s == SagaState::FAILED || s == SagaState::STUCK ||
+      s == SagaState::ABANDONED) {
     deadlines_.erase(r.getOrderId());
   }
 }
@@ -269,9 +281,13 @@ std::error_code SagaEngine::send_current(runtime::Context& ctx, SagaRecord::Buil
   const bool comp = r.getState() == SagaState::COMPENSATING;
   const std::uint64_t id = saga_message_id(order, step, comp);
   const std::int64_t now = ctx.now_ms();
-  const int timeout = comp || step >= static_cast<int>(def_.steps.size())
-                          ? def_.compensation_timeout_ms
-                          : def_.steps[step].timeout_ms;
+  const int base = comp || step >= static_cast<int>(def_.steps.size())
+                       ? def_.compensation_timeout_ms
+                       : def_.steps[step].timeout_ms;
+  // Back off: each retry waits twice as long as the previous one, up to the cap.
+  const int shift = static_cast<int>(std::min<unsigned>(std::max(r.getAttempt(), 1u) - 1, 16u));
+  const std::int64_t timeout = std::min<std::int64_t>(static_cast<std::int64_t>(base) << shift,
+                                                      std::max(base, def_.retry_backoff_max_ms));
   r.setDeadlineMs(now + timeout);
   deadlines_[order] = now + timeout;
   event(r, step_name(step), r.getAttempt() > 1 ? fmt::format("retry {}", r.getAttempt()) : "sent",
@@ -550,6 +566,69 @@ void SagaEngine::on_tick(runtime::Runtime& rt, std::int64_t now_ms) {
     return {};
   });
   if (ec) log_->error("saga timeout handling failed: {}", ec.message());
+}
+
+ipc::ControlReply SagaEngine::redrive(runtime::Runtime& rt, std::uint64_t order_id) {
+  ipc::ControlReply reply{ipc::ControlResult::ok, ""};
+  auto ec = rt.transact([&](runtime::Context& ctx) -> std::error_code {
+    auto stored = store_.get(ctx.txn(), order_id);
+    if (!stored) {
+      reply = {ipc::ControlResult::not_found, fmt::format("no saga for order {}", order_id)};
+      return {};
+    }
+    capnp::MallocMessageBuilder mb;
+    mb.setRoot(stored->root<SagaRecord>());
+    auto r = mb.getRoot<SagaRecord>();
+    if (r.getState() != SagaState::STUCK) {
+      // Re-driving twice is harmless: the first one already resumed it.
+      const bool resumed =
+          r.getState() == SagaState::COMPENSATING || r.getState() == SagaState::FAILED;
+      reply = {resumed ? ipc::ControlResult::already_done : ipc::ControlResult::bad_request,
+               fmt::format("saga {} is {}, not STUCK", order_id, state_name(r.getState()))};
+      return {};
+    }
+    set_state(r, SagaState::COMPENSATING);
+    event(r, step_name(r.getStep()), "re-driven by the operator", ctx.now_ms());
+    r.setAttempt(1);
+    if (auto e = send_current(ctx, r)) return e;
+    reply.message =
+        fmt::format("saga {} compensating again from {}", order_id, step_name(r.getStep()));
+    return save(ctx, mb);
+  });
+  if (ec) return {ipc::ControlResult::failed, "cannot re-drive: " + ec.message()};
+  return reply;
+}
+
+ipc::ControlReply SagaEngine::abandon(runtime::Runtime& rt, std::uint64_t order_id) {
+  ipc::ControlReply reply{ipc::ControlResult::ok, ""};
+  auto ec = rt.transact([&](runtime::Context& ctx) -> std::error_code {
+    auto stored = store_.get(ctx.txn(), order_id);
+    if (!stored) {
+      reply = {ipc::ControlResult::not_found, fmt::format("no saga for order {}", order_id)};
+      return {};
+    }
+    capnp::MallocMessageBuilder mb;
+    mb.setRoot(stored->root<SagaRecord>());
+    auto r = mb.getRoot<SagaRecord>();
+    if (r.getState() == SagaState::ABANDONED) {
+      reply = {ipc::ControlResult::already_done,
+               fmt::format("saga {} already abandoned", order_id)};
+      return {};
+    }
+    if (r.getState() != SagaState::STUCK) {
+      reply = {ipc::ControlResult::bad_request,
+               fmt::format("saga {} is {}, not STUCK", order_id, state_name(r.getState()))};
+      return {};
+    }
+    set_state(r, SagaState::ABANDONED);
+    event(r, step_name(r.getStep()), "abandoned by the operator", ctx.now_ms());
+    log_->warn("saga={} order={} ABANDONED by the operator at {}", order_id, order_id,
+               step_name(r.getStep()));
+    reply.message = fmt::format("saga {} abandoned", order_id);
+    return save(ctx, mb);
+  });
+  if (ec) return {ipc::ControlResult::failed, "cannot abandon: " + ec.message()};
+  return reply;
 }
 
 std::int64_t SagaEngine::next_deadline() const {

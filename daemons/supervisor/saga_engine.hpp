@@ -10,7 +10,12 @@
 //
 //   RUNNING ──step fails / times out──► COMPENSATING ──all undone──► fail_order ──► FAILED
 //      │                                      └──compensation budget exhausted──► STUCK
-//      └──complete_order ok──► COMPLETED
+//      └──complete_order ok──► COMPLETED                      STUCK ──operator re-drive──►
+//      COMPENSATING
+//                                                             STUCK ──operator abandon──► ABANDONED
+//
+// Retries back off: the n-th send of a command waits timeout_ms * 2^(n-1),
+// capped at retry_backoff_max_ms (never below timeout_ms), before the next.
 //
 // Thread-safety: loop thread only (the supervisor's runtime).
 #pragma once
@@ -53,18 +58,19 @@ struct SagaDefinition {
   std::vector<StepDef> steps;
   int compensation_timeout_ms = 2000;
   int compensation_max_attempts = 30;  ///< then the saga is STUCK
+  int retry_backoff_max_ms = 8000;     ///< cap of the doubling wait between retries
 
   /// The default order of DESIGN.md.
   static SagaDefinition standard();
   /// Reads `[saga] steps = [...]`, `[saga.<step>] timeout_ms / max_attempts`,
-  /// `[saga] compensation_timeout_ms / compensation_max_attempts`.
+  /// `[saga] compensation_timeout_ms / compensation_max_attempts / retry_backoff_max_ms`.
   /// Errors: unknown step name, duplicate step, complete_order not last,
   /// apply_coupon before use_coupon, start_payment after complete_payment.
   static std::expected<SagaDefinition, std::string> from_config(const runtime::Config& config);
 };
 
 struct SagaTotals {
-  std::uint64_t running = 0, compensating = 0, completed = 0, failed = 0, stuck = 0;
+  std::uint64_t running = 0, compensating = 0, completed = 0, failed = 0, stuck = 0, abandoned = 0;
 };
 
 class SagaEngine {
@@ -79,6 +85,13 @@ class SagaEngine {
   std::error_code on_message(runtime::Context& ctx, msg::Envelope::Reader m);
   /// Retries or gives up on commands whose deadline (realtime ms) passed.
   void on_tick(runtime::Runtime& rt, std::int64_t now_ms);
+  /// Operator: a STUCK saga resumes its compensation with a fresh retry
+  /// budget (same message ids, so re-driving twice is harmless).
+  /// Errors (as the reply): not_found, bad_request when not STUCK.
+  ipc::ControlReply redrive(runtime::Runtime& rt, std::uint64_t order_id);
+  /// Operator: a STUCK saga becomes ABANDONED (terminal; its remaining
+  /// compensations are not sent; the operator settles them by hand).
+  ipc::ControlReply abandon(runtime::Runtime& rt, std::uint64_t order_id);
   /// Earliest deadline (realtime ms) of a command in flight, 0 when none.
   std::int64_t next_deadline() const;
   const SagaTotals& totals() const { return totals_; }

@@ -58,7 +58,7 @@ class SagaEngineTest : public ::testing::Test {
     auto def = SagaDefinition::from_config(config_);
     ASSERT_TRUE(def) << def.error();
     auto rt = runtime::Runtime::create(DaemonId::SUPERVISOR, config_, 2000);
-    ASSERT_TRUE(rt) << rt.error();
+    ASSERT_TRUE(rt) << rt.error().message;
     rt_ = std::move(*rt);
     ASSERT_FALSE(rt_->transact([&](runtime::Context& ctx) -> std::error_code {
       auto store = SagaStore::open(ctx.txn());

@@ -9,6 +9,7 @@ enum SagaState {
   completed @2;     # terminal: every step done
   failed @3;        # terminal: compensations done, order FAILED with a reason
   stuck @4;         # a compensation exhausted its retry budget: needs an operator
+  abandoned @5;     # terminal: an operator gave up on a STUCK saga (ringmartctl saga abandon)
 }
 
 struct SagaLine { productId @0 :UInt64; quantity @1 :Int64; unitPriceCents @2 :Int64; }

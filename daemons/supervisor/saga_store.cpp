@@ -16,6 +16,8 @@ const char* state_name(SagaState s) {
       return "FAILED";
     case SagaState::STUCK:
       return "STUCK";
+    case SagaState::ABANDONED:
+      return "ABANDONED";
   }
   return "UNKNOWN";
 }
@@ -53,7 +55,7 @@ SagaView SagaStore::view(SagaRecord::Reader r) {
   const bool terminal = r.getState() == SagaState::COMPLETED || r.getState() == SagaState::FAILED;
   if (!terminal) v.step = r.getStep() < names.size() ? names[r.getStep()].cStr() : "fail_order";
   if (r.getState() == SagaState::FAILED || r.getState() == SagaState::STUCK ||
-      r.getState() == SagaState::COMPENSATING) {
+      r.getState() == SagaState::ABANDONED || r.getState() == SagaState::COMPENSATING) {
     v.failure_reason = msg::code_name(static_cast<msg::Code>(r.getFailureReason()));
   }
   v.created_at_ms = r.getCreatedAtMs();

@@ -31,8 +31,8 @@ struct SagaEvent {
 struct SagaView {
   std::uint64_t saga_id = 0;
   std::uint64_t order_id = 0;
-  std::string state;           ///< "RUNNING", "COMPENSATING", "COMPLETED", "FAILED", "STUCK"
-  std::string step;            ///< current step name ("" when terminal)
+  std::string state;  ///< "RUNNING", "COMPENSATING", "COMPLETED", "FAILED", "STUCK", "ABANDONED"
+  std::string step;   ///< current step name ("" when terminal)
   std::string failure_reason;  ///< "" unless FAILED/STUCK
   std::int64_t created_at_ms = 0;
   std::int64_t updated_at_ms = 0;

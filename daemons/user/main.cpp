@@ -22,15 +22,16 @@ int main(int argc, char** argv) {
   auto config = runtime::parse_command_line(argc, argv, "user");
   auto rt = runtime::Runtime::create(ringmart::msg::DaemonId::USER, config);
   if (!rt) {
-    std::fprintf(stderr, "ringmart-user: %s\n", rt.error().c_str());
-    return 1;
+    std::fprintf(stderr, "ringmart-user: %s\n", rt.error().message.c_str());
+    return rt.error().exit_code;
   }
   auto log = (*rt)->log();
 
   auto store = runtime::open_store<ringmart::user::UserStore>(**rt);
   if (!store) {
-    log->error("cannot open the user tables: {}", store.error().message());
-    return 1;
+    runtime::report_start_failure(ringmart::msg::DaemonId::USER, config,
+                                  "cannot open the user tables: " + store.error().message());
+    return runtime::kExitCannotStart;
   }
 
   (*rt)->on_message([&](runtime::Context& ctx, Envelope::Reader m) -> std::error_code {

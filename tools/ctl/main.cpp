@@ -2,18 +2,29 @@
 // memory directly (works while the gateway or any daemon is down) and the
 // supervisor's saga table read-only.
 //
-// Exit codes: 0 ok; 1 degraded (a daemon not running, stuck sagas, saga not
-// found); 2 usage error; 3 system not running (no shared memory).
+// Operator actions go over the control channel of the status region (see
+// ipc::ControlOp): re-drive / abandon a quarantined message (the daemon that
+// quarantined it applies it again), re-drive / abandon a STUCK saga (the
+// supervisor), start / restart a daemon (the supervisor).
+//
+// Exit codes: 0 ok (an action already done counts as ok: re-drive is
+// idempotent); 1 degraded (a daemon not running, stuck sagas, quarantined
+// messages waiting, saga or message not found, an action that failed);
+// 2 usage error; 3 system not running (no shared memory) or the daemon did
+// not answer.
+#include <capnp/serialize.h>
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "daemons/common/runtime.hpp"
 #include "daemons/supervisor/saga_store.hpp"
 #include "ipc/ring.hpp"
 #include "ipc/status_region.hpp"
+#include "storage/quarantine.hpp"
 
 using namespace ringmart;
 using nlohmann::json;
@@ -27,7 +38,18 @@ struct Options {
   std::string saga_state;
   std::uint64_t saga_id = 0;
   std::size_t limit = 100;
+  std::string daemon;
+  std::uint64_t message_id = 0;
+  bool all = false;  ///< quarantine list: include re-driven / abandoned rows
 };
+
+std::optional<runtime::DaemonId> parse_daemon(const std::string& name) {
+  for (auto id : runtime::all_daemons()) {
+    if (name == runtime::daemon_name(id)) return id;
+  }
+  std::fprintf(stderr, "ringmartctl: unknown daemon '%s'\n", name.c_str());
+  return std::nullopt;
+}
 
 std::optional<ipc::StatusRegion> attach(const Options& o) {
   auto status = ipc::StatusRegion::open(runtime::status_name(runtime::shm_prefix(o.runtime_dir)));
@@ -91,14 +113,18 @@ int cmd_status(const Options& o) {
          {"commits", s.commits.load()},
          {"errors", s.errors.load()},
          {"outbox_pending", s.outbox_pending.load()},
+         {"quarantined", s.quarantined.load()},
+         {"storage_full", (s.flags.load() & ipc::kFlagStorageFull) != 0},
+         {"reason", ipc::reason(s)},
          {"inbound_ring_fill_bytes", fill}});
+    healthy &= (s.flags.load() & ipc::kFlagStorageFull) == 0;
   }
   out["daemons"] = daemons;
-  out["sagas"] = {{"running", l.sagas.running.load()},
-                  {"compensating", l.sagas.compensating.load()},
-                  {"completed", l.sagas.completed.load()},
-                  {"failed", l.sagas.failed.load()},
-                  {"stuck", l.sagas.stuck.load()}};
+  out["sagas"] = {
+      {"running", l.sagas.running.load()},     {"compensating", l.sagas.compensating.load()},
+      {"completed", l.sagas.completed.load()}, {"failed", l.sagas.failed.load()},
+      {"stuck", l.sagas.stuck.load()},         {"abandoned", l.sagas.abandoned.load()}};
+  healthy &= l.sagas.stuck.load() == 0;
   out["healthy"] = healthy;
   if (o.output == "json") {
     std::printf("%s\n", out.dump(2).c_str());
@@ -116,6 +142,12 @@ int cmd_status(const Options& o) {
           static_cast<unsigned long long>(d["duplicates"].get<std::uint64_t>()),
           static_cast<unsigned long long>(d["errors"].get<std::uint64_t>()),
           static_cast<unsigned long long>(d["inbound_ring_fill_bytes"].get<std::uint64_t>()));
+      const auto reason = d["reason"].get<std::string>();
+      if (d["storage_full"].get<bool>()) std::printf("  ! storage full\n");
+      if (!reason.empty()) std::printf("  ! %s\n", reason.c_str());
+      if (const auto q = d["quarantined"].get<std::uint64_t>())
+        std::printf("  ! %llu message(s) quarantined since start (ringmartctl quarantine)\n",
+                    static_cast<unsigned long long>(q));
     }
     const auto& s = out["sagas"];
     std::printf("sagas: %llu running, %llu compensating, %llu completed, %llu failed, %llu stuck\n",
@@ -221,6 +253,110 @@ int cmd_saga_show(const Options& o) {
   return 0;
 }
 
+int report(const std::expected<ipc::ControlReply, std::error_code>& r, const Options& o) {
+  if (!r) {
+    std::fprintf(stderr, "ringmartctl: no answer: %s\n", r.error().message().c_str());
+    return 3;
+  }
+  const char* result = "ok";
+  switch (r->result) {
+    case ipc::ControlResult::ok:
+      break;
+    case ipc::ControlResult::not_found:
+      result = "not_found";
+      break;
+    case ipc::ControlResult::already_done:
+      result = "already_done";
+      break;
+    case ipc::ControlResult::failed:
+      result = "failed";
+      break;
+    case ipc::ControlResult::bad_request:
+      result = "bad_request";
+      break;
+  }
+  if (o.output == "json") {
+    std::printf("%s\n", json{{"result", result}, {"message", r->message}}.dump(2).c_str());
+  } else {
+    std::printf("%s: %s\n", result, r->message.c_str());
+  }
+  switch (r->result) {
+    case ipc::ControlResult::ok:
+    case ipc::ControlResult::already_done:
+      return 0;
+    case ipc::ControlResult::bad_request:
+      return 2;
+    default:
+      return 1;
+  }
+}
+
+int control(const Options& o, runtime::DaemonId to, ipc::ControlOp op, std::uint64_t arg) {
+  auto status = attach(o);
+  if (!status) return 3;
+  return report(ipc::control_call(*status, runtime::index(to), op, arg, 10000), o);
+}
+
+int cmd_quarantine_list(const Options& o, const runtime::Config& config) {
+  json rows = json::array();
+  std::size_t waiting = 0;
+  for (auto id : runtime::all_daemons()) {
+    const std::string name = runtime::daemon_name(id);
+    auto env = storage::Env::open({.path = config.env_path(name),
+                                   .map_size_bytes = config.map_size_for(name),
+                                   .read_only = true});
+    if (!env) continue;  // never started: nothing quarantined
+    auto txn = storage::Txn::begin_read(**env);
+    if (!txn) continue;
+    auto q = storage::Quarantine::open(*txn);
+    if (!q) continue;
+    q->scan(*txn, [&](const storage::QuarantinedMessage& m) {
+      if (m.state == storage::QuarantineState::quarantined) ++waiting;
+      if (!o.all && m.state != storage::QuarantineState::quarantined) return true;
+      json j = {{"daemon", name},
+                {"id", m.id},
+                {"from", runtime::daemon_name(static_cast<runtime::DaemonId>(m.sender))},
+                {"seq", m.seq},
+                {"state", storage::to_string(m.state)},
+                {"attempts", m.attempts},
+                {"quarantined_at_ms", m.quarantined_at_ms},
+                {"resolved_at_ms", m.resolved_at_ms},
+                {"error", m.error},
+                {"bytes", m.message.size()}};
+      // Name the payload when the bytes still parse; the row keeps them either way.
+      try {
+        kj::Array<capnp::word> words = kj::heapArray<capnp::word>(m.message.size() / 8);
+        std::memcpy(words.begin(), m.message.data(), words.size() * 8);
+        capnp::FlatArrayMessageReader reader(words);
+        auto e = reader.getRoot<msg::Envelope>();
+        j["message_id"] = e.getMessageId();
+        j["saga_id"] = e.getSagaId();
+        j["payload"] = static_cast<unsigned>(e.getPayload().which());
+      } catch (const kj::Exception&) {
+        j["payload"] = nullptr;
+      }
+      rows.push_back(std::move(j));
+      return rows.size() < o.limit;
+    });
+  }
+  if (o.output == "json") {
+    std::printf("%s\n", rows.dump(2).c_str());
+  } else {
+    std::printf("%-10s %6s %-10s %10s %-11s %8s  %s\n", "DAEMON", "ID", "FROM", "SEQ", "STATE",
+                "ATTEMPTS", "ERROR");
+    for (const auto& r : rows) {
+      std::printf("%-10s %6llu %-10s %10llu %-11s %8u  %s\n",
+                  r["daemon"].get<std::string>().c_str(),
+                  static_cast<unsigned long long>(r["id"].get<std::uint64_t>()),
+                  r["from"].get<std::string>().c_str(),
+                  static_cast<unsigned long long>(r["seq"].get<std::uint64_t>()),
+                  r["state"].get<std::string>().c_str(), r["attempts"].get<unsigned>(),
+                  r["error"].get<std::string>().c_str());
+    }
+  }
+  return waiting ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -235,13 +371,38 @@ int main(int argc, char** argv) {
   auto* outbox =
       app.add_subcommand("outbox", "per channel: pushed / acknowledged seq, lag, ring fill");
   auto* sagas = app.add_subcommand("sagas", "list sagas");
-  sagas->add_option("--state", o.saga_state, "RUNNING, COMPENSATING, COMPLETED, FAILED or STUCK")
-      ->check(CLI::IsMember({"RUNNING", "COMPENSATING", "COMPLETED", "FAILED", "STUCK"}));
+  sagas
+      ->add_option("--state", o.saga_state,
+                   "RUNNING, COMPENSATING, COMPLETED, FAILED, STUCK or ABANDONED")
+      ->check(
+          CLI::IsMember({"RUNNING", "COMPENSATING", "COMPLETED", "FAILED", "STUCK", "ABANDONED"}));
   sagas->add_option("--limit", o.limit, "at most this many")->capture_default_str();
   auto* saga = app.add_subcommand("saga", "one saga");
   auto* show = saga->add_subcommand("show", "a saga's timeline");
   show->add_option("ID", o.saga_id, "saga (= order) id")->required();
+  auto* saga_redrive =
+      saga->add_subcommand("redrive", "resume a STUCK saga's compensation with a fresh budget");
+  saga_redrive->add_option("ID", o.saga_id, "saga (= order) id")->required();
+  auto* saga_abandon = saga->add_subcommand(
+      "abandon", "give up on a STUCK saga (ABANDONED; settle its effects by hand)");
+  saga_abandon->add_option("ID", o.saga_id, "saga (= order) id")->required();
   saga->require_subcommand(1);
+  std::string config_file;
+  auto* quarantine = app.add_subcommand("quarantine", "messages a daemon could not apply");
+  quarantine->add_option("--config", config_file, "the system's TOML config (map sizes)");
+  auto* q_list = quarantine->add_subcommand("list", "quarantined messages of every daemon");
+  q_list->add_flag("--all", o.all, "include re-driven and abandoned ones");
+  q_list->add_option("--limit", o.limit, "at most this many")->capture_default_str();
+  auto* q_redrive = quarantine->add_subcommand("redrive", "apply a quarantined message again");
+  q_redrive->add_option("DAEMON", o.daemon, "the daemon that quarantined it")->required();
+  q_redrive->add_option("ID", o.message_id, "quarantine id")->required();
+  auto* q_abandon = quarantine->add_subcommand("abandon", "give up on a quarantined message");
+  q_abandon->add_option("DAEMON", o.daemon, "the daemon that quarantined it")->required();
+  q_abandon->add_option("ID", o.message_id, "quarantine id")->required();
+  auto* start = app.add_subcommand("start", "start a daemon that is not running (after a fix)");
+  start->add_option("DAEMON", o.daemon, "daemon name")->required();
+  auto* restart = app.add_subcommand("restart", "restart a daemon (e.g. after a config change)");
+  restart->add_option("DAEMON", o.daemon, "daemon name")->required();
   app.require_subcommand(1);
   try {
     app.parse(argc, argv);
@@ -252,5 +413,31 @@ int main(int argc, char** argv) {
   if (*outbox) return cmd_outbox(o);
   if (*sagas) return cmd_sagas(o);
   if (*show) return cmd_saga_show(o);
+  if (*saga_redrive)
+    return control(o, msg::DaemonId::SUPERVISOR, ipc::ControlOp::redrive_saga, o.saga_id);
+  if (*saga_abandon)
+    return control(o, msg::DaemonId::SUPERVISOR, ipc::ControlOp::abandon_saga, o.saga_id);
+  if (*quarantine) {
+    if (*q_redrive || *q_abandon) {
+      auto id = parse_daemon(o.daemon);
+      if (!id) return 2;
+      return control(o, *id,
+                     *q_redrive ? ipc::ControlOp::redrive_message : ipc::ControlOp::abandon_message,
+                     o.message_id);
+    }
+    auto config = runtime::Config::load(o.state_dir, o.runtime_dir, config_file);
+    if (!config) {
+      std::fprintf(stderr, "ringmartctl: %s\n", config.error().c_str());
+      return 2;
+    }
+    return cmd_quarantine_list(o, *config);
+  }
+  if (*start || *restart) {
+    auto id = parse_daemon(o.daemon);
+    if (!id || *id == msg::DaemonId::SUPERVISOR) return 2;
+    return control(o, msg::DaemonId::SUPERVISOR,
+                   *start ? ipc::ControlOp::start_daemon : ipc::ControlOp::restart_daemon,
+                   runtime::index(*id));
+  }
   return 2;
 }
