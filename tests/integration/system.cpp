@@ -21,7 +21,8 @@ std::string System::bin_dir() {
   return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
 }
 
-System::System(std::string extra_config, std::string durability) {
+System::System(std::string extra_config, std::string durability)
+    : durability_(std::move(durability)) {
   std::string t = "/tmp/ringmart-it-XXXXXX";
   base_ = mkdtemp(t.data());
   state_dir_ = base_ + "/state";
@@ -30,13 +31,46 @@ System::System(std::string extra_config, std::string durability) {
   log_path_ = base_ + "/ringmart.log";
   std::filesystem::create_directories(state_dir_);
   std::filesystem::create_directories(run_dir_);
-  std::ofstream cfg(config_path_);
+  rewrite_config(extra_config);
+}
+
+void System::rewrite_config(const std::string& extra_config) {
   // A payment timeout short enough for tok_timeout tests, long enough for
-  // sanitizer builds under a burst of 200 orders.
-  cfg << "[runtime]\nlog_level = \"warn\"\ndurability = \"" << durability << "\"\n"
+  // sanitizer builds under a burst of 200 orders. Keys of `extra_config`'s
+  // [runtime] / [saga] tables join the defaults (TOML forbids a table twice).
+  std::string extra = extra_config;
+  using Defaults = std::vector<std::pair<std::string, std::string>>;  // key, value
+  auto merge = [&](const std::string& header, const Defaults& defaults) {
+    std::string lines;
+    for (const auto& [key, value] : defaults) {
+      if (extra.find(key + " =") == std::string::npos) lines += key + " = " + value + "\n";
+    }
+    const auto at = extra.find(header + "\n");
+    if (at == std::string::npos) return header + "\n" + lines;
+    extra.insert(at + header.size() + 1, lines);
+    return std::string();
+  };
+  const auto runtime_table =
+      merge("[runtime]", {{"log_level", "\"warn\""}, {"durability", "\"" + durability_ + "\""}});
+  const auto saga_table = merge("[saga]", {{"compensation_timeout_ms", "1000"}});
+  std::ofstream cfg(config_path_, std::ios::trunc);
+  cfg << runtime_table << saga_table
       << "[saga.start_payment]\ntimeout_ms = 1000\nmax_attempts = 2\n"
-      << "[saga]\ncompensation_timeout_ms = 1000\n"
-      << extra_config << "\n";
+      << extra << "\n";
+}
+
+System::CtlResult System::ctl(const std::string& args) const {
+  const std::string cmd = bin_dir() + "/ringmartctl --runtime-dir " + run_dir_ + " --state-dir " +
+                          state_dir_ + " " + args + " 2>&1";
+  CtlResult r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
 }
 
 System::~System() {
@@ -53,7 +87,7 @@ System::~System() {
   if (!::getenv("RINGMART_KEEP_TEST_DIRS")) std::filesystem::remove_all(base_, ec);
 }
 
-bool System::start() {
+bool System::start(bool wait) {
   const std::string exe = bin_dir() + "/ringmart-supervisor";
   supervisor_ = ::fork();
   if (supervisor_ == 0) {
@@ -68,7 +102,7 @@ bool System::start() {
   }
   api_.emplace(api_socket(), std::chrono::seconds(35));
   admin_.emplace(admin_socket(), std::chrono::seconds(35));
-  if (wait_healthy(30000)) return true;
+  if (!wait || wait_healthy(30000)) return true;
   std::ifstream log(log_path_);
   std::cerr << "ringmart did not become healthy; log:\n" << log.rdbuf() << "\n";
   return false;

@@ -34,7 +34,17 @@ class System {
 
   /// Starts the supervisor and waits until GET /v1/health is 200 (30 s max).
   /// Returns false (with the log tail on stderr) when it did not come up.
-  bool start();
+  /// `wait_healthy` false: returns once the supervisor is spawned.
+  bool start(bool wait_healthy = true);
+  /// Rewrites the config file with the base settings plus `extra_config`
+  /// (daemons read it when they start).
+  void rewrite_config(const std::string& extra_config);
+  /// Runs ringmartctl with --runtime-dir/--state-dir and `args`.
+  struct CtlResult {
+    int exit_code = -1;
+    std::string out;
+  };
+  CtlResult ctl(const std::string& args) const;
   /// SIGTERM and wait; true when it exited 0.
   bool stop();
   /// SIGKILL the supervisor (its children follow through PDEATHSIG).
@@ -67,6 +77,7 @@ class System {
  private:
   HttpResult call(http::UnixClient& client, const std::string& method, const std::string& target,
                   const json& body, const std::map<std::string, std::string>& headers);
+  std::string durability_;
   std::string base_;
   std::string state_dir_;
   std::string run_dir_;

@@ -1,0 +1,222 @@
+// Operating the real system through failures an operator must see and fix:
+// a full LMDB map, a state directory a daemon cannot use, a hung daemon, a
+// saga whose compensation exhausted its budget. Each is refused or reported
+// with a clear reason, changes nothing it should not, and recovers through
+// ringmartctl after the fix.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+#include "tests/integration/system.hpp"
+
+namespace ringmart::test {
+namespace {
+
+json status_of(System& sys, const std::string& daemon) {
+  auto r = sys.ctl("-o json status");
+  auto j = json::parse(r.out, nullptr, false);
+  if (j.is_discarded()) return {};
+  for (const auto& d : j["daemons"]) {
+    if (d["name"] == daemon) return d;
+  }
+  return {};
+}
+
+template <class Pred>
+bool eventually(Pred pred, int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+TEST(Operations, FullStorageRefusesWritesAndRecoversAfterTheOperatorEnlargesIt) {
+  // A product environment of 256 KiB fills after a few hundred products.
+  System sys("[product]\nmap_size_bytes = 262144\n[gateway]\ncommand_timeout_ms = 1000\n");
+  ASSERT_TRUE(sys.start());
+  // Fill it until writes stay refused across several storage retries (one a
+  // second): pages freed by older snapshots let a few more writes through
+  // at first, so a single refusal does not yet mean full for good.
+  std::vector<std::int64_t> created;
+  std::optional<std::chrono::steady_clock::time_point> refused_since;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+  int i = 0;
+  while (std::chrono::steady_clock::now() < give_up) {
+    auto r = sys.admin("POST", "/v1/products",
+                       {{"name", "filler product with a long enough name " + std::to_string(i++)},
+                        {"category", "bulk"},
+                        {"price", 100 + i},
+                        {"stock", 10}});
+    if (r.status == 201) {
+      created.push_back(r.body["id"].get<std::int64_t>());
+      refused_since.reset();
+      continue;
+    }
+    if (r.status == 504) continue;  // met the full map; waits in the ring
+    ASSERT_EQ(r.status, 503) << r.body.dump();
+    ASSERT_EQ(r.body["error"]["code"], "STORAGE_FULL");
+    if (!refused_since) refused_since = std::chrono::steady_clock::now();
+    if (std::chrono::steady_clock::now() - *refused_since > std::chrono::milliseconds(3500)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(refused_since) << "the map never filled";
+  ASSERT_GT(created.size(), 10u);
+
+  auto product = status_of(sys, "product");
+  EXPECT_TRUE(product["storage_full"].get<bool>()) << product.dump();
+  EXPECT_NE(product["reason"].get<std::string>().find("map_size_bytes"), std::string::npos)
+      << product.dump();
+  EXPECT_EQ(sys.ctl("status").exit_code, 1);  // degraded
+  // Reads still work, and what was committed is intact.
+  EXPECT_EQ(sys.stock(created.front()), 10);
+  EXPECT_EQ(sys.stock(created.back()), 10);
+  // Other daemons still take writes.
+  EXPECT_GT(sys.create_user("still-open"), 0);
+
+  // The operator's fix: a bigger map, then a restart of that daemon.
+  sys.rewrite_config(
+      "[product]\nmap_size_bytes = 67108864\n[gateway]\ncommand_timeout_ms = 1000\n");
+  auto restart = sys.ctl("restart product");
+  EXPECT_EQ(restart.exit_code, 0) << restart.out;
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto p = status_of(sys, "product");
+        return !p.is_null() && p["state"] == "running" && !p["storage_full"].get<bool>();
+      },
+      10000));
+  ASSERT_TRUE(sys.wait_healthy(10000));
+  const auto after = sys.create_product("after the fix", 500, 3);
+  ASSERT_GT(after, 0);
+  EXPECT_EQ(sys.stock(after), 3);
+  for (auto id : created) ASSERT_EQ(sys.stock(id), 10) << "product " << id;
+  EXPECT_EQ(sys.ctl("status").exit_code, 0);
+}
+
+TEST(Operations, DaemonThatCannotStartIsReportedNotRetriedAndStartsAfterTheFix) {
+  System sys;
+  // The coupon daemon's environment path is a file: LMDB cannot open it.
+  std::filesystem::create_directories(sys.state_dir());
+  const std::string blocker = sys.state_dir() + "/coupon";
+  std::ofstream(blocker) << "not a directory\n";
+  ASSERT_TRUE(sys.start(false));
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto c = status_of(sys, "coupon");
+        return !c.is_null() && c["state"] == "failed";
+      },
+      15000));
+  auto coupon = status_of(sys, "coupon");
+  EXPECT_NE(coupon["reason"].get<std::string>().find("cannot open LMDB environment"),
+            std::string::npos)
+      << coupon.dump();
+  // Not retried: still failed a while later, restart count unchanged.
+  const auto restarts = coupon["restarts"].get<unsigned>();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  coupon = status_of(sys, "coupon");
+  EXPECT_EQ(coupon["state"], "failed");
+  EXPECT_EQ(coupon["restarts"].get<unsigned>(), restarts);
+
+  // The others serve; writes for the coupon daemon are refused with the reason.
+  ASSERT_TRUE(eventually([&] { return sys.create_product("p", 100, 1) > 0; }, 15000));
+  auto refused = sys.admin(
+      "POST", "/v1/coupons",
+      {{"name", "c"}, {"discount_type", "fixed"}, {"discount_value", 100}, {"total_quantity", 1}});
+  EXPECT_EQ(refused.status, 503) << refused.body.dump();
+  EXPECT_EQ(refused.body["error"]["code"], "UNAVAILABLE");
+  EXPECT_NE(refused.body["error"]["message"].get<std::string>().find("cannot open"),
+            std::string::npos);
+
+  std::filesystem::remove(blocker);
+  auto start = sys.ctl("start coupon");
+  EXPECT_EQ(start.exit_code, 0) << start.out;
+  ASSERT_TRUE(sys.wait_healthy(15000));
+  auto created = sys.admin(
+      "POST", "/v1/coupons",
+      {{"name", "c"}, {"discount_type", "fixed"}, {"discount_value", 100}, {"total_quantity", 1}});
+  EXPECT_EQ(created.status, 201) << created.body.dump();
+  EXPECT_EQ(sys.ctl("start coupon").exit_code, 0);  // already running: idempotent
+}
+
+TEST(Operations, HungDaemonIsKilledAndRestartedBySupervisor) {
+  System sys("[runtime]\nheartbeat_timeout_ms = 500\n");
+  ASSERT_TRUE(sys.start());
+  const pid_t hung = sys.daemon_pid("payment");
+  ASSERT_GT(hung, 0);
+  ASSERT_EQ(::kill(hung, SIGSTOP), 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto p = sys.daemon_pid("payment");
+        return p != 0 && p != hung && status_of(sys, "payment")["state"] == "running";
+      },
+      10000));
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  std::printf("hung payment daemon replaced after %lld ms (heartbeat timeout 500 ms)\n",
+              static_cast<long long>(ms));
+  EXPECT_GE(status_of(sys, "payment")["restarts"].get<unsigned>(), 1u);
+  // The replacement serves a whole saga.
+  const auto product = sys.create_product("p", 1000, 5);
+  const auto user = sys.create_user("hang");
+  auto r = sys.api("POST", "/v1/orders",
+                   {{"user_id", user},
+                    {"items", {{{"product_id", product}, {"quantity", 1}}}},
+                    {"payment", {{"token", "tok_ok"}}}});
+  ASSERT_EQ(r.status, 202) << r.body.dump();
+  EXPECT_EQ(sys.wait_order(r.body["order_id"].get<std::int64_t>())["status"], "COMPLETED");
+}
+
+TEST(Operations, StuckSagaIsListedAndRedrivenByTheOperator) {
+  // Heartbeats are not checked here: the product daemon is stopped on purpose.
+  System sys(
+      "[runtime]\nheartbeat_timeout_ms = 600000\n"
+      "[saga.deduct_inventory]\ntimeout_ms = 200\nmax_attempts = 2\n"
+      "[saga]\ncompensation_timeout_ms = 200\ncompensation_max_attempts = 2\n"
+      "retry_backoff_max_ms = 200\n");
+  ASSERT_TRUE(sys.start());
+  const auto product = sys.create_product("p", 1000, 5);
+  const auto user = sys.create_user("stuck");
+  ASSERT_GT(product, 0);
+  const pid_t stopped = sys.daemon_pid("product");
+  ASSERT_EQ(::kill(stopped, SIGSTOP), 0);
+  auto r = sys.api("POST", "/v1/orders",
+                   {{"user_id", user},
+                    {"items", {{{"product_id", product}, {"quantity", 2}}}},
+                    {"payment", {{"token", "tok_ok"}}}});
+  ASSERT_EQ(r.status, 202) << r.body.dump();
+  const auto order = r.body["order_id"].get<std::int64_t>();
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto l = sys.ctl("-o json sagas --state STUCK");
+        auto j = json::parse(l.out, nullptr, false);
+        return !j.is_discarded() && j.size() == 1 && j[0]["order_id"] == order;
+      },
+      15000));
+  EXPECT_EQ(sys.api("GET", "/v1/orders/" + std::to_string(order)).body["status"], "PENDING");
+  EXPECT_EQ(sys.ctl("status").exit_code, 1);  // stuck sagas make the system degraded
+
+  ASSERT_EQ(::kill(stopped, SIGCONT), 0);
+  auto redrive = sys.ctl("saga redrive " + std::to_string(order));
+  EXPECT_EQ(redrive.exit_code, 0) << redrive.out;
+  auto done = sys.wait_order(order);
+  EXPECT_EQ(done["status"], "FAILED") << done.dump();
+  EXPECT_EQ(done["failure_reason"], "STEP_TIMEOUT");
+  EXPECT_EQ(sys.stock(product), 5);  // the unknown-outcome deduction was undone
+  // Re-driving again changes nothing and is not an error.
+  EXPECT_EQ(sys.ctl("saga redrive " + std::to_string(order)).exit_code, 0);
+  EXPECT_EQ(sys.stock(product), 5);
+  auto show = sys.ctl("saga show " + std::to_string(order));
+  EXPECT_NE(show.out.find("re-driven by the operator"), std::string::npos) << show.out;
+  EXPECT_EQ(sys.ctl("-o json quarantine list").exit_code, 0);
+}
+
+}  // namespace
+}  // namespace ringmart::test
