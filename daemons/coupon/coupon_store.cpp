@@ -336,6 +336,30 @@ std::optional<CouponUsage> CouponStore::usage(storage::Txn& txn, std::uint64_t o
   return decode(m->root<rec::CouponUsage>());
 }
 
+void CouponStore::scan_coupons(storage::Txn& txn,
+                               const std::function<bool(const CouponTemplate&)>& fn) const {
+  templates_.scan(txn, {}, [&](std::span<const std::byte>, std::span<const std::byte> value) {
+    storage::StoredMessage m(value);
+    return fn(decode(m.root<rec::CouponTemplate>()));
+  });
+}
+
+void CouponStore::scan_user_coupons(storage::Txn& txn,
+                                    const std::function<bool(const UserCoupon&)>& fn) const {
+  user_coupons_.scan(txn, {}, [&](std::span<const std::byte>, std::span<const std::byte> value) {
+    storage::StoredMessage m(value);
+    return fn(decode(m.root<rec::UserCoupon>()));
+  });
+}
+
+void CouponStore::scan_usages(storage::Txn& txn,
+                              const std::function<bool(const CouponUsage&)>& fn) const {
+  usage_.scan(txn, {}, [&](std::span<const std::byte>, std::span<const std::byte> value) {
+    storage::StoredMessage m(value);
+    return fn(decode(m.root<rec::CouponUsage>()));
+  });
+}
+
 // ------------------------------------------------------------------ queries
 
 std::expected<CouponQueries, std::error_code> CouponQueries::open(const std::string& env_path,

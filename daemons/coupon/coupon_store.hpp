@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -178,6 +179,14 @@ class CouponStore {
   std::vector<UserCouponListItem> user_coupons(storage::Txn& txn, std::uint64_t user_id) const;
   /// The idempotency record of `order_id`, if any.
   std::optional<CouponUsage> usage(storage::Txn& txn, std::uint64_t order_id) const;
+  /// Visits every template in id order while `fn` returns true (audits, the
+  /// invariant checker: one snapshot of every issuance counter).
+  void scan_coupons(storage::Txn& txn, const std::function<bool(const CouponTemplate&)>& fn) const;
+  /// Visits every issued user coupon in id order while `fn` returns true.
+  void scan_user_coupons(storage::Txn& txn, const std::function<bool(const UserCoupon&)>& fn) const;
+  /// Visits every usage record (tombstones included) in order id order while
+  /// `fn` returns true.
+  void scan_usages(storage::Txn& txn, const std::function<bool(const CouponUsage&)>& fn) const;
 
  private:
   std::expected<std::uint64_t, std::error_code> next_id(storage::Txn& txn,

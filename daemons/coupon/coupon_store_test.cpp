@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace ringmart::coupon {
 namespace {
@@ -393,6 +395,39 @@ TEST(CouponNames, SpellTheApiValues) {
   EXPECT_STREQ(user_coupon_status_name(UserCouponStatus::issued), "ISSUED");
   EXPECT_STREQ(discount_type_name(msg::DiscountType::PERCENT), "percent");
   EXPECT_STREQ(discount_type_name(msg::DiscountType::FIXED), "fixed");
+}
+
+TEST_F(CouponStoreTest, ScansTemplatesUserCouponsAndUsages) {
+  auto c1 = create_fixed(500, 3);
+  auto c2 = create_fixed(700, 1);
+  auto uc1 = issue(c1, 7).user_coupon_id;
+  auto uc2 = issue(c2, 8).user_coupon_id;
+  ASSERT_EQ(use(40, 7, uc1).code, msg::Code::OK);
+  ASSERT_EQ(use(41, 7, uc2).code, msg::Code::COUPON_INVALID);  // another user's coupon
+  restore(42);                                                 // tombstone
+  std::vector<std::pair<std::uint64_t, std::int64_t>> templates;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> used_by;
+  std::vector<std::pair<std::uint64_t, UsageState>> usages;
+  read([&](Txn& t) {
+    store_.scan_coupons(t, [&](const CouponTemplate& c) {
+      templates.emplace_back(c.id, c.issued);
+      return true;
+    });
+    store_.scan_user_coupons(t, [&](const UserCoupon& uc) {
+      used_by.emplace_back(uc.id, uc.used_by_order);
+      return true;
+    });
+    store_.scan_usages(t, [&](const CouponUsage& u) {
+      usages.emplace_back(u.order_id, u.state);
+      return true;
+    });
+    return 0;
+  });
+  EXPECT_EQ(templates, (std::vector<std::pair<std::uint64_t, std::int64_t>>{{c1, 1}, {c2, 1}}));
+  EXPECT_EQ(used_by, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{uc1, 40}, {uc2, 0}}));
+  EXPECT_EQ(usages,
+            (std::vector<std::pair<std::uint64_t, UsageState>>{
+                {40, UsageState::used}, {41, UsageState::rejected}, {42, UsageState::restored}}));
 }
 
 }  // namespace

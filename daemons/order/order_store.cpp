@@ -316,6 +316,13 @@ std::optional<Order> OrderStore::order(storage::Txn& txn, std::uint64_t order_id
   return decode(m->root<rec::Order>());
 }
 
+void OrderStore::scan(storage::Txn& txn, const std::function<bool(const Order&)>& fn) const {
+  orders_.scan(txn, {}, [&](std::span<const std::byte>, std::span<const std::byte> value) {
+    storage::StoredMessage m(value);
+    return fn(decode(m.root<rec::Order>()));
+  });
+}
+
 // ------------------------------------------------------------------ queries
 
 std::expected<OrderQueries, std::error_code> OrderQueries::open(const std::string& env_path,

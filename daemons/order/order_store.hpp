@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -189,6 +190,9 @@ class OrderStore {
 
   /// The order, tombstones included (they are FAILED orders).
   std::optional<Order> order(storage::Txn& txn, std::uint64_t order_id) const;
+  /// Visits every order (tombstones included) in id order while `fn` returns
+  /// true (audits, the invariant checker).
+  void scan(storage::Txn& txn, const std::function<bool(const Order&)>& fn) const;
 
  private:
   std::error_code put(storage::Txn& txn, const Order& o) const;

@@ -6,6 +6,8 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace ringmart::order {
 namespace {
@@ -396,6 +398,23 @@ TEST(OrderNames, SpellTheApiValues) {
   EXPECT_STREQ(failure_reason_name(msg::Code::PAYMENT_TIMEOUT), "PAYMENT_TIMEOUT");
   EXPECT_STREQ(failure_reason_name(msg::Code::STEP_TIMEOUT), "STEP_TIMEOUT");
   EXPECT_STREQ(failure_reason_name(static_cast<msg::Code>(999)), "UNKNOWN");
+}
+
+TEST_F(OrderStoreTest, ScansEveryOrderInIdOrderTombstonesIncluded) {
+  ASSERT_TRUE(create(sample_order(12)).first_time);
+  ASSERT_TRUE(create(sample_order(3)).first_time);
+  ASSERT_TRUE(fail(20, msg::Code::STEP_TIMEOUT, kT0).first_time);  // tombstone
+  auto txn = Txn::begin_read(*env_);
+  ASSERT_TRUE(txn);
+  std::vector<std::pair<std::uint64_t, OrderStatus>> seen;
+  store_.scan(*txn, [&](const Order& o) {
+    seen.emplace_back(o.order_id, o.status);
+    EXPECT_EQ(o.lines.size(), o.tombstone ? 0u : 2u);
+    return true;
+  });
+  EXPECT_EQ(seen,
+            (std::vector<std::pair<std::uint64_t, OrderStatus>>{
+                {3, OrderStatus::pending}, {12, OrderStatus::pending}, {20, OrderStatus::failed}}));
 }
 
 }  // namespace

@@ -362,6 +362,13 @@ std::optional<Payment> PaymentStore::payment(storage::Txn& txn, std::uint64_t or
   return decode(m->root<rec::Payment>());
 }
 
+void PaymentStore::scan(storage::Txn& txn, const std::function<bool(const Payment&)>& fn) const {
+  payments_.scan(txn, {}, [&](std::span<const std::byte>, std::span<const std::byte> value) {
+    storage::StoredMessage m(value);
+    return fn(decode(m.root<rec::Payment>()));
+  });
+}
+
 // ------------------------------------------------------------------ queries
 
 std::expected<PaymentQueries, std::error_code> PaymentQueries::open(const std::string& env_path,

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -155,6 +156,9 @@ class PaymentStore {
                                                                    std::int64_t now_ms) const;
 
   std::optional<Payment> payment(storage::Txn& txn, std::uint64_t order_id) const;
+  /// Visits every payment (tombstones included) in order id order while `fn`
+  /// returns true (audits, the invariant checker).
+  void scan(storage::Txn& txn, const std::function<bool(const Payment&)>& fn) const;
 
  private:
   std::error_code put(storage::Txn& txn, const Payment& p) const;

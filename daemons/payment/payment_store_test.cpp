@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "daemons/payment/payment_gateway.hpp"
 
@@ -380,6 +382,24 @@ TEST(PaymentNames, SpellTheApiValues) {
   EXPECT_EQ(command_of(PgOperation::capture), PaymentCommand::complete);
   EXPECT_EQ(command_of(PgOperation::refund), PaymentCommand::cancel);
   EXPECT_EQ(command_of(PgOperation::void_authorization), PaymentCommand::cancel);
+}
+
+TEST_F(PaymentStoreTest, ScansEveryPaymentInOrderIdOrder) {
+  start(9, 100, "tok_ok");
+  complete(9);
+  start(4, 200, "tok_decline");
+  cancel(6);  // tombstone
+  auto txn = Txn::begin_read(*env_);
+  ASSERT_TRUE(txn);
+  std::vector<std::pair<std::uint64_t, PaymentStatus>> seen;
+  store_.scan(*txn, [&](const Payment& p) {
+    seen.emplace_back(p.order_id, p.status);
+    return true;
+  });
+  EXPECT_EQ(
+      seen,
+      (std::vector<std::pair<std::uint64_t, PaymentStatus>>{
+          {4, PaymentStatus::declined}, {6, PaymentStatus::voided}, {9, PaymentStatus::captured}}));
 }
 
 }  // namespace

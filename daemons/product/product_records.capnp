@@ -14,6 +14,8 @@ struct Product {
   priceCents @3 :Int64;
   stock @4 :Int64;           # units on hand, never negative
   createdAtMs @5 :Int64;     # Unix ms
+  receivedUnits @6 :Int64;   # initial stock + every adjustStock delta: what stock would be
+                             # had nothing been sold (the invariant checker's ledger)
 }
 
 enum ReservationState {

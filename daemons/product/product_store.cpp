@@ -121,7 +121,8 @@ std::expected<Outcome, std::error_code> ProductStore::create_product(
                       .category = std::string(category),
                       .price_cents = price_cents,
                       .stock = stock,
-                      .created_at_ms = now_ms};
+                      .created_at_ms = now_ms,
+                      .received_units = stock};
   if (auto ec = put_product(txn, p)) return std::unexpected(ec);
   if (auto ec = by_category_.put(txn, bytes(category_key(category, id)), {})) {
     return std::unexpected(ec);
@@ -134,7 +135,9 @@ std::expected<Outcome, std::error_code> ProductStore::adjust_stock(Txn& txn,
                                                                    std::int64_t delta) const {
   auto p = find(txn, product_id);
   if (!p) return fail(msg::Code::PRODUCT_NOT_FOUND, product_name(product_id) + " not found");
-  if (delta > 0 && p->stock > std::numeric_limits<std::int64_t>::max() - delta) {
+  // received_units >= stock while orders hold units, so it overflows first.
+  if (delta > 0 &&
+      std::max(p->stock, p->received_units) > std::numeric_limits<std::int64_t>::max() - delta) {
     return fail(msg::Code::INVALID_ARGUMENT, "stock would overflow");
   }
   // stock >= 0, so stock + delta cannot overflow downwards.
@@ -144,6 +147,7 @@ std::expected<Outcome, std::error_code> ProductStore::adjust_stock(Txn& txn,
                                                std::to_string(delta));
   }
   p->stock += delta;
+  p->received_units += delta;
   if (auto ec = put_product(txn, *p)) return std::unexpected(ec);
   return success(product_id, p->stock);
 }
@@ -251,7 +255,8 @@ std::optional<ProductView> ProductStore::find(Txn& txn, std::uint64_t product_id
                      .category = to_string(p.getCategory()),
                      .price_cents = p.getPriceCents(),
                      .stock = p.getStock(),
-                     .created_at_ms = p.getCreatedAtMs()};
+                     .created_at_ms = p.getCreatedAtMs(),
+                     .received_units = p.getReceivedUnits()};
 }
 
 bool ProductStore::exists(Txn& txn, std::uint64_t product_id) const {
@@ -330,6 +335,23 @@ std::optional<ReservationView> ProductStore::reservation(Txn& txn, std::uint64_t
 
 std::uint64_t ProductStore::product_count(Txn& txn) const { return products_.count(txn); }
 
+void ProductStore::scan_products(Txn& txn,
+                                 const std::function<bool(const ProductView&)>& fn) const {
+  products_.scan(txn, {}, [&](std::span<const std::byte> key, std::span<const std::byte>) {
+    auto p = find(txn, storage::read_u64_be(key));
+    return !p || fn(*p);
+  });
+}
+
+void ProductStore::scan_reservations(
+    Txn& txn, const std::function<bool(std::uint64_t, const ReservationView&)>& fn) const {
+  reservations_.scan(txn, {}, [&](std::span<const std::byte> key, std::span<const std::byte>) {
+    const std::uint64_t order_id = storage::read_u64_be(key);
+    auto r = reservation(txn, order_id);
+    return !r || fn(order_id, *r);
+  });
+}
+
 std::error_code ProductStore::put_product(Txn& txn, const ProductView& p) const {
   capnp::MallocMessageBuilder b;
   auto r = b.initRoot<records::Product>();
@@ -339,6 +361,7 @@ std::error_code ProductStore::put_product(Txn& txn, const ProductView& p) const 
   r.setPriceCents(p.price_cents);
   r.setStock(p.stock);
   r.setCreatedAtMs(p.created_at_ms);
+  r.setReceivedUnits(p.received_units);
   return storage::put_message(products_, txn, product_key(p.id).view(), b);
 }
 

@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -55,6 +56,10 @@ struct ProductView {
   std::int64_t price_cents = 0;
   std::int64_t stock = 0;
   std::int64_t created_at_ms = 0;  ///< Unix ms
+  /// Units ever put into stock: the initial stock plus every adjustStock
+  /// delta. received_units - stock = units held by deducted orders, which is
+  /// what tests/chaos checks. Records written before this field read 0.
+  std::int64_t received_units = 0;
 };
 
 /// One page of list(): products ordered by id; `next_cursor` is the last id of
@@ -111,9 +116,10 @@ class ProductStore {
                                                          std::int64_t stock,
                                                          std::int64_t now_ms) const;
 
-  /// adjustStock: stock += delta. Returns {ok, id, value = new stock} /
-  /// productNotFound / stockNegative (the result would be < 0) /
-  /// invalidArgument (int64 overflow). Failures change nothing.
+  /// adjustStock: stock += delta, and received_units += delta. Returns {ok,
+  /// id, value = new stock} / productNotFound / stockNegative (the result
+  /// would be < 0) / invalidArgument (int64 overflow of stock or received
+  /// units). Failures change nothing.
   std::expected<Outcome, std::error_code> adjust_stock(storage::Txn& txn, std::uint64_t product_id,
                                                        std::int64_t delta) const;
 
@@ -154,6 +160,14 @@ class ProductStore {
   std::optional<ReservationView> reservation(storage::Txn& txn, std::uint64_t order_id) const;
   /// Number of products in the catalogue.
   std::uint64_t product_count(storage::Txn& txn) const;
+  /// Visits every product in id order while `fn` returns true (audits, the
+  /// invariant checker: one snapshot of the whole catalogue).
+  void scan_products(storage::Txn& txn, const std::function<bool(const ProductView&)>& fn) const;
+  /// Visits every reservation (tombstones included) in order id order while
+  /// `fn` returns true.
+  void scan_reservations(
+      storage::Txn& txn,
+      const std::function<bool(std::uint64_t order_id, const ReservationView&)>& fn) const;
 
  private:
   std::error_code put_product(storage::Txn& txn, const ProductView& p) const;

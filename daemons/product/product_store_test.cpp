@@ -320,5 +320,58 @@ TEST(ProductQueriesTest, OpenFailsForMissingEnvironment) {
   EXPECT_FALSE(ProductQueries::open("/tmp/ringmart-product-does-not-exist", 64u << 20));
 }
 
+TEST_F(ProductStoreTest, ReceivedUnitsCountInitialStockAndAdjustmentsButNotOrders) {
+  auto id = add("kitchen", 5);
+  write([&](storage::Txn& t) {
+    ASSERT_EQ(ok(store_.adjust_stock(t, id, 7)).code, Code::OK);
+    ASSERT_EQ(ok(store_.adjust_stock(t, id, -2)).code, Code::OK);
+    // A refused adjustment receives nothing.
+    ASSERT_EQ(ok(store_.adjust_stock(t, id, -100)).code, Code::STOCK_NEGATIVE);
+  });
+  ASSERT_EQ(deduct(1, {{.product_id = id, .quantity = 4}}).code, Code::OK);
+  ASSERT_EQ(deduct(2, {{.product_id = id, .quantity = 3}}).code, Code::OK);
+  write(
+      [&](storage::Txn& t) { ASSERT_EQ(ok(store_.restore_inventory(t, 2, kNow)).code, Code::OK); });
+  auto txn = storage::Txn::begin_read(*env_);
+  ASSERT_TRUE(txn);
+  auto p = store_.find(*txn, id);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->received_units, 10);  // 5 + 7 - 2
+  EXPECT_EQ(p->stock, 6);            // 10 - order 1's 4
+}
+
+TEST_F(ProductStoreTest, ScansEveryProductAndReservation) {
+  auto a = add("kitchen", 5);
+  auto b = add("garden", 2);
+  ASSERT_EQ(deduct(9, {{.product_id = a, .quantity = 1}, {.product_id = a, .quantity = 2}}).code,
+            Code::OK);
+  ASSERT_EQ(deduct(4, {{.product_id = b, .quantity = 3}}).code, Code::OUT_OF_STOCK);
+  auto txn = storage::Txn::begin_read(*env_);
+  ASSERT_TRUE(txn);
+  std::vector<std::uint64_t> ids;
+  store_.scan_products(*txn, [&](const ProductView& p) {
+    ids.push_back(p.id);
+    return true;
+  });
+  EXPECT_EQ(ids, (std::vector<std::uint64_t>{a, b}));
+  std::vector<std::uint64_t> orders;
+  std::vector<ReservationState> states;
+  store_.scan_reservations(*txn, [&](std::uint64_t order_id, const ReservationView& r) {
+    orders.push_back(order_id);
+    states.push_back(r.state);
+    if (order_id == 9) {
+      EXPECT_EQ(r.lines.size(), 1u);
+      EXPECT_EQ(r.lines.at(0).quantity, 3);
+    }
+    return true;
+  });
+  EXPECT_EQ(orders, (std::vector<std::uint64_t>{4, 9}));
+  EXPECT_EQ(states, (std::vector{ReservationState::rejected, ReservationState::deducted}));
+  // Returning false stops the scan.
+  int seen = 0;
+  store_.scan_products(*txn, [&](const ProductView&) { return ++seen < 1; });
+  EXPECT_EQ(seen, 1);
+}
+
 }  // namespace
 }  // namespace ringmart::product

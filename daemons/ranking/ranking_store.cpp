@@ -101,6 +101,34 @@ std::optional<ProcessedOrder> RankingStore::processed(Txn& txn, std::uint64_t or
   return processed_.get_pod<ProcessedOrder>(txn, Key{}.u64(order_id).view());
 }
 
+void RankingStore::scan_units(
+    Txn& txn, const std::function<bool(std::uint64_t, std::uint64_t, std::int64_t)>& fn) const {
+  daily_units_.scan(txn, {}, [&](std::span<const std::byte> key, std::span<const std::byte> value) {
+    std::int64_t units = 0;
+    if (key.size() != 16 || value.size() != sizeof units) {
+      std::fprintf(stderr, "ringmart ranking: daily_units row of %zu/%zu bytes\n", key.size(),
+                   value.size());
+      std::abort();
+    }
+    std::memcpy(&units, value.data(), sizeof units);
+    return fn(storage::read_u64_be(key), storage::read_u64_be(key, 8), units);
+  });
+}
+
+void RankingStore::scan_processed(
+    Txn& txn, const std::function<bool(std::uint64_t, const ProcessedOrder&)>& fn) const {
+  processed_.scan(txn, {}, [&](std::span<const std::byte> key, std::span<const std::byte> value) {
+    ProcessedOrder record;
+    if (key.size() != 8 || value.size() != sizeof record) {
+      std::fprintf(stderr, "ringmart ranking: processed_orders row of %zu/%zu bytes\n", key.size(),
+                   value.size());
+      std::abort();
+    }
+    std::memcpy(&record, value.data(), sizeof record);
+    return fn(storage::read_u64_be(key), record);
+  });
+}
+
 // --- RankingQueries ----------------------------------------------------------
 
 std::expected<RankingQueries, std::error_code> RankingQueries::open(const std::string& env_path,

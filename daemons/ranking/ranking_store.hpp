@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -90,6 +91,16 @@ class RankingStore {
   std::int64_t units(storage::Txn& txn, std::uint64_t day, std::uint64_t product_id) const;
   /// The record of a counted order, or nullopt.
   std::optional<ProcessedOrder> processed(storage::Txn& txn, std::uint64_t order_id) const;
+  /// Visits every (UTC day, product, units) row, by day then product id, while
+  /// `fn` returns true (audits, the invariant checker: units of all days).
+  /// A row of the wrong size (a corrupt environment) aborts, like bestsellers().
+  void scan_units(storage::Txn& txn,
+                  const std::function<bool(std::uint64_t day, std::uint64_t product_id,
+                                           std::int64_t units)>& fn) const;
+  /// Visits every counted order in id order while `fn` returns true.
+  void scan_processed(
+      storage::Txn& txn,
+      const std::function<bool(std::uint64_t order_id, const ProcessedOrder&)>& fn) const;
 
  private:
   storage::Table daily_units_;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace ringmart::ranking {
@@ -150,6 +151,28 @@ TEST_F(RankingStoreTest, ReadOnlyQueriesSeeCommittedData) {
 
 TEST(RankingQueriesTest, OpenFailsForMissingEnvironment) {
   EXPECT_FALSE(RankingQueries::open("/tmp/ringmart-ranking-does-not-exist", 64u << 20));
+}
+
+TEST_F(RankingStoreTest, ScansUnitsOfEveryDayAndProcessedOrders) {
+  ASSERT_TRUE(complete(5, {{7, 2}, {8, 1}}, kNow));
+  ASSERT_TRUE(complete(3, {{7, 4}}, kNow - kMsPerDay));
+  auto txn = storage::Txn::begin_read(*env_);
+  ASSERT_TRUE(txn);
+  std::vector<std::tuple<std::uint64_t, std::uint64_t, std::int64_t>> units;
+  store_.scan_units(*txn, [&](std::uint64_t day, std::uint64_t product, std::int64_t n) {
+    units.emplace_back(day, product, n);
+    return true;
+  });
+  const auto today = utc_day(kNow);
+  EXPECT_EQ(units, (std::vector<std::tuple<std::uint64_t, std::uint64_t, std::int64_t>>{
+                       {today - 1, 7, 4}, {today, 7, 2}, {today, 8, 1}}));
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> processed;
+  store_.scan_processed(*txn, [&](std::uint64_t order_id, const ProcessedOrder& p) {
+    processed.emplace_back(order_id, p.day);
+    return true;
+  });
+  EXPECT_EQ(processed,
+            (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{3, today - 1}, {5, today}}));
 }
 
 }  // namespace

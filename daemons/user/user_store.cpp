@@ -73,6 +73,15 @@ DeductionState from_record(records::DeductionState s) {
   return DeductionState::rejected;
 }
 
+HistoryEntry history_entry(std::span<const std::byte> value) {
+  storage::StoredMessage m(value);
+  auto e = m.root<records::HistoryEntry>();
+  return HistoryEntry{.delta = e.getDelta(),
+                      .reason = from_record(e.getReason()),
+                      .order_id = e.getOrderId(),
+                      .at_ms = e.getAtMs()};
+}
+
 Outcome fail(msg::Code code, std::string detail) {
   return Outcome{.code = code, .detail = std::move(detail)};
 }
@@ -266,12 +275,7 @@ std::optional<PointsView> UserStore::points(Txn& txn, std::uint64_t user_id,
   history_.scan(txn, history_key(user_id, first_seq).view(),
                 [&](std::span<const std::byte> key, std::span<const std::byte> value) {
                   if (key.size() != 16 || storage::read_u64_be(key) != user_id) return false;
-                  storage::StoredMessage m(value);
-                  auto e = m.root<records::HistoryEntry>();
-                  out.history.push_back(HistoryEntry{.delta = e.getDelta(),
-                                                     .reason = from_record(e.getReason()),
-                                                     .order_id = e.getOrderId(),
-                                                     .at_ms = e.getAtMs()});
+                  out.history.push_back(history_entry(value));
                   return true;
                 });
   return out;
@@ -289,6 +293,29 @@ std::optional<DeductionView> UserStore::deduction(Txn& txn, std::uint64_t order_
 }
 
 std::uint64_t UserStore::user_count(Txn& txn) const { return users_.count(txn); }
+
+void UserStore::scan_users(Txn& txn, const std::function<bool(const UserView&)>& fn) const {
+  users_.scan(txn, {}, [&](std::span<const std::byte> key, std::span<const std::byte>) {
+    auto u = find(txn, storage::read_u64_be(key));
+    return !u || fn(*u);
+  });
+}
+
+void UserStore::scan_history(
+    Txn& txn, const std::function<bool(std::uint64_t, const HistoryEntry&)>& fn) const {
+  history_.scan(txn, {}, [&](std::span<const std::byte> key, std::span<const std::byte> value) {
+    return fn(storage::read_u64_be(key), history_entry(value));
+  });
+}
+
+void UserStore::scan_deductions(
+    Txn& txn, const std::function<bool(std::uint64_t, const DeductionView&)>& fn) const {
+  deductions_.scan(txn, {}, [&](std::span<const std::byte> key, std::span<const std::byte>) {
+    const std::uint64_t order_id = storage::read_u64_be(key);
+    auto d = deduction(txn, order_id);
+    return !d || fn(order_id, *d);
+  });
+}
 
 std::error_code UserStore::put_history(Txn& txn, std::uint64_t user_id,
                                        const HistoryEntry& e) const {

@@ -26,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -144,6 +145,19 @@ class UserStore {
   std::optional<DeductionView> deduction(storage::Txn& txn, std::uint64_t order_id) const;
   /// Number of registered users.
   std::uint64_t user_count(storage::Txn& txn) const;
+  /// Visits every user in id order while `fn` returns true (audits, the
+  /// invariant checker: one snapshot of every balance).
+  void scan_users(storage::Txn& txn, const std::function<bool(const UserView&)>& fn) const;
+  /// Visits every history entry of every user, by user id then oldest first,
+  /// while `fn` returns true.
+  void scan_history(
+      storage::Txn& txn,
+      const std::function<bool(std::uint64_t user_id, const HistoryEntry&)>& fn) const;
+  /// Visits every deduction record (tombstones included) in order id order
+  /// while `fn` returns true.
+  void scan_deductions(
+      storage::Txn& txn,
+      const std::function<bool(std::uint64_t order_id, const DeductionView&)>& fn) const;
 
  private:
   std::error_code put_history(storage::Txn& txn, std::uint64_t user_id,

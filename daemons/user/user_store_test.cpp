@@ -6,6 +6,9 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 namespace ringmart::user {
 namespace {
@@ -312,6 +315,40 @@ TEST(UserQueriesTest, OpenFailsWhenTablesDoNotExistYet) {
   ASSERT_FALSE(q);
   EXPECT_EQ(q.error(), storage::lmdb_error(MDB_NOTFOUND));
   std::filesystem::remove_all(tmpl);
+}
+
+TEST_F(UserStoreTest, ScansUsersHistoryAndDeductions) {
+  auto a = add_user(100);
+  auto b = add_user(50);
+  ASSERT_EQ(deduct(7, a, 30).code, Code::OK);
+  ASSERT_EQ(restore(7).code, Code::OK);
+  ASSERT_EQ(deduct(8, b, 80).code, Code::INSUFFICIENT_POINTS);
+  auto txn = storage::Txn::begin_read(*env_);
+  ASSERT_TRUE(txn);
+  std::vector<std::pair<std::uint64_t, std::int64_t>> balances;
+  store_.scan_users(*txn, [&](const UserView& u) {
+    balances.emplace_back(u.id, u.points);
+    return true;
+  });
+  EXPECT_EQ(balances, (std::vector<std::pair<std::uint64_t, std::int64_t>>{{a, 100}, {b, 50}}));
+  std::vector<std::tuple<std::uint64_t, std::int64_t, HistoryReason, std::uint64_t>> history;
+  store_.scan_history(*txn, [&](std::uint64_t user_id, const HistoryEntry& e) {
+    history.emplace_back(user_id, e.delta, e.reason, e.order_id);
+    return true;
+  });
+  using R = HistoryReason;
+  EXPECT_EQ(history, (std::vector<std::tuple<std::uint64_t, std::int64_t, R, std::uint64_t>>{
+                         {a, 100, R::charge, 0},
+                         {a, -30, R::order, 7},
+                         {a, 30, R::restore, 7},
+                         {b, 50, R::charge, 0}}));
+  std::vector<std::pair<std::uint64_t, DeductionState>> deductions;
+  store_.scan_deductions(*txn, [&](std::uint64_t order_id, const DeductionView& d) {
+    deductions.emplace_back(order_id, d.state);
+    return true;
+  });
+  EXPECT_EQ(deductions, (std::vector<std::pair<std::uint64_t, DeductionState>>{
+                            {7, DeductionState::restored}, {8, DeductionState::rejected}}));
 }
 
 }  // namespace
