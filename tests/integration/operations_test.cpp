@@ -174,6 +174,31 @@ TEST(Operations, HungDaemonIsKilledAndRestartedBySupervisor) {
   EXPECT_EQ(sys.wait_order(r.body["order_id"].get<std::int64_t>())["status"], "COMPLETED");
 }
 
+TEST(Operations, RestartIntensityExceededStopsEverythingWithAnErrorExit) {
+  System sys("[supervisor]\nmax_restarts = 2\nrestart_period_ms = 60000\n");
+  ASSERT_TRUE(sys.start());
+  for (int kill = 1; kill <= 3; ++kill) {
+    const pid_t pid = sys.daemon_pid("ranking");
+    ASSERT_GT(pid, 0) << "kill " << kill;
+    ASSERT_EQ(::kill(pid, SIGKILL), 0);
+    if (kill == 3) break;
+    ASSERT_TRUE(eventually(
+        [&] {
+          const auto p = sys.daemon_pid("ranking");
+          return p != 0 && p != pid;
+        },
+        10000))
+        << "kill " << kill;
+  }
+  // The third exit within the period is one too many: give up, exit non-zero
+  // so systemd (Restart=on-failure) escalates.
+  EXPECT_EQ(sys.wait_exit(20000), 1);
+  EXPECT_NE(sys.log().find("giving up"), std::string::npos);
+  for (const char* d : {"gateway", "user", "product", "coupon", "order", "payment"}) {
+    EXPECT_EQ(sys.daemon_pid(d), 0) << d << " still recorded as running";
+  }
+}
+
 TEST(Operations, StuckSagaIsListedAndRedrivenByTheOperator) {
   // Heartbeats are not checked here: the product daemon is stopped on purpose.
   System sys(

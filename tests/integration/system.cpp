@@ -127,6 +127,23 @@ bool System::stop() {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+int System::wait_exit(int timeout_ms) {
+  if (!supervisor_) return -1;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  int status = 0;
+  while (::waitpid(supervisor_, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  supervisor_ = 0;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string System::log() const {
+  std::ifstream in(log_path_);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
 void System::kill_supervisor() {
   if (!supervisor_) return;
   std::vector<pid_t> children;

@@ -47,6 +47,11 @@ class System {
   CtlResult ctl(const std::string& args) const;
   /// SIGTERM and wait; true when it exited 0.
   bool stop();
+  /// Waits for the supervisor to exit on its own: its exit code, or -1 when
+  /// it died by a signal or still runs after `timeout_ms`.
+  int wait_exit(int timeout_ms);
+  /// The supervisor's log (stdout + stderr of every process) so far.
+  std::string log() const;
   /// SIGKILL the supervisor (its children follow through PDEATHSIG).
   void kill_supervisor();
   pid_t supervisor_pid() const { return supervisor_; }
