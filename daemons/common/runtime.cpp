@@ -383,7 +383,16 @@ bool Runtime::process_batch() {
     return ec;
   };
 
-  for (auto& in : inbound_) {
+  // Isolating: the suspect's ring goes first, so its message is reached
+  // without waiting for busier rings to drain one message at a time.
+  std::size_t first = 0;
+  if (isolating) {
+    for (std::size_t i = 0; i < inbound_.size(); ++i) {
+      if (index(inbound_[i].peer) == slot.suspect_peer.load(std::memory_order_relaxed)) first = i;
+    }
+  }
+  for (std::size_t k = 0; k < inbound_.size(); ++k) {
+    auto& in = inbound_[(first + k) % inbound_.size()];
     if (storage_ec) break;
     const auto peer = index(in.peer);
     std::uint64_t mark = inbox_.mark(*txn, peer);

@@ -8,6 +8,7 @@
 #include <random>
 #include <thread>
 
+#include "tests/chaos/checker.hpp"
 #include "tests/integration/system.hpp"
 
 namespace ringmart::test {
@@ -112,6 +113,18 @@ TEST(Chaos, KillingEachDaemonInTurnLosesNothing) {
       std::min(submitted_during_kills, kOrders), kOrders, retries.load());
   EXPECT_LT(submitted_during_kills, kOrders) << "the load must outlast the kill schedule";
   ASSERT_FALSE(failed_submit.load()) << "an order could not be submitted within 60 s";
+
+  // Quiet first (every saga terminal, outboxes and rings drained), then the
+  // invariant checker over every daemon's state, then the same sums again
+  // through the API as a storefront sees them.
+  checker::Options check_options{.state_dir = sys.state_dir(), .runtime_dir = sys.runtime_dir()};
+  for (const auto& p : plan) check_options.accepted_order_ids.push_back(p.order_id);
+  auto quiet = checker::wait_quiet(check_options, 60000);
+  ASSERT_TRUE(quiet) << quiet.error();
+  auto report = checker::check(check_options);
+  ASSERT_TRUE(report) << report.error();
+  for (const auto& v : report->violations) ADD_FAILURE() << v.invariant << ": " << v.detail;
+  EXPECT_EQ(report->orders, static_cast<std::size_t>(kOrders));
 
   // Every accepted order terminal.
   std::map<std::int64_t, std::int64_t> sold;  // product -> units of COMPLETED orders
