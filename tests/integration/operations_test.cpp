@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -142,6 +143,47 @@ TEST(Operations, DaemonThatCannotStartIsReportedNotRetriedAndStartsAfterTheFix) 
       {{"name", "c"}, {"discount_type", "fixed"}, {"discount_value", 100}, {"total_quantity", 1}});
   EXPECT_EQ(created.status, 201) << created.body.dump();
   EXPECT_EQ(sys.ctl("start coupon").exit_code, 0);  // already running: idempotent
+}
+
+TEST(Operations, ReadOnlyStateIsReportedReadableAndRecoversAfterTheFix) {
+  System sys;
+  ASSERT_TRUE(sys.start());
+  const auto product = sys.create_product("kept", 700, 9);
+  ASSERT_GT(product, 0);
+  ASSERT_TRUE(sys.stop());
+  // Root ignores permission bits; the immutable attribute stops root too.
+  const std::string data = sys.state_dir() + "/product/data.mdb";
+  if (std::system(("chattr +i " + data + " 2>/dev/null").c_str()) != 0) {
+    GTEST_SKIP() << "chattr +i is not supported on this file system";
+  }
+  struct Unlock {
+    std::string path;
+    ~Unlock() { std::system(("chattr -i " + path + " 2>/dev/null").c_str()); }
+  } unlock{data};
+
+  ASSERT_TRUE(sys.start(false));
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto p = status_of(sys, "product");
+        return !p.is_null() && p["state"] == "failed";
+      },
+      15000));
+  EXPECT_NE(status_of(sys, "product")["reason"].get<std::string>().find("not permitted"),
+            std::string::npos)
+      << status_of(sys, "product").dump();
+  // Reads are served from the read-only environment; writes are refused.
+  ASSERT_TRUE(eventually([&] { return sys.stock(product) == 9; }, 15000));
+  auto refused =
+      sys.admin("PATCH", "/v1/products/" + std::to_string(product) + "/stock", {{"delta", 1}});
+  EXPECT_EQ(refused.status, 503) << refused.body.dump();
+
+  std::system(("chattr -i " + data).c_str());
+  EXPECT_EQ(sys.ctl("start product").exit_code, 0);
+  ASSERT_TRUE(sys.wait_healthy(15000));
+  auto adjusted =
+      sys.admin("PATCH", "/v1/products/" + std::to_string(product) + "/stock", {{"delta", 1}});
+  EXPECT_EQ(adjusted.status, 200) << adjusted.body.dump();
+  EXPECT_EQ(sys.stock(product), 10);
 }
 
 TEST(Operations, HungDaemonIsKilledAndRestartedBySupervisor) {
