@@ -631,6 +631,12 @@ ipc::ControlReply SagaEngine::abandon(runtime::Runtime& rt, std::uint64_t order_
   return reply;
 }
 
+std::int64_t retry_wait_ms(int base_ms, unsigned attempt, int cap_ms) {
+  const unsigned shift = std::min(std::max(attempt, 1u) - 1, 16u);
+  return std::min<std::int64_t>(static_cast<std::int64_t>(base_ms) << shift,
+                                std::max(base_ms, cap_ms));
+}
+
 std::int64_t SagaEngine::next_deadline() const {
   std::int64_t best = 0;
   for (const auto& [id, d] : deadlines_) {

@@ -119,6 +119,11 @@ class SagaEngine {
   SagaTotals totals_;
 };
 
+/// How long the `attempt`-th send (1-based) of a command waits for its reply:
+/// base_ms * 2^(attempt-1), capped at max(base_ms, cap_ms) — exponential
+/// backoff, so a slow or restarting daemon is not flooded with retries.
+std::int64_t retry_wait_ms(int base_ms, unsigned attempt, int cap_ms);
+
 /// Stable id of a saga command: (order_id << 8) | (step << 1) | compensation.
 inline std::uint64_t saga_message_id(std::uint64_t order_id, int step, bool compensation) {
   return (order_id << 8) | (static_cast<std::uint64_t>(step) << 1) | (compensation ? 1 : 0);

@@ -33,7 +33,8 @@ class SagaEngineTest : public ::testing::Test {
     base_ = mkdtemp(t.data());
     std::ofstream(base_ + "/cfg.toml")
         << "[saga.start_payment]\ntimeout_ms = 200\nmax_attempts = 2\n"
-        << "[saga]\ncompensation_timeout_ms = 300\n";
+        << "[saga]\ncompensation_timeout_ms = 300\ncompensation_max_attempts = 2\n"
+        << "retry_backoff_max_ms = 300\n";
     auto cfg = runtime::Config::load(base_ + "/state", base_ + "/run", base_ + "/cfg.toml");
     ASSERT_TRUE(cfg) << cfg.error();
     config_ = *cfg;
@@ -69,6 +70,11 @@ class SagaEngineTest : public ::testing::Test {
     }));
     rt_->on_message([this](runtime::Context& ctx, msg::Envelope::Reader m) {
       return engine_->on_message(ctx, m);
+    });
+    rt_->on_control([this](ipc::ControlOp op, std::uint64_t arg) -> ipc::ControlReply {
+      if (op == ipc::ControlOp::redrive_saga) return engine_->redrive(*rt_, arg);
+      if (op == ipc::ControlOp::abandon_saga) return engine_->abandon(*rt_, arg);
+      return {ipc::ControlResult::bad_request, "not in this test"};
     });
     rt_->on_tick([this](std::int64_t) {
       timespec ts{};
@@ -149,6 +155,11 @@ class SagaEngineTest : public ::testing::Test {
     auto q = SagaQueries::open(config_.env_path("supervisor"), config_.map_size_bytes);
     if (!q) return std::nullopt;
     return q->get(id);
+  }
+
+  std::size_t count(const std::string& state) {
+    auto q = SagaQueries::open(config_.env_path("supervisor"), config_.map_size_bytes);
+    return q ? q->list(state, 1000).size() : 0;
   }
 
   /// Waits until the saga reaches `state`.
@@ -297,6 +308,70 @@ TEST_F(SagaEngineTest, TimeoutRetriesWithTheSameMessageIdThenVoids) {
   auto fail = receive(DaemonId::ORDER);
   ASSERT_TRUE(fail && fail->envelope().getPayload().isFailOrder());
   EXPECT_EQ(fail->envelope().getPayload().getFailOrder().getReason(), Code::PAYMENT_TIMEOUT);
+}
+
+TEST(RetryWait, DoublesPerAttemptUpToTheCap) {
+  EXPECT_EQ(retry_wait_ms(200, 1, 8000), 200);
+  EXPECT_EQ(retry_wait_ms(200, 2, 8000), 400);
+  EXPECT_EQ(retry_wait_ms(200, 3, 8000), 800);
+  EXPECT_EQ(retry_wait_ms(200, 7, 8000), 8000);
+  EXPECT_EQ(retry_wait_ms(200, 1000, 8000), 8000);
+  EXPECT_EQ(retry_wait_ms(5000, 3, 1000), 5000);  // the cap never shortens the timeout
+  EXPECT_EQ(retry_wait_ms(200, 0, 8000), 200);
+}
+
+TEST_F(SagaEngineTest, UnansweredCompensationIsStuckThenRedrivenOrAbandoned) {
+  auto control = [&](ipc::ControlOp op, std::uint64_t order) {
+    auto r =
+        ipc::control_call(rt_->status(), runtime::index(DaemonId::SUPERVISOR), op, order, 5000);
+    EXPECT_TRUE(r);
+    return r ? r->result : ipc::ControlResult::failed;
+  };
+  for (std::uint64_t order : {5ull, 6ull}) {
+    create_order(order, 0, 0);
+    auto deduct = receive(DaemonId::PRODUCT);
+    ASSERT_TRUE(deduct);
+    send(DaemonId::PRODUCT, order, deduct->envelope().getMessageId(),
+         [](Payload::Builder p) { p.initInventoryDeducted(); });
+    auto pay = receive(DaemonId::PAYMENT);
+    ASSERT_TRUE(pay);
+    send(DaemonId::PAYMENT, order, pay->envelope().getMessageId(),
+         [](Payload::Builder p) { p.initPaymentStarted().setCode(Code::PAYMENT_DECLINED); });
+    // The restock is never answered: two sends (the budget), then STUCK.
+    auto restock = receive(DaemonId::PRODUCT);
+    ASSERT_TRUE(restock && restock->envelope().getPayload().isRestoreInventory());
+    auto again = receive(DaemonId::PRODUCT, 2000);
+    ASSERT_TRUE(again && again->envelope().getPayload().isRestoreInventory());
+    ASSERT_TRUE(wait_state(order, "STUCK"));
+  }
+  EXPECT_EQ(count("STUCK"), 2u);
+
+  // Re-drive: the compensation resumes with the same message id.
+  auto first = receive(DaemonId::PRODUCT, 50);  // nothing else is pending
+  EXPECT_FALSE(first);
+  EXPECT_EQ(control(ipc::ControlOp::redrive_saga, 5), ipc::ControlResult::ok);
+  auto resumed = receive(DaemonId::PRODUCT);
+  ASSERT_TRUE(resumed && resumed->envelope().getPayload().isRestoreInventory());
+  EXPECT_EQ(resumed->envelope().getMessageId(), saga_message_id(5, 2, true));
+  send(DaemonId::PRODUCT, 5, resumed->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initInventoryRestored(); });
+  auto fail = receive(DaemonId::ORDER);
+  ASSERT_TRUE(fail && fail->envelope().getPayload().isFailOrder());
+  send(DaemonId::ORDER, 5, fail->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initOrderFailed(); });
+  ASSERT_TRUE(wait_state(5, "FAILED"));
+  EXPECT_EQ(saga(5)->failure_reason, "PAYMENT_DECLINED");
+  EXPECT_EQ(control(ipc::ControlOp::redrive_saga, 5), ipc::ControlResult::already_done);
+
+  // Abandon: terminal, nothing more is sent; a second abandon is a no-op.
+  EXPECT_EQ(control(ipc::ControlOp::abandon_saga, 6), ipc::ControlResult::ok);
+  ASSERT_TRUE(wait_state(6, "ABANDONED"));
+  EXPECT_TRUE(nothing_for(DaemonId::PRODUCT, 400));
+  EXPECT_EQ(control(ipc::ControlOp::abandon_saga, 6), ipc::ControlResult::already_done);
+  EXPECT_EQ(control(ipc::ControlOp::redrive_saga, 6), ipc::ControlResult::bad_request);
+  EXPECT_EQ(control(ipc::ControlOp::redrive_saga, 999), ipc::ControlResult::not_found);
+  EXPECT_EQ(count("STUCK"), 0u);
+  EXPECT_EQ(count("ABANDONED"), 1u);
 }
 
 TEST_F(SagaEngineTest, StaleAndDuplicateRepliesAreIgnored) {
