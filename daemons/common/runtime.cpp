@@ -50,6 +50,25 @@ std::string describe(std::error_code ec) {
   return fmt::format("{} ({}:{})", ec.message(), ec.category().name(), ec.value());
 }
 
+// Runs `fn` and turns a failure — an error it returns or an exception (a
+// malformed message makes Cap'n Proto throw) — into an error code and a
+// sentence for the log and the quarantine row.
+template <class Fn>
+std::error_code guarded(Fn&& fn, std::string& failure) {
+  std::error_code ec;
+  try {
+    ec = fn();
+    if (ec) failure = "handler error: " + describe(ec);
+  } catch (const kj::Exception& e) {
+    failure = std::string("handler threw (malformed message?): ") + e.getDescription().cStr();
+    ec = std::make_error_code(std::errc::bad_message);
+  } catch (const std::exception& e) {
+    failure = std::string("handler threw: ") + e.what();
+    ec = std::make_error_code(std::errc::bad_message);
+  }
+  return ec;
+}
+
 }  // namespace
 
 bool is_storage_error(std::error_code ec) {
@@ -357,17 +376,7 @@ bool Runtime::process_batch() {
     if (!nested) return nested.error();
     Context ctx(*this, *nested);
     after_commit_.clear();
-    std::error_code ec;
-    try {
-      ec = body(ctx);
-      if (ec) failure = "handler error: " + describe(ec);
-    } catch (const kj::Exception& e) {
-      failure = std::string("handler threw (malformed message?): ") + e.getDescription().cStr();
-      ec = std::make_error_code(std::errc::bad_message);
-    } catch (const std::exception& e) {
-      failure = std::string("handler threw: ") + e.what();
-      ec = std::make_error_code(std::errc::bad_message);
-    }
+    auto ec = guarded([&] { return body(ctx); }, failure);
     if (ec) {
       nested->abort();
       after_commit_.clear();
@@ -605,18 +614,12 @@ ipc::ControlReply Runtime::redrive(std::uint64_t id) {
     // Copy to word-aligned memory: the row's bytes come from the LMDB map.
     kj::Array<capnp::word> words = kj::heapArray<capnp::word>(row->message.size() / 8);
     std::memcpy(words.begin(), row->message.data(), words.size() * 8);
-    std::error_code hec;
-    try {
-      capnp::FlatArrayMessageReader reader(words, storage::StoredMessage::reader_options());
-      hec = handler_ ? handler_(ctx, reader.getRoot<msg::Envelope>()) : std::error_code{};
-      if (hec) failure = "handler error: " + describe(hec);
-    } catch (const kj::Exception& e) {
-      failure = std::string("handler threw: ") + e.getDescription().cStr();
-      hec = std::make_error_code(std::errc::bad_message);
-    } catch (const std::exception& e) {
-      failure = std::string("handler threw: ") + e.what();
-      hec = std::make_error_code(std::errc::bad_message);
-    }
+    auto hec = guarded(
+        [&] {
+          capnp::FlatArrayMessageReader reader(words, storage::StoredMessage::reader_options());
+          return handler_ ? handler_(ctx, reader.getRoot<msg::Envelope>()) : std::error_code{};
+        },
+        failure);
     if (hec) return hec;
     return quarantine_.resolve(ctx.txn(), id, storage::QuarantineState::redriven, ctx.now_ms());
   });

@@ -568,8 +568,10 @@ void SagaEngine::on_tick(runtime::Runtime& rt, std::int64_t now_ms) {
   if (ec) log_->error("saga timeout handling failed: {}", ec.message());
 }
 
-ipc::ControlReply SagaEngine::redrive(runtime::Runtime& rt, std::uint64_t order_id) {
-  ipc::ControlReply reply{ipc::ControlResult::ok, ""};
+ipc::ControlReply SagaEngine::operate(
+    runtime::Runtime& rt, std::uint64_t order_id, const char* action,
+    const std::function<ipc::ControlReply(runtime::Context&, SagaRecord::Builder)>& fn) {
+  ipc::ControlReply reply;
   auto ec = rt.transact([&](runtime::Context& ctx) -> std::error_code {
     auto stored = store_.get(ctx.txn(), order_id);
     if (!stored) {
@@ -578,57 +580,53 @@ ipc::ControlReply SagaEngine::redrive(runtime::Runtime& rt, std::uint64_t order_
     }
     capnp::MallocMessageBuilder mb;
     mb.setRoot(stored->root<SagaRecord>());
-    auto r = mb.getRoot<SagaRecord>();
-    if (r.getState() != SagaState::STUCK) {
-      // Re-driving twice is harmless: the first one already resumed it.
-      const bool resumed =
-          r.getState() == SagaState::COMPENSATING || r.getState() == SagaState::FAILED;
-      reply = {resumed ? ipc::ControlResult::already_done : ipc::ControlResult::bad_request,
-               fmt::format("saga {} is {}, not STUCK", order_id, state_name(r.getState()))};
-      return {};
-    }
-    set_state(r, SagaState::COMPENSATING);
-    event(r, step_name(r.getStep()), "re-driven by the operator", ctx.now_ms());
-    r.setAttempt(1);
-    if (auto e = send_current(ctx, r)) return e;
-    reply.message =
-        fmt::format("saga {} compensating again from {}", order_id, step_name(r.getStep()));
-    return save(ctx, mb);
+    reply = fn(ctx, mb.getRoot<SagaRecord>());
+    return reply.result == ipc::ControlResult::ok ? save(ctx, mb) : std::error_code{};
   });
-  if (ec) return {ipc::ControlResult::failed, "cannot re-drive: " + ec.message()};
+  if (ec) return {ipc::ControlResult::failed, fmt::format("cannot {}: {}", action, ec.message())};
   return reply;
 }
 
+ipc::ControlReply SagaEngine::redrive(runtime::Runtime& rt, std::uint64_t order_id) {
+  return operate(
+      rt, order_id, "re-drive",
+      [&](runtime::Context& ctx, SagaRecord::Builder r) -> ipc::ControlReply {
+        if (r.getState() != SagaState::STUCK) {
+          // Re-driving twice is harmless: the first one already resumed it.
+          const bool resumed =
+              r.getState() == SagaState::COMPENSATING || r.getState() == SagaState::FAILED;
+          return {resumed ? ipc::ControlResult::already_done : ipc::ControlResult::bad_request,
+                  fmt::format("saga {} is {}, not STUCK", order_id, state_name(r.getState()))};
+        }
+        set_state(r, SagaState::COMPENSATING);
+        event(r, step_name(r.getStep()), "re-driven by the operator", ctx.now_ms());
+        r.setAttempt(1);
+        if (auto e = send_current(ctx, r)) {
+          return {ipc::ControlResult::failed, "cannot send: " + e.message()};
+        }
+        return {ipc::ControlResult::ok, fmt::format("saga {} compensating again from {}", order_id,
+                                                    step_name(r.getStep()))};
+      });
+}
+
 ipc::ControlReply SagaEngine::abandon(runtime::Runtime& rt, std::uint64_t order_id) {
-  ipc::ControlReply reply{ipc::ControlResult::ok, ""};
-  auto ec = rt.transact([&](runtime::Context& ctx) -> std::error_code {
-    auto stored = store_.get(ctx.txn(), order_id);
-    if (!stored) {
-      reply = {ipc::ControlResult::not_found, fmt::format("no saga for order {}", order_id)};
-      return {};
-    }
-    capnp::MallocMessageBuilder mb;
-    mb.setRoot(stored->root<SagaRecord>());
-    auto r = mb.getRoot<SagaRecord>();
-    if (r.getState() == SagaState::ABANDONED) {
-      reply = {ipc::ControlResult::already_done,
-               fmt::format("saga {} already abandoned", order_id)};
-      return {};
-    }
-    if (r.getState() != SagaState::STUCK) {
-      reply = {ipc::ControlResult::bad_request,
-               fmt::format("saga {} is {}, not STUCK", order_id, state_name(r.getState()))};
-      return {};
-    }
-    set_state(r, SagaState::ABANDONED);
-    event(r, step_name(r.getStep()), "abandoned by the operator", ctx.now_ms());
-    log_->warn("saga={} order={} ABANDONED by the operator at {}", order_id, order_id,
-               step_name(r.getStep()));
-    reply.message = fmt::format("saga {} abandoned", order_id);
-    return save(ctx, mb);
-  });
-  if (ec) return {ipc::ControlResult::failed, "cannot abandon: " + ec.message()};
-  return reply;
+  return operate(
+      rt, order_id, "abandon",
+      [&](runtime::Context& ctx, SagaRecord::Builder r) -> ipc::ControlReply {
+        if (r.getState() == SagaState::ABANDONED) {
+          return {ipc::ControlResult::already_done,
+                  fmt::format("saga {} already abandoned", order_id)};
+        }
+        if (r.getState() != SagaState::STUCK) {
+          return {ipc::ControlResult::bad_request,
+                  fmt::format("saga {} is {}, not STUCK", order_id, state_name(r.getState()))};
+        }
+        set_state(r, SagaState::ABANDONED);
+        event(r, step_name(r.getStep()), "abandoned by the operator", ctx.now_ms());
+        log_->warn("saga={} order={} ABANDONED by the operator at {}", order_id, order_id,
+                   step_name(r.getStep()));
+        return {ipc::ControlResult::ok, fmt::format("saga {} abandoned", order_id)};
+      });
 }
 
 std::int64_t retry_wait_ms(int base_ms, unsigned attempt, int cap_ms) {

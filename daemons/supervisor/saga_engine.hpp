@@ -110,6 +110,11 @@ class SagaEngine {
   void event(SagaRecord::Builder r, const std::string& step, const std::string& what,
              std::int64_t now);
   std::error_code save(runtime::Context& ctx, capnp::MallocMessageBuilder& mb);
+  /// Operator actions: loads saga `order_id` in a transaction, lets `fn`
+  /// change it (a reply with result ok saves it), answers not_found when absent.
+  ipc::ControlReply operate(
+      runtime::Runtime& rt, std::uint64_t order_id, const char* action,
+      const std::function<ipc::ControlReply(runtime::Context&, SagaRecord::Builder)>& fn);
   std::string step_name(int step) const;
 
   SagaDefinition def_;
