@@ -30,7 +30,10 @@ ProcessManager::ProcessManager(runtime::Config config, ipc::StatusRegion& status
       policy_(policy),
       log_(std::move(log)) {
   for (auto id : runtime::all_daemons()) {
-    if (id != runtime::DaemonId::SUPERVISOR) children_.push_back({id});
+    if (id == runtime::DaemonId::SUPERVISOR) continue;
+    Child c;
+    c.id = id;
+    children_.push_back(std::move(c));
   }
 }
 
@@ -116,6 +119,12 @@ void ProcessManager::spawn(Child& c, std::int64_t now_ms) {
   log_->info("started {} pid {}", name, pid);
 }
 
+std::int64_t restart_backoff_ms(const RestartPolicy& policy, std::int64_t previous_ms,
+                                bool served) {
+  if (served) return policy.backoff_initial_ms;
+  return std::min<std::int64_t>(policy.backoff_max_ms, std::max<std::int64_t>(50, previous_ms * 2));
+}
+
 void ProcessManager::on_exit(Child& c, int status, std::int64_t now_ms) {
   const std::string name = runtime::daemon_name(c.id);
   auto& slot = status_.slot(runtime::index(c.id));
@@ -149,12 +158,8 @@ void ProcessManager::on_exit(Child& c, int status, std::int64_t now_ms) {
     gave_up_ = true;
     return;
   }
-  // Backoff doubles while the daemon keeps failing and resets once it ran a while.
-  const bool was_stable = now_ms - slot.started_ms.load() > 10'000;
-  c.backoff_ms = was_stable || c.restarts.size() <= 1
-                     ? policy_.backoff_initial_ms
-                     : std::min<std::int64_t>(policy_.backoff_max_ms,
-                                              std::max<std::int64_t>(50, c.backoff_ms * 2));
+  // spawn() zeroes the heartbeat; the daemon's loop sets it on its first turn.
+  c.backoff_ms = restart_backoff_ms(policy_, c.backoff_ms, slot.heartbeat_ms.load() != 0);
   c.restart_at_ms = now_ms + c.backoff_ms;
   slot.restarts.fetch_add(1);
   slot.state.store(static_cast<std::uint32_t>(ipc::DaemonState::backoff));

@@ -32,10 +32,23 @@ namespace ringmart::supervisor {
 struct RestartPolicy {
   int max_restarts = 50;  ///< within period_ms, per daemon
   int period_ms = 60'000;
-  int backoff_initial_ms = 0;  ///< first restart is immediate
-  int backoff_max_ms = 2'000;
+  int backoff_initial_ms = 0;     ///< wait before restarting a daemon that served
+  int backoff_max_ms = 2'000;     ///< cap of the start-up crash-loop backoff
   int startup_grace_ms = 10'000;  ///< a starting daemon may be silent this long
 };
+
+/// The wait (ms) before restarting a daemon that exited. `served`: it
+/// heart-beat at least once since it was spawned (it reached its loop), so
+/// dying afterwards — killed, OOM, a crash on some message — is not a
+/// start-up problem and a restart is due at once (policy.backoff_initial_ms);
+/// the restart intensity limit bounds how often, and the runtime's
+/// quarantine breaks a loop on one poison message. A daemon that exited
+/// before it ever served is in a start-up crash loop (a missing file, a
+/// dependency, a port): the wait doubles from 50 ms up to
+/// policy.backoff_max_ms (`previous_ms` is the last wait, 0 at first).
+/// This is Erlang/OTP's immediate restart for running children plus
+/// Kubernetes' CrashLoopBackOff for children that never come up. Pure.
+std::int64_t restart_backoff_ms(const RestartPolicy& policy, std::int64_t previous_ms, bool served);
 
 class ProcessManager {
  public:

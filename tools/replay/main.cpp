@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   std::string key_prefix;
   bool do_verify = false;
   bool no_progress = false;
+  unsigned decline_percent = 0, timeout_percent = 0, capture_fail_percent = 0;
 
   auto* dir_opt = app.add_option("DIR", dir,
                                  "Olist directory (olist_order_items_dataset.csv, ...); "
@@ -70,6 +71,18 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.1, 86400.0))
       ->capture_default_str();
   app.add_flag("--no-progress", no_progress, "no progress line on stderr");
+  app.add_option("--decline-percent", decline_percent,
+                 "percent of the orders paying with tok_decline (by source id hash)")
+      ->check(CLI::Range(0u, 100u))
+      ->capture_default_str();
+  app.add_option("--timeout-percent", timeout_percent,
+                 "percent of the orders paying with tok_timeout (by source id hash)")
+      ->check(CLI::Range(0u, 100u))
+      ->capture_default_str();
+  app.add_option("--capture-fail-percent", capture_fail_percent,
+                 "percent of the orders paying with tok_capture_fail (by source id hash)")
+      ->check(CLI::Range(0u, 100u))
+      ->capture_default_str();
   dir_opt->excludes(gen_opt);
 
   try {
@@ -77,6 +90,12 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? replay::kExitOk : replay::kExitBadInput;
+  }
+
+  if (decline_percent + timeout_percent + capture_fail_percent > 100) {
+    std::cerr << "ringmart-replay: --decline-percent + --timeout-percent + "
+                 "--capture-fail-percent must not exceed 100\n";
+    return replay::kExitBadInput;
   }
 
   // Data.
@@ -110,6 +129,9 @@ int main(int argc, char** argv) {
   options.order_timeout = std::chrono::milliseconds(std::llround(order_timeout_s * 1000));
   options.key_prefix = key_prefix;
   options.progress = !no_progress;
+  options.decline_percent = decline_percent;
+  options.timeout_percent = timeout_percent;
+  options.capture_fail_percent = capture_fail_percent;
 
   // System.
   if (auto healthy = replay::wait_healthy(options, std::cerr); !healthy) {

@@ -315,19 +315,41 @@ std::expected<Ids, Failure> set_up(const Dataset& data, const Options& options, 
 
 // ---------------------------------------------------------------- replay
 
+std::string payment_token(const Order& o, const Options& options) {
+  if (options.decline_percent + options.timeout_percent + options.capture_fail_percent == 0) {
+    return o.payment_token;
+  }
+  // FNV-1a 64 (http://www.isthe.com/chongo/tech/comp/fnv/): stable across
+  // platforms and runs, unlike std::hash.
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const unsigned char c : o.source_id) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  const uint64_t bucket = h % 100;
+  uint64_t edge = options.decline_percent;
+  if (bucket < edge) return "tok_decline";
+  edge += options.timeout_percent;
+  if (bucket < edge) return "tok_timeout";
+  edge += options.capture_fail_percent;
+  if (bucket < edge) return "tok_capture_fail";
+  return o.payment_token;
+}
+
 namespace {
 
-json order_request(const Dataset& data, const Ids& ids, size_t i) {
+json order_request(const Dataset& data, const Ids& ids, const Options& options, size_t i) {
   const Order& o = data.orders[i];
   json items = json::array();
   for (const auto& line : o.lines) {
     items.push_back(
         {{"product_id", ids.product_ids[line.product_index]}, {"quantity", line.quantity}});
   }
-  json body = {{"user_id", ids.user_ids[i]},
-               {"items", std::move(items)},
-               {"shipping", o.shipping_cents},
-               {"payment", {{"token", o.payment_token}, {"installments", o.installments}}}};
+  json body = {
+      {"user_id", ids.user_ids[i]},
+      {"items", std::move(items)},
+      {"shipping", o.shipping_cents},
+      {"payment", {{"token", payment_token(o, options)}, {"installments", o.installments}}}};
   if (ids.user_coupon_ids[i]) body["user_coupon_id"] = *ids.user_coupon_ids[i];
   if (o.points > 0) body["points"] = o.points;
   return body;
@@ -339,7 +361,7 @@ bool terminal(const std::string& status) { return status == "COMPLETED" || statu
 void replay_one(Api& api, const Dataset& data, const Ids& ids, const Options& options, size_t i,
                 OrderOutcome& out) {
   const Order& o = data.orders[i];
-  const json body = order_request(data, ids, i);
+  const json body = order_request(data, ids, options, i);
   const std::map<std::string, std::string> headers = {
       {"Idempotency-Key", options.key_prefix + o.source_id}};
   auto set_error = [&](std::string kind, std::string detail) {

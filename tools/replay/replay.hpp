@@ -35,7 +35,21 @@ struct Options {
   std::chrono::milliseconds order_timeout{120000};   ///< give up on an order still PENDING
   std::string key_prefix;  ///< prepended to each Idempotency-Key (for re-runs)
   bool progress = true;    ///< print a progress line on stderr once per second
+  /// Payment mix, in percent of the orders (each 0..100, sum <= 100; 0 = off):
+  /// such orders pay with tok_decline / tok_timeout / tok_capture_fail instead
+  /// of their data set token, chosen by payment_token() from the source id, so
+  /// a re-run (any key_prefix) gives every order the same token.
+  unsigned decline_percent = 0;
+  unsigned timeout_percent = 0;
+  unsigned capture_fail_percent = 0;
 };
+
+/// The card token order `o` pays with under `options`' payment mix: bucket =
+/// FNV-1a 64 of o.source_id mod 100; buckets [0, d) give "tok_decline",
+/// [d, d+t) "tok_timeout", [d+t, d+t+c) "tok_capture_fail" (d, t, c = the
+/// three percentages), every other bucket o.payment_token. With the default
+/// options it is always o.payment_token. Pure; thread-safe.
+std::string payment_token(const olist::Order& o, const Options& options);
 
 std::filesystem::path api_socket(const Options& options);    ///< RUNDIR/api.sock
 std::filesystem::path admin_socket(const Options& options);  ///< RUNDIR/admin.sock

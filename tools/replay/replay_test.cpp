@@ -468,3 +468,71 @@ TEST_F(ReplayTest, VerifyReportsLeakedStock) {
   for (const auto& line : v.violations) stock |= line.find("initial stock") != std::string::npos;
   EXPECT_TRUE(stock) << v.violations.front();
 }
+
+TEST(PaymentMix, DefaultKeepsTheDataSetToken) {
+  const auto data = olist::generate({.seed = 9, .orders = 500});
+  const replay::Options options;
+  for (const auto& o : data.orders) EXPECT_EQ(replay::payment_token(o, options), o.payment_token);
+}
+
+TEST(PaymentMix, SharesFollowThePercentagesAndAreStable) {
+  const auto data = olist::generate({.seed = 9, .orders = 10000});
+  replay::Options options;
+  options.decline_percent = 10;
+  options.timeout_percent = 5;
+  options.capture_fail_percent = 3;
+  std::map<std::string, size_t> mixed;  // tokens of the orders whose own token is tok_ok
+  size_t n = 0;
+  for (const auto& o : data.orders) {
+    const auto token = replay::payment_token(o, options);
+    EXPECT_EQ(token, replay::payment_token(o, options)) << o.source_id;  // deterministic
+    // Other options (the key prefix of a re-run) do not change the choice.
+    replay::Options again = options;
+    again.key_prefix = "rerun-";
+    EXPECT_EQ(token, replay::payment_token(o, again));
+    if (o.payment_token != "tok_ok") continue;
+    ++n;
+    ++mixed[token];
+  }
+  // Binomial standard deviations are ~30 / ~21 / ~17 orders: 4-5 of them as bounds.
+  const double total = static_cast<double>(n);
+  EXPECT_NEAR(static_cast<double>(mixed["tok_decline"]), 0.10 * total, 120.0);
+  EXPECT_NEAR(static_cast<double>(mixed["tok_timeout"]), 0.05 * total, 100.0);
+  EXPECT_NEAR(static_cast<double>(mixed["tok_capture_fail"]), 0.03 * total, 80.0);
+  EXPECT_EQ(mixed.size(), 4u);
+
+  // 100% of one kind replaces every token.
+  replay::Options all;
+  all.timeout_percent = 100;
+  for (const auto& o : data.orders) EXPECT_EQ(replay::payment_token(o, all), "tok_timeout");
+}
+
+TEST_F(ReplayTest, PaymentMixDeclinesTheChosenOrders) {
+  start_fake();
+  // Ample stock, so a payment token is the only reason an order with enough
+  // points and a valid coupon fails.
+  const auto data = olist::generate({.seed = 4, .orders = 300, .stock_factor = 10});
+  options_.decline_percent = 20;
+  options_.capture_fail_percent = 10;
+  std::ostringstream log;
+  auto ids = replay::set_up(data, options_, log);
+  ASSERT_TRUE(ids.has_value()) << ids.error().message;
+  const auto result = replay::run_replay(data, *ids, options_);
+  size_t declined = 0, capture_failed = 0;
+  for (size_t i = 0; i < data.orders.size(); ++i) {
+    const auto& out = result.outcomes[i];
+    ASSERT_TRUE(out.error_kind.empty()) << out.error;
+    const auto token = replay::payment_token(data.orders[i], options_);
+    if (out.failure_reason == "PAYMENT_DECLINED") {
+      ++declined;
+      EXPECT_EQ(token, "tok_decline") << data.orders[i].source_id;
+    }
+    if (out.failure_reason == "PAYMENT_CAPTURE_FAILED") {
+      ++capture_failed;
+      EXPECT_EQ(token, "tok_capture_fail") << data.orders[i].source_id;
+    }
+    if (out.status == "COMPLETED") EXPECT_EQ(token, "tok_ok") << data.orders[i].source_id;
+  }
+  EXPECT_GT(declined, 30u);
+  EXPECT_GT(capture_failed, 15u);
+}
