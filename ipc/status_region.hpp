@@ -103,6 +103,7 @@ enum class ControlOp : std::uint32_t {
   abandon_saga = 4,     ///< supervisor; arg = order id of a STUCK saga
   start_daemon = 5,     ///< supervisor; arg = daemon index: start a failed/stopped daemon
   restart_daemon = 6,   ///< supervisor; arg = daemon index: SIGTERM it, then start again
+  stop_daemon = 7,      ///< supervisor; arg = daemon index: SIGTERM it, keep it stopped
 };
 
 /// Answers of the control channel.

@@ -551,23 +551,7 @@ void Gateway::post_order(const http::Request& req, http::ResponderPtr responder)
       case AcceptOutcome::Kind::replayed:
         break;
       case AcceptOutcome::Kind::accepted: {
-        auto ec = ctx.send(DaemonId::ORDER, order_id, 0, 0, [&](Payload::Builder p) {
-          auto m = p.initCreateOrder();
-          m.setOrderId(order_id);
-          m.setUserId(order.user_id);
-          auto lines = m.initLines(static_cast<unsigned>(order.items.size()));
-          for (std::size_t i = 0; i < order.items.size(); ++i) {
-            lines[i].setProductId(order.items[i].product_id);
-            lines[i].setQuantity(order.items[i].quantity);
-            lines[i].setUnitPriceCents(unit_prices[i]);
-          }
-          m.setUserCouponId(order.user_coupon_id);
-          m.setPoints(order.points);
-          m.setShippingCents(order.shipping_cents);
-          m.setPaymentToken(text(order.payment_token));
-          m.setInstallments(order.installments);
-        });
-        if (ec) return fail(ec);
+        if (auto ec = send_create_order(ctx, order_id, order, unit_prices)) return fail(ec);
         log_->debug("order={} accepted user={} lines={} subtotal={}", order_id, order.user_id,
                     order.items.size(), subtotal);
         break;

@@ -117,4 +117,25 @@ std::uint64_t IntakeStore::last_order_id(Txn& txn) const {
   return meta_.get_pod<std::uint64_t>(txn, Key{}.u8(kOrderIdCounter).view()).value_or(0);
 }
 
+std::error_code send_create_order(runtime::Context& ctx, std::uint64_t order_id,
+                                  const OrderRequest& order,
+                                  const std::vector<std::int64_t>& unit_prices_cents) {
+  return ctx.send(msg::DaemonId::ORDER, order_id, 0, 0, [&](msg::Envelope::Payload::Builder p) {
+    auto m = p.initCreateOrder();
+    m.setOrderId(order_id);
+    m.setUserId(order.user_id);
+    auto lines = m.initLines(static_cast<unsigned>(order.items.size()));
+    for (std::size_t i = 0; i < order.items.size(); ++i) {
+      lines[i].setProductId(order.items[i].product_id);
+      lines[i].setQuantity(order.items[i].quantity);
+      lines[i].setUnitPriceCents(unit_prices_cents[i]);
+    }
+    m.setUserCouponId(order.user_coupon_id);
+    m.setPoints(order.points);
+    m.setShippingCents(order.shipping_cents);
+    m.setPaymentToken(capnp::Text::Reader(order.payment_token.data(), order.payment_token.size()));
+    m.setInstallments(order.installments);
+  });
+}
+
 }  // namespace ringmart::gateway

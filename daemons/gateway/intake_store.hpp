@@ -27,6 +27,7 @@
 #include <system_error>
 #include <vector>
 
+#include "daemons/common/runtime.hpp"
 #include "daemons/gateway/requests.hpp"
 #include "storage/lmdb.hpp"
 
@@ -105,5 +106,14 @@ class IntakeStore {
   storage::Table orders_;
   storage::Table meta_;
 };
+
+/// Appends the createOrder of accepted order `order_id` for the order daemon
+/// to the outbox in `ctx`'s transaction (the saga starts when the order
+/// daemon stored it): `unit_prices_cents[i]` for `order.items[i]`. What
+/// POST /v1/orders does after IntakeStore::accept; also used by the
+/// saga-core benchmark's injector (bench/inject.hpp). Errors: LMDB codes.
+std::error_code send_create_order(runtime::Context& ctx, std::uint64_t order_id,
+                                  const OrderRequest& order,
+                                  const std::vector<std::int64_t>& unit_prices_cents);
 
 }  // namespace ringmart::gateway

@@ -101,6 +101,9 @@ int main(int argc, char** argv) {
       case ipc::ControlOp::restart_daemon:
         if (auto id = daemon()) return processes.restart(*id, now);
         return {ipc::ControlResult::not_found, "no such daemon"};
+      case ipc::ControlOp::stop_daemon:
+        if (auto id = daemon()) return processes.stop(*id);
+        return {ipc::ControlResult::not_found, "no such daemon"};
       default:
         return {ipc::ControlResult::bad_request, "the supervisor does not handle this operation"};
     }

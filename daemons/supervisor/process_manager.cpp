@@ -131,6 +131,13 @@ void ProcessManager::on_exit(Child& c, int status, std::int64_t now_ms) {
   slot.last_exit.store(status);
   slot.pid.store(0);
   c.pid = 0;
+  if (c.stop_requested) {
+    c.stop_requested = false;
+    c.restart_at_ms = 0;
+    slot.state.store(static_cast<std::uint32_t>(ipc::DaemonState::stopped));
+    log_->info("{} stopped by the operator; `ringmartctl start {}` starts it again", name, name);
+    return;
+  }
   if (c.restart_requested) {
     c.restart_requested = false;
     log_->info("{} stopped for the operator's restart", name);
@@ -232,6 +239,24 @@ ipc::ControlReply ProcessManager::restart(runtime::DaemonId id, std::int64_t now
   c->restart_requested = true;
   ::kill(c->pid, SIGTERM);
   return {ipc::ControlResult::ok, name + " restarting"};
+}
+
+ipc::ControlReply ProcessManager::stop(runtime::DaemonId id) {
+  auto* c = find(id);
+  if (!c) return {ipc::ControlResult::not_found, "not a daemon the supervisor runs"};
+  const std::string name = runtime::daemon_name(id);
+  if (c->pid == 0) {
+    // Also cancels a restart that was waiting for its backoff.
+    c->restart_at_ms = 0;
+    status_.slot(runtime::index(id))
+        .state.store(static_cast<std::uint32_t>(ipc::DaemonState::stopped));
+    return {ipc::ControlResult::already_done, name + " is not running"};
+  }
+  log_->info("operator stops {} (pid {})", name, c->pid);
+  c->stop_requested = true;
+  c->restart_requested = false;
+  ::kill(c->pid, SIGTERM);
+  return {ipc::ControlResult::ok, name + " stopping"};
 }
 
 std::string ProcessManager::failures() const {

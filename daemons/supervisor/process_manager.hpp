@@ -69,6 +69,11 @@ class ProcessManager {
   /// Operator: SIGTERM a running daemon and start it again at once (not
   /// counted against the restart intensity); not running -> like start().
   ipc::ControlReply restart(runtime::DaemonId id, std::int64_t now_ms);
+  /// Operator: SIGTERM a running daemon and keep it stopped (state `stopped`,
+  /// not restarted, not counted against the intensity) until start(); for
+  /// maintenance, or to let another process take its place (the saga-core
+  /// benchmark injects orders as the gateway). Not running -> already_done.
+  ipc::ControlReply stop(runtime::DaemonId id);
   /// "name: reason" of every daemon that could not start ("" when none).
   std::string failures() const;
   /// True when every daemon heart-beat within `fresh_ms`.
@@ -85,6 +90,7 @@ class ProcessManager {
     std::deque<std::int64_t> restarts;  // times within the intensity period
     bool cannot_start = false;          // exited kExitCannotStart: waits for the operator
     bool restart_requested = false;     // the operator asked: restart at once, uncounted
+    bool stop_requested = false;        // the operator asked: stay stopped until start()
   };
   Child* find(runtime::DaemonId id);
   void spawn(Child& c, std::int64_t now_ms);

@@ -216,6 +216,49 @@ TEST(Operations, HungDaemonIsKilledAndRestartedBySupervisor) {
   EXPECT_EQ(sys.wait_order(r.body["order_id"].get<std::int64_t>())["status"], "COMPLETED");
 }
 
+TEST(Operations, StoppedDaemonStaysStoppedItsMessagesWaitAndApplyAfterStart) {
+  System sys;
+  ASSERT_TRUE(sys.start());
+  const auto product = sys.create_product("p", 1000, 5);
+  const auto user = sys.create_user("stop");
+  ASSERT_GT(product, 0);
+  ASSERT_GT(user, 0);
+  const auto stop = sys.ctl("stop ranking");
+  ASSERT_EQ(stop.exit_code, 0) << stop.out;
+  ASSERT_TRUE(eventually([&] { return sys.daemon_pid("ranking") == 0; }, 10000));
+  // Not restarted: still stopped a while later, and not counted as a restart.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto ranking = status_of(sys, "ranking");
+  EXPECT_EQ(ranking["state"], "stopped") << ranking.dump();
+  EXPECT_EQ(ranking["restarts"].get<unsigned>(), 0u);
+  EXPECT_EQ(sys.daemon_pid("ranking"), 0);
+  EXPECT_EQ(sys.ctl("stop ranking").exit_code, 0);  // already stopped: idempotent
+
+  // The saga does not need the ranking: the order completes; its
+  // orderCompleted waits in the order -> ranking ring.
+  auto r = sys.api("POST", "/v1/orders",
+                   {{"user_id", user},
+                    {"items", {{{"product_id", product}, {"quantity", 3}}}},
+                    {"payment", {{"token", "tok_ok"}}}});
+  ASSERT_EQ(r.status, 202) << r.body.dump();
+  EXPECT_EQ(sys.wait_order(r.body["order_id"].get<std::int64_t>())["status"], "COMPLETED");
+  auto units = [&] {
+    auto best = sys.api("GET", "/v1/rankings/bestsellers?days=1&limit=10");
+    std::int64_t n = 0;
+    for (const auto& row : best.body) {
+      if (row["product_id"] == product) n = row["units"];
+    }
+    return n;
+  };
+  EXPECT_EQ(units(), 0) << "a stopped ranking applied nothing";
+
+  const auto start = sys.ctl("start ranking");
+  ASSERT_EQ(start.exit_code, 0) << start.out;
+  EXPECT_TRUE(eventually([&] { return units() == 3; }, 10000)) << "units " << units();
+  // The supervisor marks it running on its next turn after the first heartbeat.
+  EXPECT_TRUE(eventually([&] { return status_of(sys, "ranking")["state"] == "running"; }, 5000));
+}
+
 TEST(Operations, RestartIntensityExceededStopsEverythingWithAnErrorExit) {
   System sys("[supervisor]\nmax_restarts = 2\nrestart_period_ms = 60000\n");
   ASSERT_TRUE(sys.start());

@@ -403,6 +403,8 @@ int main(int argc, char** argv) {
   start->add_option("DAEMON", o.daemon, "daemon name")->required();
   auto* restart = app.add_subcommand("restart", "restart a daemon (e.g. after a config change)");
   restart->add_option("DAEMON", o.daemon, "daemon name")->required();
+  auto* stop = app.add_subcommand("stop", "stop a daemon and keep it stopped until `start`");
+  stop->add_option("DAEMON", o.daemon, "daemon name")->required();
   app.require_subcommand(1);
   try {
     app.parse(argc, argv);
@@ -432,12 +434,13 @@ int main(int argc, char** argv) {
     }
     return cmd_quarantine_list(o, *config);
   }
-  if (*start || *restart) {
+  if (*start || *restart || *stop) {
     auto id = parse_daemon(o.daemon);
     if (!id || *id == msg::DaemonId::SUPERVISOR) return 2;
-    return control(o, msg::DaemonId::SUPERVISOR,
-                   *start ? ipc::ControlOp::start_daemon : ipc::ControlOp::restart_daemon,
-                   runtime::index(*id));
+    const auto op = *start     ? ipc::ControlOp::start_daemon
+                    : *restart ? ipc::ControlOp::restart_daemon
+                               : ipc::ControlOp::stop_daemon;
+    return control(o, msg::DaemonId::SUPERVISOR, op, runtime::index(*id));
   }
   return 2;
 }

@@ -83,6 +83,12 @@ int main(int argc, char** argv) {
                  "percent of the orders paying with tok_capture_fail (by source id hash)")
       ->check(CLI::Range(0u, 100u))
       ->capture_default_str();
+  double rate = 0;
+  app.add_option("--rate", rate,
+                 "open loop: send this many orders per second (latency from the scheduled "
+                 "time); 0 = closed loop")
+      ->check(CLI::Range(0.0, 1e7))
+      ->capture_default_str();
   dir_opt->excludes(gen_opt);
 
   try {
@@ -132,6 +138,7 @@ int main(int argc, char** argv) {
   options.decline_percent = decline_percent;
   options.timeout_percent = timeout_percent;
   options.capture_fail_percent = capture_fail_percent;
+  options.arrival_rate_per_s = rate;
 
   // System.
   if (auto healthy = replay::wait_healthy(options, std::cerr); !healthy) {

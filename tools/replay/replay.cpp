@@ -359,7 +359,7 @@ bool terminal(const std::string& status) { return status == "COMPLETED" || statu
 
 /// Places and follows one order; fills `out`.
 void replay_one(Api& api, const Dataset& data, const Ids& ids, const Options& options, size_t i,
-                OrderOutcome& out) {
+                Clock::time_point t0, OrderOutcome& out) {
   const Order& o = data.orders[i];
   const json body = order_request(data, ids, options, i);
   const std::map<std::string, std::string> headers = {
@@ -371,8 +371,7 @@ void replay_one(Api& api, const Dataset& data, const Ids& ids, const Options& op
                 ": " + std::move(detail);
   };
 
-  const auto t0 = Clock::now();
-  const auto deadline = t0 + options.order_timeout;
+  const auto deadline = Clock::now() + options.order_timeout;
   Reply r = call_with_retry(api, "POST", "/v1/orders", body, headers, 5, any_retryable);
   if (!r.ok()) {
     set_error("POST /v1/orders " + r.kind(), "POST /v1/orders: " + r.describe());
@@ -441,7 +440,13 @@ ReplayResult run_replay(const Dataset& data, const Ids& ids, const Options& opti
         [&] { return Api(api_socket(options).string(), client_timeout); },
         [&](Api& api, size_t i) {
           OrderOutcome& out = result.outcomes[i];
-          replay_one(api, data, ids, options, i, out);
+          auto t0 = Clock::now();
+          if (options.arrival_rate_per_s > 0) {
+            t0 = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                             static_cast<double>(i) / options.arrival_rate_per_s));
+            std::this_thread::sleep_until(t0);
+          }
+          replay_one(api, data, ids, options, i, t0, out);
           if (out.status != "COMPLETED") failed.fetch_add(1);
           done.fetch_add(1);
         });

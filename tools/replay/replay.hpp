@@ -42,6 +42,12 @@ struct Options {
   unsigned decline_percent = 0;
   unsigned timeout_percent = 0;
   unsigned capture_fail_percent = 0;
+  /// Open loop: order i is sent at start + i / arrival_rate_per_s (by
+  /// whichever of the `concurrency` clients is free), and its latency runs
+  /// from that scheduled time, so a slow system is charged for the queueing
+  /// it causes (no coordinated omission). 0 = closed loop: each client sends
+  /// its next order as soon as the last one ended.
+  double arrival_rate_per_s = 0;
 };
 
 /// The card token order `o` pays with under `options`' payment mix: bucket =
@@ -90,7 +96,9 @@ struct OrderOutcome {
   std::string failure_reason;        ///< when FAILED ("(none)" when the field was missing)
   std::string error_kind;            ///< non-empty when an HTTP error or unexpected status ended it
   std::string error;                 ///< the detailed message of that error
-  int64_t latency_us = -1;           ///< just before POST -> terminal status seen; -1 if none
+  /// Just before POST (open loop: the scheduled send time) -> terminal
+  /// status seen; -1 if none.
+  int64_t latency_us = -1;
 };
 
 struct ReplayResult {
@@ -102,8 +110,9 @@ struct ReplayResult {
 /// connection to api.sock, taking orders in sequence from a shared index: POST
 /// /v1/orders with Idempotency-Key = key_prefix + source_id (retried with the
 /// same key on transport errors, 503 and 504), then long-polls GET
-/// /v1/orders/{id}?wait_ms= until the status is not PENDING. Never throws for
-/// API errors: they are recorded in the outcome.
+/// /v1/orders/{id}?wait_ms= until the status is not PENDING. With
+/// options.arrival_rate_per_s > 0 the orders are paced (open loop). Never
+/// throws for API errors: they are recorded in the outcome.
 ReplayResult run_replay(const olist::Dataset& data, const Ids& ids, const Options& options);
 
 /// One best-seller row as shown in the summary.

@@ -531,8 +531,29 @@ TEST_F(ReplayTest, PaymentMixDeclinesTheChosenOrders) {
       ++capture_failed;
       EXPECT_EQ(token, "tok_capture_fail") << data.orders[i].source_id;
     }
-    if (out.status == "COMPLETED") EXPECT_EQ(token, "tok_ok") << data.orders[i].source_id;
+    if (out.status == "COMPLETED") {
+      EXPECT_EQ(token, "tok_ok") << data.orders[i].source_id;
+    }
   }
   EXPECT_GT(declined, 30u);
   EXPECT_GT(capture_failed, 15u);
+}
+
+TEST_F(ReplayTest, OpenLoopPacesOrdersAndChargesTheirWait) {
+  start_fake();
+  const auto data = olist::generate({.seed = 5, .orders = 100, .stock_factor = 10});
+  std::ostringstream log;
+  auto ids = replay::set_up(data, options_, log);
+  ASSERT_TRUE(ids.has_value()) << ids.error().message;
+  options_.arrival_rate_per_s = 200;  // the last order is due 99 / 200 s after the start
+  options_.concurrency = 4;
+  const auto result = replay::run_replay(data, *ids, options_);
+  EXPECT_GE(result.wall_seconds, 99.0 / 200.0);
+  size_t terminal = 0;
+  for (const auto& o : result.outcomes) {
+    ASSERT_TRUE(o.error_kind.empty()) << o.error;
+    if (!o.status.empty()) ++terminal;
+    EXPECT_GE(o.latency_us, 0);
+  }
+  EXPECT_EQ(terminal, data.orders.size());
 }
