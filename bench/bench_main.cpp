@@ -56,6 +56,7 @@ struct Args {
   std::string base_dir = "/var/tmp";
   std::string micro_json;
   bool keep = false;
+  bool process_only = false;
 };
 
 /// Latency figures of a set of outcomes, ms.
@@ -413,6 +414,8 @@ int main(int argc, char** argv) {
   app.add_option("--micro-json", args.micro_json,
                  "ringmart-bench-micro --benchmark_out JSON to take the round trips from");
   app.add_flag("--keep", args.keep, "keep the systems' directories");
+  app.add_flag("--process-only", args.process_only,
+               "only the durability-process system run (api, open loop, saga core): for profiling");
   CLI11_PARSE(app, argc, argv);
 
   olist::Dataset data;
@@ -431,16 +434,17 @@ int main(int argc, char** argv) {
 
   bool ok = true;
   auto process = run_api(data, args, "process", args.rounds, true);
-  auto fsync = run_api(data, args, "fsync", args.fsync_rounds, false);
+  Phase fsync;
+  json m_process_1 = json::object(), m_process_g = json::object(), m_fsync_1 = json::object(),
+       m_fsync_g = json::object();
+  if (!args.process_only) {
+    fsync = run_api(data, args, "fsync", args.fsync_rounds, false);
+    m_process_1 = run_monolith(data, args, storage::Durability::process, 1, args.rounds, ok);
+    m_process_g = run_monolith(data, args, storage::Durability::process, 256, args.rounds, ok);
+    m_fsync_1 = run_monolith(data, args, storage::Durability::fsync, 1, args.fsync_rounds, ok);
+    m_fsync_g = run_monolith(data, args, storage::Durability::fsync, 256, args.fsync_rounds, ok);
+  }
   ok = ok && process.ok && fsync.ok;
-  const auto m_process_1 =
-      run_monolith(data, args, storage::Durability::process, 1, args.rounds, ok);
-  const auto m_process_g =
-      run_monolith(data, args, storage::Durability::process, 256, args.rounds, ok);
-  const auto m_fsync_1 =
-      run_monolith(data, args, storage::Durability::fsync, 1, args.fsync_rounds, ok);
-  const auto m_fsync_g =
-      run_monolith(data, args, storage::Durability::fsync, 256, args.fsync_rounds, ok);
 
   json micro = json::object();
   if (!args.micro_json.empty()) {

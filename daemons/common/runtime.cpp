@@ -284,6 +284,9 @@ void Runtime::post(std::function<std::error_code(Context&)> fn) {
   {
     std::lock_guard lock(posted_mu_);
     posted_.push_back(std::move(fn));
+    // SYNC: relaxed is enough — the mutex orders the task itself; the flag
+    // only tells the idle loop to look (and the doorbell wakes a sleeper).
+    posted_pending_.store(true, std::memory_order_relaxed);
   }
   status_.doorbell(index(self_)).ring();
 }
@@ -307,8 +310,7 @@ bool Runtime::inbound_ready() {
   for (auto& in : inbound_) {
     if (in.ring.readable()) return true;
   }
-  std::lock_guard lock(posted_mu_);
-  return !posted_.empty();
+  return posted_pending_.load(std::memory_order_relaxed);
 }
 
 void Runtime::heartbeat() {
@@ -334,6 +336,7 @@ bool Runtime::process_batch() {
   {
     std::lock_guard lock(posted_mu_);
     posted.swap(posted_);
+    posted_pending_.store(false, std::memory_order_relaxed);
   }
   bool prune_due = false;
   for (auto& out : outbound_) prune_due |= out.ring.acked_seq() > out.pruned;
@@ -345,6 +348,7 @@ bool Runtime::process_batch() {
   auto requeue_posted = [&] {
     std::lock_guard lock(posted_mu_);
     posted_.insert(posted_.begin(), posted.begin(), posted.end());
+    posted_pending_.store(!posted_.empty(), std::memory_order_relaxed);
   };
   auto txn = storage::Txn::begin_write(*env_);
   if (!txn) {
@@ -365,13 +369,35 @@ bool Runtime::process_batch() {
   // until the suspect is behind us, so a crash can be pinned on one message.
   const bool isolating = slot.suspect_crashes.load(std::memory_order_relaxed) > 0;
   int budget = isolating ? 1 : config_.batch_max;
+  // Optimistic batches apply every message straight in the batch transaction:
+  // an LMDB nested transaction costs a copy of every page it touches and a
+  // merge of its dirty list, more than most handlers. A handler failure is
+  // rare (a poison message or a bug; business refusals are replies), so then
+  // the whole batch is undone and applied again carefully: each message in
+  // its own nested transaction, failures retried and quarantined alone.
+  const bool careful = careful_batch_ || isolating;
+  careful_batch_ = false;
+  bool redo_carefully = false;
   std::uint64_t applied = 0, duplicates = 0, errors = 0, quarantined = 0;
   std::error_code storage_ec;  // set: undo the whole batch
 
   after_commit_.clear();
   std::vector<std::function<void()>> hooks;
   std::string failure;  // what the last failed handler run said
-  auto apply_nested = [&](auto&& body) {
+  auto apply_nested = [&](auto&& body) -> std::error_code {
+    if (!careful) {
+      Context ctx(*this, *txn);
+      after_commit_.clear();
+      auto ec = guarded([&] { return body(ctx); }, failure);
+      if (ec) {
+        after_commit_.clear();
+        if (!is_storage_error(ec)) redo_carefully = true;
+        return ec;
+      }
+      for (auto& h : after_commit_) hooks.push_back(std::move(h));
+      after_commit_.clear();
+      return {};
+    }
     auto nested = storage::Txn::begin_nested(*txn);
     if (!nested) return nested.error();
     Context ctx(*this, *nested);
@@ -457,7 +483,7 @@ bool Runtime::process_batch() {
           compensation = is_compensation(envelope.getPayload().which());
           return handler_ ? handler_(ctx, envelope) : std::error_code{};
         });
-        if (!ec || is_storage_error(ec)) break;
+        if (!ec || is_storage_error(ec) || redo_carefully) break;
         log_->warn("message seq {} from {} failed (attempt {} of {}): {}", r.seq,
                    daemon_name(in.peer), attempt, config_.quarantine_after, failure);
       }
@@ -465,6 +491,7 @@ bool Runtime::process_batch() {
         storage_ec = ec;
         break;
       }
+      if (redo_carefully) break;
       if (ec) {
         ++errors;
         if (auto qec = quarantine(*txn, in.peer, r.seq, r.payload, failure,
@@ -479,7 +506,7 @@ bool Runtime::process_batch() {
       // A compensation applied but not committed: the retry must not apply it twice.
       if (compensation) ipc::crash_point("mid_compensation");
     }
-    if (storage_ec) break;
+    if (storage_ec || redo_carefully) break;
     if (mark != mark_before) {
       if (auto ec = inbox_.set_mark(*txn, peer, mark)) {
         storage_ec = ec;
@@ -489,17 +516,29 @@ bool Runtime::process_batch() {
     if (end_pos) acks.push_back({&in.ring, end_pos, last_seq});
   }
 
-  if (!storage_ec) {
+  if (!storage_ec && !redo_carefully) {
     for (auto& fn : posted) {
       if (auto ec = apply_nested(fn)) {
         if (is_storage_error(ec)) {
           storage_ec = ec;
           break;
         }
+        if (redo_carefully) break;
         ++errors;
         log_->warn("posted task failed: {}", failure);
       }
     }
+  }
+  if (redo_carefully && !storage_ec) {
+    // Undo everything this batch did and apply it again, message by message.
+    txn->abort();
+    hooks.clear();
+    for (auto& in : inbound_) in.ring.rewind();
+    requeue_posted();
+    careful_batch_ = true;
+    log_->info("a handler failed in a batch ({}): applying the batch again message by message",
+               failure);
+    return true;
   }
 
   if (!storage_ec && (applied || quarantined)) ipc::crash_point("before_commit");
@@ -732,14 +771,25 @@ int Runtime::run() {
     if (worked || relay_needed_) continue;
 
     // Idle: spin briefly (cheap when the peer answers within microseconds),
-    // then sleep on the doorbell.
+    // then sleep on the doorbell. The spin adapts like an adaptive mutex: it
+    // halves after a spin that found nothing (the peers are slow or share our
+    // core — spinning then only steals their CPU) and doubles back, up to
+    // spin_us, after one that did; at 0 every 32nd idle period probes with a
+    // full spin.
     if (config_.spin_us > 0) {
-      const auto until =
-          std::chrono::steady_clock::now() + std::chrono::microseconds(config_.spin_us);
+      const int budget_us =
+          spin_budget_us_ > 0 || (++idle_periods_ & 31) == 0 ? std::max(spin_budget_us_, 1) : 0;
       bool ready = false;
-      while (!stopping_ && std::chrono::steady_clock::now() < until) {
-        if ((ready = inbound_ready())) break;
+      if (budget_us > 0) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(budget_us);
+        // The clock is read every 16 polls: a poll is a few loads, a clock read is not.
+        for (unsigned polls = 1; !stopping_; ++polls) {
+          if ((ready = inbound_ready())) break;
+          if ((polls & 15) == 0 && std::chrono::steady_clock::now() >= until) break;
+        }
       }
+      spin_budget_us_ =
+          ready ? std::min(config_.spin_us, std::max(2 * spin_budget_us_, 4)) : spin_budget_us_ / 2;
       if (ready) continue;
     }
     const auto token = doorbell.prepare();

@@ -1,8 +1,10 @@
 // ringmart::runtime — the event loop every daemon runs on.
 //
 // One thread owns the loop: it reads inbound rings, applies a batch of
-// messages in ONE LMDB write transaction (group commit; each message in a
-// nested transaction so a poison message is skipped alone), records the inbox
+// messages in ONE LMDB write transaction (group commit; optimistically all
+// straight in that transaction — if a handler fails, the batch is undone and
+// applied again with each message in a nested transaction, so a poison
+// message is retried and skipped alone), records the inbox
 // marks, appends replies to the outbox in the same transaction, commits, then
 // acknowledges the rings (consume after commit), relays the outbox to the
 // outbound rings and prunes acknowledged entries. Idle, it spins briefly and
@@ -12,8 +14,11 @@
 //                                                                     └──► relay ──► ring out
 //
 // Failures, and what the loop does about them:
-//  - a handler that returns an error or throws: its nested transaction is
-//    undone and it is run again, up to `quarantine_after` times; then the
+//  - a handler that returns an error or throws: the batch is undone and
+//    applied again message by message; the failing message's nested
+//    transaction is undone and it is run again, up to `quarantine_after`
+//    times (so a handler may run once more than that on in-memory state it
+//    keeps; durable effects only ever commit once); then the
 //    message is moved to the quarantine (storage/quarantine.hpp) byte-exact
 //    with its error, and the ring moves on;
 //  - a message that keeps crashing the daemon: the status slot remembers the
@@ -201,11 +206,15 @@ class Runtime {
   std::function<void(std::int64_t)> tick_;
   std::mutex posted_mu_;
   std::vector<std::function<std::error_code(Context&)>> posted_;
+  std::atomic<bool> posted_pending_{false};  // posted_ is not empty (polled without the mutex)
   std::vector<std::function<void()>> after_commit_;
   std::int64_t wake_at_ms_ = 0;
   std::int64_t last_sync_ms_ = 0;
-  bool relay_needed_ = false;   // the outbox may hold entries not yet in the rings
-  bool relay_blocked_ = false;  // a ring was full: retry soon
+  int spin_budget_us_ = 0;          // adaptive idle spin (loop thread), <= config_.spin_us
+  std::uint32_t idle_periods_ = 0;  // counts idle periods spent without spinning
+  bool careful_batch_ = false;      // the last batch had a failing handler: nest each message
+  bool relay_needed_ = false;       // the outbox may hold entries not yet in the rings
+  bool relay_blocked_ = false;      // a ring was full: retry soon
   std::atomic<bool> stopping_{false};
 };
 

@@ -222,13 +222,16 @@ void SagaEngine::recover(storage::Txn& txn) {
 }
 
 void SagaEngine::set_state(SagaRecord::Builder r, SagaState s) {
+  // Counted once the record's transaction commits (save() hands the change to
+  // after_commit): a transaction that aborts, or a batch the runtime redoes,
+  // leaves the totals as they were.
   auto bump = [&](SagaState st, int d) {
-    auto& t = st == SagaState::RUNNING        ? totals_.running
-              : st == SagaState::COMPENSATING ? totals_.compensating
-              : st == SagaState::COMPLETED    ? totals_.completed
-              : st == SagaState::FAILED       ? totals_.failed
-              : st == SagaState::STUCK        ? totals_.stuck
-                                              : totals_.abandoned;
+    auto& t = st == SagaState::RUNNING        ? pending_totals_.running
+              : st == SagaState::COMPENSATING ? pending_totals_.compensating
+              : st == SagaState::COMPLETED    ? pending_totals_.completed
+              : st == SagaState::FAILED       ? pending_totals_.failed
+              : st == SagaState::STUCK        ? pending_totals_.stuck
+                                              : pending_totals_.abandoned;
     t += d;
   };
   bump(r.getState(), -1);
@@ -260,7 +263,17 @@ void SagaEngine::event(SagaRecord::Builder r, const std::string& step, const std
 
 std::error_code SagaEngine::save(runtime::Context& ctx, capnp::MallocMessageBuilder& mb) {
   auto r = mb.getRoot<SagaRecord>();
-  return store_.put(ctx.txn(), r.getOrderId(), mb);
+  if (auto ec = store_.put(ctx.txn(), r.getOrderId(), mb)) return ec;
+  const auto d = std::exchange(pending_totals_, {});
+  ctx.after_commit([this, d] {
+    totals_.running += d.running;
+    totals_.compensating += d.compensating;
+    totals_.completed += d.completed;
+    totals_.failed += d.failed;
+    totals_.stuck += d.stuck;
+    totals_.abandoned += d.abandoned;
+  });
+  return {};
 }
 
 bool SagaEngine::skipped(SagaRecord::Reader r, int step) const {
@@ -426,7 +439,7 @@ std::error_code SagaEngine::start(runtime::Context& ctx, msg::Envelope::Reader m
   r.setPaymentToken(order.getPaymentToken());
   r.setInstallments(order.getInstallments());
   r.setState(SagaState::RUNNING);
-  ++totals_.running;
+  ++pending_totals_.running;
   const auto now = ctx.now_ms();
   r.setCreatedAtMs(now);
   auto names = r.initStepNames(def_.steps.size());
@@ -438,6 +451,7 @@ std::error_code SagaEngine::start(runtime::Context& ctx, msg::Envelope::Reader m
 }
 
 std::error_code SagaEngine::on_message(runtime::Context& ctx, msg::Envelope::Reader m) {
+  pending_totals_ = {};  // an earlier handler that failed before save() counts nothing
   if (m.getPayload().isOrderCreated()) return start(ctx, m);
   auto info = classify(m);
   if (!info) {
@@ -541,6 +555,7 @@ void SagaEngine::on_tick(runtime::Runtime& rt, std::int64_t now_ms) {
   }
   if (due.empty()) return;
   auto ec = rt.transact([&](runtime::Context& ctx) -> std::error_code {
+    pending_totals_ = {};
     for (auto id : due) {
       auto stored = store_.get(ctx.txn(), id);
       if (!stored) {
@@ -573,6 +588,7 @@ ipc::ControlReply SagaEngine::operate(
     const std::function<ipc::ControlReply(runtime::Context&, SagaRecord::Builder)>& fn) {
   ipc::ControlReply reply;
   auto ec = rt.transact([&](runtime::Context& ctx) -> std::error_code {
+    pending_totals_ = {};
     auto stored = store_.get(ctx.txn(), order_id);
     if (!stored) {
       reply = {ipc::ControlResult::not_found, fmt::format("no saga for order {}", order_id)};

@@ -121,7 +121,12 @@ class SagaEngine {
   SagaStore store_;
   std::shared_ptr<spdlog::logger> log_;
   std::map<std::uint64_t, std::int64_t> deadlines_;  // order id -> realtime ms
-  SagaTotals totals_;
+  SagaTotals totals_;                                // committed sagas only
+  /// State changes of the record being built, signed; save() moves them into
+  /// totals_ after its transaction commits.
+  struct TotalsDelta {
+    std::int64_t running = 0, compensating = 0, completed = 0, failed = 0, stuck = 0, abandoned = 0;
+  } pending_totals_;
 };
 
 /// How long the `attempt`-th send (1-based) of a command waits for its reply:
