@@ -169,20 +169,32 @@ std::map<std::string, double> RunningSystem::cpu_seconds() const {
   return out;
 }
 
-std::map<std::string, double> RunningSystem::peak_rss_mib() const {
+namespace {
+/// A "<field>: <n> kB" line of /proc/PID/status per daemon, MiB.
+std::map<std::string, double> status_field_mib(const std::map<std::string, pid_t>& procs,
+                                               const std::string& field) {
   std::map<std::string, double> out;
-  for (const auto& [name, pid] : processes()) {
+  for (const auto& [name, pid] : procs) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");
     std::string line;
     while (std::getline(in, line)) {
-      if (!line.starts_with("VmHWM:")) continue;
-      std::istringstream fields(line.substr(6));
+      if (!line.starts_with(field + ":")) continue;
+      std::istringstream fields(line.substr(field.size() + 1));
       double kib = 0;
       fields >> kib;
       out[name] = kib / 1024.0;
     }
   }
   return out;
+}
+}  // namespace
+
+std::map<std::string, double> RunningSystem::peak_rss_mib() const {
+  return status_field_mib(processes(), "VmHWM");
+}
+
+std::map<std::string, double> RunningSystem::anon_rss_mib() const {
+  return status_field_mib(processes(), "RssAnon");
 }
 
 std::map<std::string, std::uintmax_t> RunningSystem::lmdb_file_bytes() const {

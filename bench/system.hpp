@@ -43,6 +43,9 @@ class RunningSystem {
   std::map<std::string, double> cpu_seconds() const;
   /// Peak resident set (VmHWM) per daemon name, MiB.
   std::map<std::string, double> peak_rss_mib() const;
+  /// Resident anonymous memory now (RssAnon: heap and stacks, without the
+  /// LMDB file pages that VmHWM also counts), MiB.
+  std::map<std::string, double> anon_rss_mib() const;
   /// data.mdb size per daemon's environment (bytes), from the state directory.
   std::map<std::string, std::uintmax_t> lmdb_file_bytes() const;
 

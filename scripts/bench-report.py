@@ -102,17 +102,22 @@ def main():
     af = r.get("api_fsync", {})
     lat_row(f"api.sock fsync closed loop, {af.get('clients')} clients", af)
     w("")
-    w("![latency CDF](latency-cdf.svg)")
+    w("![latency CDF](latency-cdf.png)")
     w("")
     w("## Per daemon (api.sock run, durability process)")
     w("")
-    w("| daemon | CPU s / 1,000 orders | peak RSS MiB | data.mdb bytes |")
-    w("|---|---:|---:|---:|")
+    w("| daemon | CPU s / 1,000 orders | peak RSS MiB | anonymous RSS MiB | data.mdb bytes |")
+    w("|---|---:|---:|---:|---:|")
     cpu = ap.get("cpu_s_per_1000_orders_by_daemon", {})
     rss = ap.get("peak_rss_mib", {})
+    anon = ap.get("anon_rss_mib", {})
     lmdb = ap.get("lmdb_file_bytes", {})
     for name in sorted(set(cpu) | set(rss)):
-        w(f"| {name} | {num(cpu.get(name), 3)} | {num(rss.get(name), 1)} | {num(lmdb.get(name))} |")
+        w(f"| {name} | {num(cpu.get(name), 3)} | {num(rss.get(name), 1)} | {num(anon.get(name), 1)} | {num(lmdb.get(name))} |")
+    w("")
+    w("Peak RSS (VmHWM) counts the pages of the daemon's LMDB file it has mapped "
+      "(page cache, shared and evictable) as well as its heap; anonymous RSS is the heap "
+      "and stacks alone. `data.mdb` is the high-water mark of each environment.")
     w("")
     w(f"Invariant sums after every run: {ap.get('violations', '?')} violations (process), "
       f"{af.get('violations', '?')} (fsync); monolith: "
