@@ -47,7 +47,7 @@ struct Args {
   std::size_t generate = 0;
   unsigned rounds = 3;         // closed-loop rounds in `process`
   unsigned fsync_rounds = 1;   // closed-loop rounds in `fsync`
-  unsigned inject_rounds = 3;  // saga-core rounds (injector in the gateway's place)
+  unsigned inject_rounds = 10;  // saga-core rounds (injector in the gateway's place)
   std::size_t window = 256;    // saga-core orders in flight
   unsigned concurrency = 16;
   // fsync throughput comes from group commit, which needs orders in flight

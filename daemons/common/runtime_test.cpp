@@ -73,13 +73,21 @@ class RuntimeFailureTest : public ::testing::Test {
     return false;
   }
 
-  std::vector<storage::QuarantinedMessage> quarantined() {
-    auto env = storage::Env::open(
-        {.path = config_.env_path("ranking"), .map_size_bytes = 1ull << 26, .read_only = true});
-    EXPECT_TRUE(env);
+  /// The quarantine rows. `open_env`: the environment of a runtime in this
+  /// process (LMDB must not be opened twice in one process, lmdb.h caveats);
+  /// nullptr opens it read-only (the runtime ran in another process).
+  std::vector<storage::QuarantinedMessage> quarantined(storage::Env* open_env = nullptr) {
+    std::unique_ptr<storage::Env> own;
+    if (!open_env) {
+      auto env = storage::Env::open(
+          {.path = config_.env_path("ranking"), .map_size_bytes = 1ull << 26, .read_only = true});
+      EXPECT_TRUE(env);
+      if (!env) return {};
+      own = std::move(*env);
+      open_env = own.get();
+    }
     std::vector<storage::QuarantinedMessage> out;
-    if (!env) return out;
-    auto txn = storage::Txn::begin_read(**env);
+    auto txn = storage::Txn::begin_read(*open_env);
     auto q = storage::Quarantine::open(*txn);
     if (q)
       q->scan(*txn, [&](const storage::QuarantinedMessage& m) {
@@ -131,7 +139,7 @@ TEST_F(RuntimeFailureTest, QuarantinesAMessageWhoseHandlerKeepsFailingAndMovesOn
     // quarantine_after (3) times alone in the careful batch.
     EXPECT_EQ(poison_runs, 1 + 3);
   }
-  auto rows = quarantined();
+  auto rows = quarantined(&rt.env());
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].seq, 3u);
   EXPECT_EQ(rows[0].sender, index(DaemonId::ORDER));
@@ -152,8 +160,8 @@ TEST_F(RuntimeFailureTest, QuarantinesAMessageWhoseHandlerKeepsFailingAndMovesOn
                                  rows[0].id, 5000);
   ASSERT_TRUE(again);
   EXPECT_EQ(again->result, ipc::ControlResult::failed) << again->message;
-  EXPECT_EQ(quarantined()[0].state, storage::QuarantineState::quarantined);
-  EXPECT_EQ(quarantined()[0].attempts, 4u);
+  EXPECT_EQ(quarantined(&rt.env())[0].state, storage::QuarantineState::quarantined);
+  EXPECT_EQ(quarantined(&rt.env())[0].attempts, 4u);
 
   // Fixed: the re-drive applies it once; a second re-drive is a no-op.
   poisoned = false;
@@ -177,7 +185,7 @@ TEST_F(RuntimeFailureTest, QuarantinesAMessageWhoseHandlerKeepsFailingAndMovesOn
     std::lock_guard lock(mu);
     EXPECT_EQ(applied, (std::vector<std::uint64_t>{1, 2, 4, 5, kPoison}));
   }
-  EXPECT_EQ(quarantined()[0].state, storage::QuarantineState::redriven);
+  EXPECT_EQ(quarantined(&rt.env())[0].state, storage::QuarantineState::redriven);
 
   rt.stop();
   loop.join();

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -58,22 +59,40 @@ void ProcessManager::retire_previous_generation(int grace_ms) {
   // After a supervisor crash its children are dying (PDEATHSIG) but may still
   // answer (a gateway on api.sock): let them finish before the new generation
   // starts, so READY/health only ever describe processes of this supervisor.
+  // All at once, with one deadline: they already had SIGTERM from PDEATHSIG,
+  // and one that does not go (hung, or SIGSTOPped — a stopped process never
+  // acts on SIGTERM) must not hold the others' restart for grace_ms each.
+  std::vector<std::pair<pid_t, std::string>> old;
   for (auto& c : children_) {
-    const std::string name = runtime::daemon_name(c.id);
-    const pid_t old = status_.slot(runtime::index(c.id)).pid.load();
-    if (!is_daemon(old, name)) continue;
-    log_->warn("{} pid {} of a previous supervisor is still running: stopping it", name, old);
-    ::kill(old, SIGTERM);
-    const auto deadline = ipc::monotonic_ms() + grace_ms;
-    while (is_daemon(old, name) && ipc::monotonic_ms() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    if (is_daemon(old, name)) ::kill(old, SIGKILL);
+    std::string name = runtime::daemon_name(c.id);
+    const pid_t pid = status_.slot(runtime::index(c.id)).pid.load();
+    if (!is_daemon(pid, name)) continue;
+    log_->warn("{} pid {} of a previous supervisor is still running: stopping it", name, pid);
+    ::kill(pid, SIGTERM);
+    old.emplace_back(pid, std::move(name));
+  }
+  auto any_alive = [&] {
+    return std::ranges::any_of(old, [](const auto& o) { return is_daemon(o.first, o.second); });
+  };
+  auto deadline = ipc::monotonic_ms() + grace_ms;
+  while (any_alive() && ipc::monotonic_ms() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  for (const auto& [pid, name] : old) {
+    if (!is_daemon(pid, name)) continue;
+    log_->warn("{} pid {} did not stop within {} ms: SIGKILL", name, pid, grace_ms);
+    ::kill(pid, SIGKILL);
+  }
+  // SIGKILL works on a stopped process too; wait (bounded) until it is gone,
+  // so the new daemon does not spend its start waiting for the lock.
+  deadline = ipc::monotonic_ms() + 2000;
+  while (any_alive() && ipc::monotonic_ms() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
 }
 
 void ProcessManager::start_all() {
-  retire_previous_generation(5000);
+  retire_previous_generation(1000);
   const auto now = ipc::monotonic_ms();
   for (auto& c : children_) spawn(c, now);
 }

@@ -94,8 +94,10 @@ class ProcessManager {
   };
   Child* find(runtime::DaemonId id);
   void spawn(Child& c, std::int64_t now_ms);
-  /// SIGTERM (then SIGKILL after `grace_ms`) to daemons recorded in the status
-  /// region that still run; a zombie reparented to init counts as gone once reaped.
+  /// SIGTERM to every daemon recorded in the status region that still runs,
+  /// SIGKILL to those still there after `grace_ms` (one deadline for all),
+  /// then waits (up to 2 s) until they are gone; a zombie reparented to init
+  /// counts as gone once reaped.
   void retire_previous_generation(int grace_ms);
   void on_exit(Child& c, int status, std::int64_t now_ms);
 

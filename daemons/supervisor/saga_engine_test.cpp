@@ -64,6 +64,7 @@ class SagaEngineTest : public ::testing::Test {
     ASSERT_FALSE(rt_->transact([&](runtime::Context& ctx) -> std::error_code {
       auto store = SagaStore::open(ctx.txn());
       if (!store) return store.error();
+      store_ = *store;
       engine_.emplace(*def, *store, rt_->log());
       engine_->recover(ctx.txn());
       return {};
@@ -151,15 +152,28 @@ class SagaEngineTest : public ::testing::Test {
     });
   }
 
+  // Reads go through the supervisor's own environment: LMDB must not be
+  // opened twice in one process (lmdb.h, caveats) — a second open of the
+  // lock file in this process can reset the running writer's reader table,
+  // and the reads then miss commits. (ringmartctl and the gateway open it
+  // from other processes with SagaQueries.)
   std::optional<SagaView> saga(std::uint64_t id) {
-    auto q = SagaQueries::open(config_.env_path("supervisor"), config_.map_size_bytes);
-    if (!q) return std::nullopt;
-    return q->get(id);
+    auto txn = storage::Txn::begin_read(rt_->env());
+    if (!txn) return std::nullopt;
+    auto m = store_.get(*txn, id);
+    if (!m) return std::nullopt;
+    return SagaStore::view(m->root<SagaRecord>());
   }
 
   std::size_t count(const std::string& state) {
-    auto q = SagaQueries::open(config_.env_path("supervisor"), config_.map_size_bytes);
-    return q ? q->list(state, 1000).size() : 0;
+    auto txn = storage::Txn::begin_read(rt_->env());
+    if (!txn) return 0;
+    std::size_t n = 0;
+    store_.scan(*txn, [&](std::uint64_t, SagaRecord::Reader r) {
+      n += state == state_name(r.getState());
+      return true;
+    });
+    return n;
   }
 
   /// Waits until the saga reaches `state`.
@@ -175,6 +189,7 @@ class SagaEngineTest : public ::testing::Test {
   runtime::Config config_;
   std::unique_ptr<runtime::Runtime> rt_;
   std::optional<SagaEngine> engine_;
+  SagaStore store_;  // table handle of rt_'s environment, for the test's reads
   std::thread loop_;
   std::map<DaemonId, ipc::Ring> in_, out_;
   std::map<DaemonId, std::uint64_t> seq_;

@@ -5,6 +5,7 @@
 // ringmartctl after the fix.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -257,6 +258,40 @@ TEST(Operations, StoppedDaemonStaysStoppedItsMessagesWaitAndApplyAfterStart) {
   EXPECT_TRUE(eventually([&] { return units() == 3; }, 10000)) << "units " << units();
   // The supervisor marks it running on its next turn after the first heartbeat.
   EXPECT_TRUE(eventually([&] { return status_of(sys, "ranking")["state"] == "running"; }, 5000));
+}
+
+TEST(Operations, HungDaemonOfACrashedSupervisorDoesNotHoldUpTheNextOne) {
+  System sys;
+  ASSERT_TRUE(sys.start());
+  // A daemon hangs (SIGSTOP: it never acts on the SIGTERM its dying parent
+  // sends), then the supervisor crashes; systemd starts a new supervisor.
+  const pid_t hung = sys.daemon_pid("product");
+  ASSERT_GT(hung, 0);
+  ASSERT_EQ(::kill(hung, SIGSTOP), 0);
+  // Not System::kill_supervisor(): that waits for the children to go.
+  const pid_t old_supervisor = sys.supervisor_pid();
+  ASSERT_EQ(::kill(old_supervisor, SIGKILL), 0);
+  ::waitpid(old_supervisor, nullptr, 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(sys.start(false));
+  // The new supervisor gives its predecessor's daemons 1 s, then SIGKILLs
+  // the hung one, so the whole system serves again well within the 5 s the
+  // old per-daemon SIGTERM grace took for this daemon alone.
+  ASSERT_TRUE(sys.wait_healthy(4000)) << sys.log();
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  std::printf("healthy again %lld ms after the supervisor restart\n", static_cast<long long>(ms));
+  EXPECT_NE(sys.daemon_pid("product"), hung);
+  {
+    // Gone, or a zombie waiting for init to reap it (an empty cmdline).
+    std::ifstream cmdline("/proc/" + std::to_string(hung) + "/cmdline");
+    EXPECT_TRUE(!cmdline || cmdline.peek() == std::ifstream::traits_type::eof())
+        << "the hung predecessor still runs";
+  }
+  EXPECT_NE(sys.log().find("did not stop within"), std::string::npos);
+  const auto product = sys.create_product("after", 100, 2);
+  EXPECT_GT(product, 0);
 }
 
 TEST(Operations, RestartIntensityExceededStopsEverythingWithAnErrorExit) {
