@@ -77,6 +77,8 @@ int main(int argc, char** argv) {
       static_cast<int>(config.get_int("supervisor", "restart_period_ms", policy.period_ms));
   policy.backoff_max_ms =
       static_cast<int>(config.get_int("supervisor", "backoff_max_ms", policy.backoff_max_ms));
+  policy.startup_grace_ms =
+      static_cast<int>(config.get_int("supervisor", "startup_grace_ms", policy.startup_grace_ms));
   supervisor::ProcessManager processes(
       config, runtime.status(),
       config.get_string("supervisor", "bin_dir", supervisor::ProcessManager::default_bin_dir()),

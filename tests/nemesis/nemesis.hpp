@@ -58,7 +58,8 @@ namespace ringmart::nemesis {
 /// heartbeat_timeout_ms` (the hang detection), a short payment timeout and
 /// compensation timeout (as tests/integration/system.cpp), a restart
 /// intensity high enough that the supervisor never gives up under the nemesis,
-/// and `backoff_max_ms` (the supervisor's restart backoff cap, ms).
+/// `backoff_max_ms` (the supervisor's restart backoff cap, ms) and a 2 s
+/// `startup_grace_ms` (a daemon hung before its first heartbeat).
 /// `durability` is "process" or "fsync".
 std::string chaos_config(int heartbeat_timeout_ms = 1000, int backoff_max_ms = 200,
                          const std::string& durability = "process");
