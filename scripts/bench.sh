@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark suite of issue 4 (about 5-10 minutes on 2 cores): builds the
+# The benchmark suite of issue 4 (about 2 minutes on 2 cores after the build): builds the
 # release preset, runs the micro benchmarks (ring, Unix socket, Cap'n Proto,
 # LMDB group commit) and the system benchmarks (the real system through
 # api.sock in both durabilities, the saga core through an injector in the
