@@ -45,10 +45,10 @@ namespace {
 struct Args {
   std::string olist_dir;
   std::size_t generate = 0;
-  unsigned rounds = 3;         // closed-loop rounds in `process`
-  unsigned fsync_rounds = 1;   // closed-loop rounds in `fsync`
+  unsigned rounds = 3;          // closed-loop rounds in `process`
+  unsigned fsync_rounds = 1;    // closed-loop rounds in `fsync`
   unsigned inject_rounds = 10;  // saga-core rounds (injector in the gateway's place)
-  std::size_t window = 256;    // saga-core orders in flight
+  std::size_t window = 256;     // saga-core orders in flight
   unsigned concurrency = 16;
   // fsync throughput comes from group commit, which needs orders in flight
   // (Little's law: rate = in flight / latency; ~20 ms of fsyncs per order).

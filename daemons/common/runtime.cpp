@@ -384,7 +384,9 @@ bool Runtime::process_batch() {
   after_commit_.clear();
   std::vector<std::function<void()>> hooks;
   std::string failure;  // what the last failed handler run said
-  auto apply_nested = [&](auto&& body) -> std::error_code {
+  // One message or posted task: straight in the batch transaction, or
+  // (careful) in its own nested transaction.
+  auto apply_one = [&](auto&& body) -> std::error_code {
     if (!careful) {
       Context ctx(*this, *txn);
       after_commit_.clear();
@@ -476,7 +478,7 @@ bool Runtime::process_batch() {
       std::error_code ec;
       int attempt = 0;
       while (++attempt <= config_.quarantine_after) {
-        ec = apply_nested([&](Context& ctx) {
+        ec = apply_one([&](Context& ctx) {
           capnp::FlatArrayMessageReader reader(kj::arrayPtr(words, r.payload.size() / 8),
                                                storage::StoredMessage::reader_options());
           auto envelope = reader.getRoot<msg::Envelope>();
@@ -518,7 +520,7 @@ bool Runtime::process_batch() {
 
   if (!storage_ec && !redo_carefully) {
     for (auto& fn : posted) {
-      if (auto ec = apply_nested(fn)) {
+      if (auto ec = apply_one(fn)) {
         if (is_storage_error(ec)) {
           storage_ec = ec;
           break;

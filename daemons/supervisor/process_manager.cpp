@@ -265,10 +265,13 @@ ipc::ControlReply ProcessManager::stop(runtime::DaemonId id) {
   if (!c) return {ipc::ControlResult::not_found, "not a daemon the supervisor runs"};
   const std::string name = runtime::daemon_name(id);
   if (c->pid == 0) {
-    // Also cancels a restart that was waiting for its backoff.
-    c->restart_at_ms = 0;
-    status_.slot(runtime::index(id))
-        .state.store(static_cast<std::uint32_t>(ipc::DaemonState::stopped));
+    // A restart waiting for its backoff is cancelled; a daemon that failed
+    // (cannot start) keeps that state and its reason.
+    if (c->restart_at_ms) {
+      c->restart_at_ms = 0;
+      status_.slot(runtime::index(id))
+          .state.store(static_cast<std::uint32_t>(ipc::DaemonState::stopped));
+    }
     return {ipc::ControlResult::already_done, name + " is not running"};
   }
   log_->info("operator stops {} (pid {})", name, c->pid);

@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -59,7 +58,8 @@ std::string chaos_config(int heartbeat_timeout_ms, int backoff_max_ms,
   cfg << "[runtime]\nlog_level = \"warn\"\ndurability = \"" << durability << "\"\n"
       << "heartbeat_timeout_ms = " << heartbeat_timeout_ms << "\n"
       << "[supervisor]\nmax_restarts = 1000000\nrestart_period_ms = 60000\n"
-      << "backoff_max_ms = " << backoff_max_ms
+      << "backoff_max_ms = "
+      << backoff_max_ms
       // The nemesis also hangs daemons that were just spawned (after a
       // supervisor restart or a reboot), before their first heartbeat: those
       // are found by the start-up grace, not the heartbeat timeout. Start-up
@@ -622,12 +622,8 @@ std::size_t resubmit_unanswered(const olist::Dataset& data, const replay::Ids& i
 }
 
 std::int64_t percentile(std::vector<std::int64_t> values, double p) {
-  if (values.empty()) return 0;
   std::ranges::sort(values);
-  p = std::clamp(p, 0.0, 100.0);
-  auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(values.size())));
-  rank = std::clamp<std::size_t>(rank, 1, values.size());
-  return values[rank - 1];
+  return replay::percentile(values, p);
 }
 
 bool RunResult::ok() const {

@@ -262,7 +262,8 @@ class Nemesis {
 std::size_t resubmit_unanswered(const olist::Dataset& data, const replay::Ids& ids,
                                 const replay::Options& options, replay::ReplayResult& result);
 
-/// Nearest-rank percentile (p in 0..100) of values; 0 when empty.
+/// Nearest-rank percentile (p in 0..100) of unsorted values (replay::percentile
+/// after a sort); 0 when empty.
 std::int64_t percentile(std::vector<std::int64_t> values, double p);
 
 /// A chaos run: data, load, faults, checks.
