@@ -148,6 +148,14 @@ std::error_code Table::put(Txn& txn, std::span<const std::byte> key,
   return rc ? lmdb_error(rc) : std::error_code{};
 }
 
+std::expected<std::span<std::byte>, std::error_code> Table::put_reserved(
+    Txn& txn, std::span<const std::byte> key, std::size_t size) const {
+  MDB_val k = to_val(key), v{size, nullptr};
+  int rc = mdb_put(txn.raw(), dbi_, &k, &v, MDB_RESERVE);
+  if (rc) return std::unexpected(lmdb_error(rc));
+  return std::span<std::byte>(static_cast<std::byte*>(v.mv_data), size);
+}
+
 bool Table::del(Txn& txn, std::span<const std::byte> key) const {
   MDB_val k = to_val(key);
   int rc = mdb_del(txn.raw(), dbi_, &k, nullptr);

@@ -29,6 +29,11 @@ std::error_code Outbox::put(Txn& txn, std::uint8_t receiver, std::uint64_t seq,
   return entries_.put(txn, Key{}.u8(receiver).u64(seq).view(), message);
 }
 
+std::error_code Outbox::put_message(Txn& txn, std::uint8_t receiver, std::uint64_t seq,
+                                    capnp::MessageBuilder& message) const {
+  return storage::put_message(entries_, txn, Key{}.u8(receiver).u64(seq).view(), message);
+}
+
 void Outbox::scan(Txn& txn, std::uint8_t receiver, std::uint64_t after,
                   const std::function<bool(std::uint64_t, std::span<const std::byte>)>& fn) const {
   entries_.scan(txn, Key{}.u8(receiver).u64(after + 1).view(),

@@ -22,6 +22,7 @@
 #include <span>
 #include <vector>
 
+#include "storage/capnp_value.hpp"
 #include "storage/lmdb.hpp"
 
 namespace ringmart::storage {
@@ -39,6 +40,9 @@ class Outbox {
   /// Stores the serialized message with its reserved seq.
   std::error_code put(Txn& txn, std::uint8_t receiver, std::uint64_t seq,
                       std::span<const std::byte> message) const;
+  /// Stores `message` serialised straight into the page (storage::put_message).
+  std::error_code put_message(Txn& txn, std::uint8_t receiver, std::uint64_t seq,
+                              capnp::MessageBuilder& message) const;
   /// Visits entries for `receiver` with seq > `after` in seq order while fn returns true.
   void scan(
       Txn& txn, std::uint8_t receiver, std::uint64_t after,

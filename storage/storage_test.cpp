@@ -1,9 +1,11 @@
+#include <capnp/schema.capnp.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <filesystem>
 #include <string>
 
+#include "storage/capnp_value.hpp"
 #include "storage/lmdb.hpp"
 #include "storage/outbox.hpp"
 
@@ -130,6 +132,37 @@ TEST(Table, LastWithPrefixFindsHighestKey) {
   EXPECT_EQ(read_u64_be(last->first, 8), 30u);
   EXPECT_FALSE(t->last_with_prefix(*txn, Key{}.u64(9).view()));
   EXPECT_EQ(t->count(*txn), 9u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(CapnpValue, PutMessageStoresTheFlatArrayBytesOfOneOrManySegments) {
+  auto dir = temp_dir();
+  auto env = Env::open({.path = dir});
+  ASSERT_TRUE(env);
+  auto txn = Txn::begin_write(**env);
+  auto t = Table::open(*txn, "t");
+  ASSERT_TRUE(t);
+  // Any generated struct serves; capnp's own schema.capnp Node has text and lists.
+  for (unsigned first_segment_words : {1024u, 8u}) {  // 8 words: several segments
+    capnp::MallocMessageBuilder b(first_segment_words, capnp::AllocationStrategy::FIXED_SIZE);
+    auto node = b.initRoot<capnp::schema::Node>();
+    node.setId(0x1234);
+    node.setDisplayName("ringmart.test.Node with a name longer than one segment");
+    node.initNestedNodes(3)[2].setName("third");
+    EXPECT_EQ(b.getSegmentsForOutput().size() > 1, first_segment_words == 8u);
+    const auto key = Key{}.u64(first_segment_words);
+    ASSERT_FALSE(put_message(*t, *txn, key.view(), b));
+    auto stored = t->get(*txn, key.view());
+    ASSERT_TRUE(stored);
+    auto words = to_words(b);
+    const auto want = as_bytes(words);
+    ASSERT_EQ(stored->size(), want.size()) << first_segment_words;
+    EXPECT_EQ(std::memcmp(stored->data(), want.data(), want.size()), 0) << first_segment_words;
+    auto back = get_message(*t, *txn, key.view());
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->root<capnp::schema::Node>().getNestedNodes()[2].getName(), "third");
+  }
+  txn->abort();
   std::filesystem::remove_all(dir);
 }
 

@@ -114,8 +114,7 @@ std::error_code Context::send(DaemonId to, std::uint64_t saga_id, std::uint64_t 
   e.setTraceId(saga_id ? saga_id : e.getMessageId());
   e.setCorrelationId(correlation_id);
   fill(e.initPayload());
-  auto words = storage::to_words(builder);
-  if (auto ec = rt_->outbox_.put(*txn_, index(to), *seq, storage::as_bytes(words))) return ec;
+  if (auto ec = rt_->outbox_.put_message(*txn_, index(to), *seq, builder)) return ec;
   rt_->relay_needed_ = true;
   // Sending a compensation (the supervisor): crash with it written, not committed.
   if (is_compensation(e.getPayload().which())) ipc::crash_point("mid_compensation");

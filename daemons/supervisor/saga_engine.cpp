@@ -1,5 +1,6 @@
 #include "daemons/supervisor/saga_engine.hpp"
 
+#include <capnp/orphan.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -12,10 +13,8 @@ using msg::Code;
 using msg::DaemonId;
 using Payload = msg::Envelope::Payload;
 
-constexpr std::array<const char*, 7> kKindNames = {
-    "use_coupon",    "apply_coupon",     "deduct_inventory", "start_payment",
-    "deduct_points", "complete_payment", "complete_order"};
-constexpr std::size_t kMaxHistory = 64;
+constexpr unsigned kMaxTimeline = 64;  // entries kept per saga (the most recent)
+constexpr int kStepKinds = static_cast<int>(StepKind::complete_order) + 1;
 
 bool is_saga_reason(Code c) {
   return c == Code::COUPON_INVALID || c == Code::OUT_OF_STOCK || c == Code::PAYMENT_DECLINED ||
@@ -95,18 +94,9 @@ void recompute_amounts(SagaRecord::Builder r) {
 }
 }  // namespace
 
-std::optional<StepKind> parse_step_kind(std::string_view name) {
-  for (std::size_t i = 0; i < kKindNames.size(); ++i) {
-    if (name == kKindNames[i]) return static_cast<StepKind>(i);
-  }
-  return std::nullopt;
-}
-
-const char* step_kind_name(StepKind k) { return kKindNames.at(static_cast<std::size_t>(k)); }
-
 SagaDefinition SagaDefinition::standard() {
   SagaDefinition d;
-  for (std::size_t i = 0; i < kKindNames.size(); ++i) d.steps.push_back({static_cast<StepKind>(i)});
+  for (int i = 0; i < kStepKinds; ++i) d.steps.push_back({static_cast<StepKind>(i)});
   for (auto& s : d.steps) {
     if (s.kind == StepKind::start_payment) {
       s.timeout_ms = 1000;
@@ -190,29 +180,10 @@ std::string SagaEngine::step_name(int step) const {
 
 void SagaEngine::recover(storage::Txn& txn) {
   deadlines_.clear();
-  totals_ = {};
-  store_.scan(txn, [&](std::uint64_t id, SagaRecord::Reader r) {
-    switch (r.getState()) {
-      case SagaState::RUNNING:
-        ++totals_.running;
-        deadlines_[id] = r.getDeadlineMs();
-        break;
-      case SagaState::COMPENSATING:
-        ++totals_.compensating;
-        deadlines_[id] = r.getDeadlineMs();
-        break;
-      case SagaState::COMPLETED:
-        ++totals_.completed;
-        break;
-      case SagaState::FAILED:
-        ++totals_.failed;
-        break;
-      case SagaState::STUCK:
-        ++totals_.stuck;
-        break;
-      case SagaState::ABANDONED:
-        ++totals_.abandoned;
-        break;
+  totals_ = store_.totals(txn);
+  store_.scan_active(txn, [&](std::uint64_t id, SagaRecord::Reader r) {
+    if (r.getState() == SagaState::RUNNING || r.getState() == SagaState::COMPENSATING) {
+      deadlines_[id] = r.getDeadlineMs();
     }
     return true;
   });
@@ -222,20 +193,6 @@ void SagaEngine::recover(storage::Txn& txn) {
 }
 
 void SagaEngine::set_state(SagaRecord::Builder r, SagaState s) {
-  // Counted once the record's transaction commits (save() hands the change to
-  // after_commit): a transaction that aborts, or a batch the runtime redoes,
-  // leaves the totals as they were.
-  auto bump = [&](SagaState st, int d) {
-    auto& t = st == SagaState::RUNNING        ? pending_totals_.running
-              : st == SagaState::COMPENSATING ? pending_totals_.compensating
-              : st == SagaState::COMPLETED    ? pending_totals_.completed
-              : st == SagaState::FAILED       ? pending_totals_.failed
-              : st == SagaState::STUCK        ? pending_totals_.stuck
-                                              : pending_totals_.abandoned;
-    t += d;
-  };
-  bump(r.getState(), -1);
-  bump(s, +1);
   r.setState(s);
   if (s == SagaState::COMPLETED || s == SagaState::FAILED || s == SagaState::STUCK ||
       s == SagaState::ABANDONED) {
@@ -243,36 +200,48 @@ void SagaEngine::set_state(SagaRecord::Builder r, SagaState s) {
   }
 }
 
-void SagaEngine::event(SagaRecord::Builder r, const std::string& step, const std::string& what,
-                       std::int64_t now) {
-  auto old = r.disownHistory();
-  auto prev = old.getReader();
-  const std::size_t keep = std::min<std::size_t>(prev.size(), kMaxHistory - 1);
-  auto list = r.initHistory(keep + 1);
-  for (std::size_t i = 0; i < keep; ++i) {
-    auto src = prev[prev.size() - keep + i];
-    list[i].setStep(src.getStep());
-    list[i].setEvent(src.getEvent());
-    list[i].setAtMs(src.getAtMs());
+void SagaEngine::event(SagaRecord::Builder r, int step, SagaEventKind kind, std::int64_t now,
+                       Code code, unsigned attempt) {
+  // Grown in place: the timeline is the record's last object (setRoot copies
+  // pointer fields in order), so this extends the segment without a copy.
+  auto orphan = r.disownTimeline();
+  if (orphan == nullptr) {  // a record from before the timeline
+    orphan =
+        capnp::Orphanage::getForMessageContaining(r).newOrphan<capnp::List<SagaTimelineEntry>>(0);
   }
-  list[keep].setStep(step);
-  list[keep].setEvent(what);
-  list[keep].setAtMs(now);
+  const unsigned size = orphan.getReader().size();
+  if (size < kMaxTimeline) orphan.truncate(size + 1);
+  auto list = orphan.get();
+  if (size >= kMaxTimeline) {  // full: drop the oldest entry
+    for (unsigned i = 0; i + 1 < list.size(); ++i) {
+      auto to = list[i];
+      auto from = list[i + 1].asReader();
+      to.setStep(from.getStep());
+      to.setKind(from.getKind());
+      to.setCode(from.getCode());
+      to.setAttempt(from.getAttempt());
+      to.setAtMs(from.getAtMs());
+    }
+  }
+  auto e = list[list.size() - 1];
+  e.setStep(static_cast<std::uint8_t>(step));
+  e.setKind(kind);
+  e.setCode(static_cast<std::uint16_t>(code));
+  e.setAttempt(static_cast<std::uint16_t>(std::min(attempt, 0xFFFFu)));
+  e.setAtMs(now);
+  r.adoptTimeline(kj::mv(orphan));
   r.setUpdatedAtMs(now);
 }
 
-std::error_code SagaEngine::save(runtime::Context& ctx, capnp::MallocMessageBuilder& mb) {
+std::error_code SagaEngine::save(runtime::Context& ctx, capnp::MessageBuilder& mb,
+                                 std::optional<SagaState> previous) {
   auto r = mb.getRoot<SagaRecord>();
-  if (auto ec = store_.put(ctx.txn(), r.getOrderId(), mb)) return ec;
-  const auto d = std::exchange(pending_totals_, {});
-  ctx.after_commit([this, d] {
-    totals_.running += d.running;
-    totals_.compensating += d.compensating;
-    totals_.completed += d.completed;
-    totals_.failed += d.failed;
-    totals_.stuck += d.stuck;
-    totals_.abandoned += d.abandoned;
-  });
+  const SagaState state = r.getState();
+  if (auto ec = store_.put(ctx.txn(), r.getOrderId(), mb, previous)) return ec;
+  // Counted once the transaction commits: one that aborts, or a batch the
+  // runtime redoes, leaves the totals as they were.
+  if (previous != state)
+    ctx.after_commit([this, previous, state] { totals_.move(previous, state); });
   return {};
 }
 
@@ -303,8 +272,11 @@ std::error_code SagaEngine::send_current(runtime::Context& ctx, SagaRecord::Buil
                                                       std::max(base, def_.retry_backoff_max_ms));
   r.setDeadlineMs(now + timeout);
   deadlines_[order] = now + timeout;
-  event(r, step_name(step), r.getAttempt() > 1 ? fmt::format("retry {}", r.getAttempt()) : "sent",
-        now);
+  if (r.getAttempt() > 1) {
+    event(r, step, SagaEventKind::RETRIED, now, Code::OK, r.getAttempt());
+  } else {
+    event(r, step, SagaEventKind::SENT, now);
+  }
 
   auto send = [&](DaemonId to, const std::function<void(Payload::Builder)>& fill) {
     return ctx.send(to, order, id, 0, fill);
@@ -439,19 +411,18 @@ std::error_code SagaEngine::start(runtime::Context& ctx, msg::Envelope::Reader m
   r.setPaymentToken(order.getPaymentToken());
   r.setInstallments(order.getInstallments());
   r.setState(SagaState::RUNNING);
-  ++pending_totals_.running;
   const auto now = ctx.now_ms();
   r.setCreatedAtMs(now);
-  auto names = r.initStepNames(def_.steps.size());
-  for (unsigned i = 0; i < def_.steps.size(); ++i) names.set(i, step_kind_name(def_.steps[i].kind));
+  auto kinds = r.initStepKinds(def_.steps.size());
+  for (unsigned i = 0; i < def_.steps.size(); ++i)
+    kinds.set(i, static_cast<std::uint8_t>(def_.steps[i].kind));
   recompute_amounts(r);
-  event(r, "saga", "started", now);
+  event(r, SAGA_STEP, SagaEventKind::STARTED, now);
   if (auto ec = advance(ctx, r, -1)) return ec;
-  return save(ctx, mb);
+  return save(ctx, mb, std::nullopt);
 }
 
 std::error_code SagaEngine::on_message(runtime::Context& ctx, msg::Envelope::Reader m) {
-  pending_totals_ = {};  // an earlier handler that failed before save() counts nothing
   if (m.getPayload().isOrderCreated()) return start(ctx, m);
   auto info = classify(m);
   if (!info) {
@@ -481,11 +452,11 @@ std::error_code SagaEngine::on_message(runtime::Context& ctx, msg::Envelope::Rea
   if (!comp) {
     const auto kind = def_.steps[step].kind;
     if (info->code != Code::OK) {
-      event(r, step_name(step), fmt::format("failed {}", runtime::code_name(info->code)), now);
+      event(r, step, SagaEventKind::FAILED, now, info->code);
       ec = begin_compensation(ctx, r,
                               is_saga_reason(info->code) ? info->code : default_reason(kind));
     } else {
-      event(r, step_name(step), "ok", now);
+      event(r, step, SagaEventKind::OK, now);
       r.setDoneMask(r.getDoneMask() | (1u << step));
       auto p = m.getPayload();
       if (kind == StepKind::use_coupon) {
@@ -500,29 +471,28 @@ std::error_code SagaEngine::on_message(runtime::Context& ctx, msg::Envelope::Rea
       }
       if (kind == StepKind::complete_order) {
         set_state(r, SagaState::COMPLETED);
-        event(r, "saga", "completed", now);
+        event(r, SAGA_STEP, SagaEventKind::COMPLETED, now);
       } else {
         ec = advance(ctx, r, step);
       }
     }
   } else if (step >= static_cast<int>(def_.steps.size())) {
     set_state(r, SagaState::FAILED);
-    event(r, "saga", "failed", now);
+    event(r, SAGA_STEP, SagaEventKind::SAGA_FAILED, now);
   } else if (info->code == Code::OK) {
-    event(r, step_name(step), "compensated", now);
+    event(r, step, SagaEventKind::COMPENSATED, now);
     r.setDoneMask(r.getDoneMask() & ~(1u << step));
     ec = next_compensation(ctx, r);
   }  // a failed compensation is retried when its deadline passes
   if (ec) return ec;
-  return save(ctx, mb);
+  return save(ctx, mb, state);
 }
 
 std::error_code SagaEngine::on_timeout(runtime::Context& ctx, SagaRecord::Builder r) {
   const int step = r.getStep();
   const bool comp = r.getState() == SagaState::COMPENSATING;
   const auto now = ctx.now_ms();
-  const bool is_fail_order = step >= static_cast<int>(def_.steps.size());
-  event(r, step_name(step), "timeout", now);
+  event(r, step, SagaEventKind::TIMED_OUT, now);
   if (!comp) {
     const auto kind = def_.steps[step].kind;
     // complete_order is never given up: payment is captured, only the order record is missing.
@@ -541,7 +511,7 @@ std::error_code SagaEngine::on_timeout(runtime::Context& ctx, SagaRecord::Builde
     return send_current(ctx, r);
   }
   set_state(r, SagaState::STUCK);
-  event(r, is_fail_order ? "fail_order" : step_name(step), "stuck", now);
+  event(r, step, SagaEventKind::STUCK, now);
   log_->error("saga={} order={} STUCK: compensation {} exhausted its retry budget", r.getOrderId(),
               r.getOrderId(), step_name(step));
   return {};
@@ -555,7 +525,6 @@ void SagaEngine::on_tick(runtime::Runtime& rt, std::int64_t now_ms) {
   }
   if (due.empty()) return;
   auto ec = rt.transact([&](runtime::Context& ctx) -> std::error_code {
-    pending_totals_ = {};
     for (auto id : due) {
       auto stored = store_.get(ctx.txn(), id);
       if (!stored) {
@@ -575,8 +544,9 @@ void SagaEngine::on_tick(runtime::Runtime& rt, std::int64_t now_ms) {
       }
       log_->info("saga={} order={} step {} timed out (attempt {})", id, id, step_name(r.getStep()),
                  r.getAttempt());
+      const auto previous = r.getState();
       if (auto e = on_timeout(ctx, r)) return e;
-      if (auto e = save(ctx, mb)) return e;
+      if (auto e = save(ctx, mb, previous)) return e;
     }
     return {};
   });
@@ -588,7 +558,6 @@ ipc::ControlReply SagaEngine::operate(
     const std::function<ipc::ControlReply(runtime::Context&, SagaRecord::Builder)>& fn) {
   ipc::ControlReply reply;
   auto ec = rt.transact([&](runtime::Context& ctx) -> std::error_code {
-    pending_totals_ = {};
     auto stored = store_.get(ctx.txn(), order_id);
     if (!stored) {
       reply = {ipc::ControlResult::not_found, fmt::format("no saga for order {}", order_id)};
@@ -596,8 +565,9 @@ ipc::ControlReply SagaEngine::operate(
     }
     capnp::MallocMessageBuilder mb;
     mb.setRoot(stored->root<SagaRecord>());
+    const auto previous = mb.getRoot<SagaRecord>().getState();
     reply = fn(ctx, mb.getRoot<SagaRecord>());
-    return reply.result == ipc::ControlResult::ok ? save(ctx, mb) : std::error_code{};
+    return reply.result == ipc::ControlResult::ok ? save(ctx, mb, previous) : std::error_code{};
   });
   if (ec) return {ipc::ControlResult::failed, fmt::format("cannot {}: {}", action, ec.message())};
   return reply;
@@ -615,7 +585,7 @@ ipc::ControlReply SagaEngine::redrive(runtime::Runtime& rt, std::uint64_t order_
                   fmt::format("saga {} is {}, not STUCK", order_id, state_name(r.getState()))};
         }
         set_state(r, SagaState::COMPENSATING);
-        event(r, step_name(r.getStep()), "re-driven by the operator", ctx.now_ms());
+        event(r, r.getStep(), SagaEventKind::REDRIVEN, ctx.now_ms());
         r.setAttempt(1);
         if (auto e = send_current(ctx, r)) {
           return {ipc::ControlResult::failed, "cannot send: " + e.message()};
@@ -638,7 +608,7 @@ ipc::ControlReply SagaEngine::abandon(runtime::Runtime& rt, std::uint64_t order_
                   fmt::format("saga {} is {}, not STUCK", order_id, state_name(r.getState()))};
         }
         set_state(r, SagaState::ABANDONED);
-        event(r, step_name(r.getStep()), "abandoned by the operator", ctx.now_ms());
+        event(r, r.getStep(), SagaEventKind::ABANDONED, ctx.now_ms());
         log_->warn("saga={} order={} ABANDONED by the operator at {}", order_id, order_id,
                    step_name(r.getStep()));
         return {ipc::ControlResult::ok, fmt::format("saga {} abandoned", order_id)};

@@ -35,19 +35,6 @@
 
 namespace ringmart::supervisor {
 
-enum class StepKind {
-  use_coupon,        ///< coupon: UseCoupon / RestoreCoupon (skipped without a coupon)
-  apply_coupon,      ///< order: ApplyCoupon (skipped without a coupon; no compensation)
-  deduct_inventory,  ///< product: DeductInventory / RestoreInventory
-  start_payment,     ///< payment: StartPayment (authorize) / CancelPayment (void)
-  deduct_points,     ///< user: DeductPoints / RestorePoints (skipped when no points)
-  complete_payment,  ///< payment: CompletePayment (capture); undone by CancelPayment of
-                     ///< start_payment
-  complete_order,    ///< order: CompleteOrder (last; retried until it answers)
-};
-std::optional<StepKind> parse_step_kind(std::string_view name);
-const char* step_kind_name(StepKind k);
-
 struct StepDef {
   StepKind kind;
   int timeout_ms = 2000;  ///< wait for the reply before retrying
@@ -67,10 +54,6 @@ struct SagaDefinition {
   /// Errors: unknown step name, duplicate step, complete_order not last,
   /// apply_coupon before use_coupon, start_payment after complete_payment.
   static std::expected<SagaDefinition, std::string> from_config(const runtime::Config& config);
-};
-
-struct SagaTotals {
-  std::uint64_t running = 0, compensating = 0, completed = 0, failed = 0, stuck = 0, abandoned = 0;
 };
 
 class SagaEngine {
@@ -107,9 +90,12 @@ class SagaEngine {
   std::error_code on_timeout(runtime::Context& ctx, SagaRecord::Builder r);
   bool skipped(SagaRecord::Reader r, int step) const;
   void set_state(SagaRecord::Builder r, SagaState s);
-  void event(SagaRecord::Builder r, const std::string& step, const std::string& what,
-             std::int64_t now);
-  std::error_code save(runtime::Context& ctx, capnp::MallocMessageBuilder& mb);
+  /// Appends to the record's timeline (the most recent 64 entries are kept).
+  void event(SagaRecord::Builder r, int step, SagaEventKind kind, std::int64_t now,
+             msg::Code code = msg::Code::OK, unsigned attempt = 0);
+  /// Stores the record; `previous` is the state it was loaded with (nullopt: new).
+  std::error_code save(runtime::Context& ctx, capnp::MessageBuilder& mb,
+                       std::optional<SagaState> previous);
   /// Operator actions: loads saga `order_id` in a transaction, lets `fn`
   /// change it (a reply with result ok saves it), answers not_found when absent.
   ipc::ControlReply operate(
@@ -122,11 +108,6 @@ class SagaEngine {
   std::shared_ptr<spdlog::logger> log_;
   std::map<std::uint64_t, std::int64_t> deadlines_;  // order id -> realtime ms
   SagaTotals totals_;                                // committed sagas only
-  /// State changes of the record being built, signed; save() moves them into
-  /// totals_ after its transaction commits.
-  struct TotalsDelta {
-    std::int64_t running = 0, compensating = 0, completed = 0, failed = 0, stuck = 0, abandoned = 0;
-  } pending_totals_;
 };
 
 /// How long the `attempt`-th send (1-based) of a command waits for its reply:

@@ -240,6 +240,20 @@ TEST_F(SagaEngineTest, RunsEveryStepInOrderAndComputesAmounts) {
        [](Payload::Builder p) { p.initOrderCompleted().setOrderId(1); });
   ASSERT_TRUE(wait_state(1, "COMPLETED"));
   EXPECT_EQ(engine_->totals().completed, 1u);
+  // The timeline: every step sent then ok, in order, between start and end.
+  const auto v = saga(1);
+  std::vector<std::string> timeline;
+  for (const auto& e : v->history) timeline.push_back(e.step + " " + e.event);
+  std::vector<std::string> want = {"saga started"};
+  for (const char* step : {"use_coupon", "apply_coupon", "deduct_inventory", "start_payment",
+                           "deduct_points", "complete_payment", "complete_order"}) {
+    want.push_back(std::string(step) + " sent");
+    want.push_back(std::string(step) + " ok");
+  }
+  want.push_back("saga completed");
+  EXPECT_EQ(timeline, want);
+  EXPECT_EQ(v->step, "");
+  EXPECT_GE(v->updated_at_ms, v->created_at_ms);
 }
 
 TEST_F(SagaEngineTest, SkipsCouponAndPointsStepsWhenUnused) {
@@ -323,6 +337,16 @@ TEST_F(SagaEngineTest, TimeoutRetriesWithTheSameMessageIdThenVoids) {
   auto fail = receive(DaemonId::ORDER);
   ASSERT_TRUE(fail && fail->envelope().getPayload().isFailOrder());
   EXPECT_EQ(fail->envelope().getPayload().getFailOrder().getReason(), Code::PAYMENT_TIMEOUT);
+  const auto v = saga(4);
+  ASSERT_TRUE(v);
+  std::vector<std::string> timeline;
+  for (const auto& e : v->history) timeline.push_back(e.step + " " + e.event);
+  const std::vector<std::string> want = {
+      "saga started",          "deduct_inventory sent",        "deduct_inventory ok",
+      "start_payment sent",    "start_payment timeout",        "start_payment retry 2",
+      "start_payment timeout", "start_payment sent",           "start_payment compensated",
+      "deduct_inventory sent", "deduct_inventory compensated", "fail_order sent"};
+  EXPECT_EQ(timeline, want);
 }
 
 TEST(RetryWait, DoublesPerAttemptUpToTheCap) {
@@ -407,11 +431,25 @@ TEST_F(SagaEngineTest, StaleAndDuplicateRepliesAreIgnored) {
 }
 
 TEST_F(SagaEngineTest, ContinuesWhereItWasAfterARestart) {
+  // One saga ends FAILED before the restart; the totals come back from the store.
+  create_order(7, 0, 0);
+  auto first = receive(DaemonId::PRODUCT);
+  ASSERT_TRUE(first);
+  send(DaemonId::PRODUCT, 7, first->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initInventoryDeducted().setCode(Code::OUT_OF_STOCK); });
+  auto fail = receive(DaemonId::ORDER);
+  ASSERT_TRUE(fail && fail->envelope().getPayload().isFailOrder());
+  send(DaemonId::ORDER, 7, fail->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initOrderFailed(); });
+  ASSERT_TRUE(wait_state(7, "FAILED"));
+
   create_order(6, 0, 0);
   auto deduct = receive(DaemonId::PRODUCT);
   ASSERT_TRUE(deduct);
   stop_supervisor();
   start_supervisor();
+  EXPECT_EQ(engine_->totals().failed, 1u);
+  EXPECT_EQ(engine_->totals().running, 1u);
   // The reply to the pre-restart command still completes the step.
   send(DaemonId::PRODUCT, 6, deduct->envelope().getMessageId(),
        [](Payload::Builder p) { p.initInventoryDeducted(); });

@@ -1,5 +1,7 @@
 @0xe1c3a5f0d2b47a61;
-# The supervisor's own records: one SagaRecord per order (saga id = order id).
+# The supervisor's own records: one SagaRecord per order (saga id = order id),
+# rewritten on every step, so it holds scalars and short scalar lists only:
+# ~300 bytes, a dozen per LMDB page, copied with memcpy-like cost.
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("ringmart::supervisor");
 
@@ -14,7 +16,35 @@ enum SagaState {
 
 struct SagaLine { productId @0 :UInt64; quantity @1 :Int64; unitPriceCents @2 :Int64; }
 
+# Legacy (records written before the timeline): a text entry per event.
 struct SagaEventRecord { step @0 :Text; event @1 :Text; atMs @2 :Int64; }
+
+# What happened to a step (rendered as text by SagaStore::view).
+enum SagaEventKind {
+  started @0;      # the saga began (step = sagaStep)
+  sent @1;         # the step's command was sent (first attempt)
+  retried @2;      # sent again after a timeout; attempt = the send's number
+  ok @3;           # the step succeeded
+  failed @4;       # the step failed with `code`
+  compensated @5;  # the step's compensation succeeded
+  timedOut @6;     # no reply before the deadline
+  stuck @7;        # the compensation exhausted its retry budget
+  completed @8;    # the saga completed (step = sagaStep)
+  sagaFailed @9;   # the saga ended FAILED (step = sagaStep)
+  redriven @10;    # an operator re-drove the STUCK saga
+  abandoned @11;   # an operator abandoned the STUCK saga
+}
+
+# One timeline entry: 16 bytes of data, no pointers.
+struct SagaTimelineEntry {
+  step @0 :UInt8;          # index into stepKinds; = their count for fail_order; 255 = the saga
+  kind @1 :SagaEventKind;
+  code @2 :UInt16;         # msg::Code of `failed`
+  attempt @3 :UInt16;      # send number of `retried`
+  atMs @4 :Int64;          # realtime ms
+}
+
+const sagaStep :UInt8 = 255;
 
 struct SagaRecord {
   orderId @0 :UInt64;
@@ -44,6 +74,9 @@ struct SagaRecord {
 
   createdAtMs @22 :Int64;
   updatedAtMs @23 :Int64;
-  stepNames @24 :List(Text);  # the definition this saga runs (config may change later)
-  history @25 :List(SagaEventRecord);
+  stepNames @24 :List(Text);         # legacy: superseded by stepKinds
+  history @25 :List(SagaEventRecord);  # legacy: superseded by timeline
+  stepKinds @26 :List(UInt8);  # the definition this saga runs (StepKind; config may change later)
+  timeline @27 :List(SagaTimelineEntry);  # the most recent 64 events, oldest first
 }
+

@@ -1,5 +1,7 @@
 #include "daemons/supervisor/saga_store.hpp"
 
+#include <array>
+
 #include "schemas/codes.hpp"
 
 namespace ringmart::supervisor {
@@ -22,21 +24,131 @@ const char* state_name(SagaState s) {
   return "UNKNOWN";
 }
 
+bool is_final(SagaState s) {
+  return s == SagaState::COMPLETED || s == SagaState::FAILED || s == SagaState::ABANDONED;
+}
+
+namespace {
+constexpr std::array<const char*, 7> kKindNames = {
+    "use_coupon",    "apply_coupon",     "deduct_inventory", "start_payment",
+    "deduct_points", "complete_payment", "complete_order"};
+constexpr std::uint32_t kVersion = 1;  // sagas_active and totals kept by put()
+constexpr std::string_view kTotalsKey = "totals", kVersionKey = "version";
+std::span<const std::byte> key_of(std::string_view name) { return std::as_bytes(std::span(name)); }
+
+std::uint64_t& count_of(SagaTotals& t, SagaState s) {
+  switch (s) {
+    case SagaState::RUNNING:
+      return t.running;
+    case SagaState::COMPENSATING:
+      return t.compensating;
+    case SagaState::COMPLETED:
+      return t.completed;
+    case SagaState::FAILED:
+      return t.failed;
+    case SagaState::STUCK:
+      return t.stuck;
+    case SagaState::ABANDONED:
+      return t.abandoned;
+  }
+  return t.abandoned;
+}
+
+/// "sent", "retry 3", "failed OUT_OF_STOCK", ...: the text the API has always shown.
+std::string event_text(SagaTimelineEntry::Reader e) {
+  switch (e.getKind()) {
+    case SagaEventKind::STARTED:
+      return "started";
+    case SagaEventKind::SENT:
+      return "sent";
+    case SagaEventKind::RETRIED:
+      return "retry " + std::to_string(e.getAttempt());
+    case SagaEventKind::OK:
+      return "ok";
+    case SagaEventKind::FAILED:
+      return std::string("failed ") + msg::code_name(static_cast<msg::Code>(e.getCode()));
+    case SagaEventKind::COMPENSATED:
+      return "compensated";
+    case SagaEventKind::TIMED_OUT:
+      return "timeout";
+    case SagaEventKind::STUCK:
+      return "stuck";
+    case SagaEventKind::COMPLETED:
+      return "completed";
+    case SagaEventKind::SAGA_FAILED:
+      return "failed";
+    case SagaEventKind::REDRIVEN:
+      return "re-driven by the operator";
+    case SagaEventKind::ABANDONED:
+      return "abandoned by the operator";
+  }
+  return "unknown";
+}
+}  // namespace
+
+std::optional<StepKind> parse_step_kind(std::string_view name) {
+  for (std::size_t i = 0; i < kKindNames.size(); ++i) {
+    if (name == kKindNames[i]) return static_cast<StepKind>(i);
+  }
+  return std::nullopt;
+}
+
+const char* step_kind_name(StepKind k) { return kKindNames.at(static_cast<std::size_t>(k)); }
+
+void SagaTotals::move(std::optional<SagaState> from, SagaState to) {
+  if (from == to) return;
+  if (from) --count_of(*this, *from);
+  ++count_of(*this, to);
+}
+
 std::expected<SagaStore, std::error_code> SagaStore::open(storage::Txn& txn) {
-  auto t = storage::Table::open(txn, "sagas");
-  if (!t) return std::unexpected(t.error());
   SagaStore s;
-  s.sagas_ = *t;
+  for (auto [table, name] :
+       {std::pair{&s.sagas_, "sagas"}, {&s.active_, "sagas_active"}, {&s.meta_, "saga_meta"}}) {
+    auto t = storage::Table::open(txn, name);
+    if (!t) return std::unexpected(t.error());
+    *table = *t;
+  }
+  if (txn.writable() && s.meta_.get_pod<std::uint32_t>(txn, key_of(kVersionKey)) != kVersion) {
+    if (auto ec = s.index_all(txn)) return std::unexpected(ec);
+  }
   return s;
+}
+
+std::error_code SagaStore::index_all(storage::Txn& txn) const {
+  SagaTotals totals;
+  std::vector<std::uint64_t> active;
+  scan(txn, [&](std::uint64_t id, SagaRecord::Reader r) {
+    totals.move(std::nullopt, r.getState());
+    if (!is_final(r.getState())) active.push_back(id);
+    return true;
+  });
+  for (auto id : active) {
+    if (auto ec = active_.put(txn, storage::Key{}.u64(id).view(), {})) return ec;
+  }
+  if (auto ec = meta_.put_pod(txn, key_of(kTotalsKey), totals)) return ec;
+  return meta_.put_pod(txn, key_of(kVersionKey), kVersion);
 }
 
 std::optional<storage::StoredMessage> SagaStore::get(storage::Txn& txn, std::uint64_t id) const {
   return storage::get_message(sagas_, txn, storage::Key{}.u64(id).view());
 }
 
-std::error_code SagaStore::put(storage::Txn& txn, std::uint64_t id,
-                               capnp::MessageBuilder& record) const {
-  return storage::put_message(sagas_, txn, storage::Key{}.u64(id).view(), record);
+std::error_code SagaStore::put(storage::Txn& txn, std::uint64_t id, capnp::MessageBuilder& record,
+                               std::optional<SagaState> previous) const {
+  const auto key = storage::Key{}.u64(id);
+  if (auto ec = storage::put_message(sagas_, txn, key.view(), record)) return ec;
+  const SagaState state = record.getRoot<SagaRecord>().getState();
+  if (previous == state) return {};
+  const bool was_active = previous && !is_final(*previous);
+  if (!is_final(state) && !was_active) {
+    if (auto ec = active_.put(txn, key.view(), {})) return ec;
+  } else if (is_final(state) && was_active) {
+    active_.del(txn, key.view());
+  }
+  auto totals = this->totals(txn);
+  totals.move(previous, state);
+  return meta_.put_pod(txn, key_of(kTotalsKey), totals);
 }
 
 void SagaStore::scan(storage::Txn& txn,
@@ -47,13 +159,36 @@ void SagaStore::scan(storage::Txn& txn,
   });
 }
 
+void SagaStore::scan_active(
+    storage::Txn& txn, const std::function<bool(std::uint64_t, SagaRecord::Reader)>& fn) const {
+  active_.scan(txn, {}, [&](std::span<const std::byte> k, std::span<const std::byte>) {
+    const std::uint64_t id = storage::read_u64_be(k);
+    auto m = get(txn, id);
+    return !m || fn(id, m->root<SagaRecord>());
+  });
+}
+
+SagaTotals SagaStore::totals(storage::Txn& txn) const {
+  return meta_.get_pod<SagaTotals>(txn, key_of(kTotalsKey)).value_or(SagaTotals{});
+}
+
 SagaView SagaStore::view(SagaRecord::Reader r) {
   SagaView v;
   v.saga_id = v.order_id = r.getOrderId();
   v.state = state_name(r.getState());
-  const auto names = r.getStepNames();
+  std::vector<std::string> names;
+  for (auto k : r.getStepKinds()) {
+    names.emplace_back(k < kKindNames.size() ? kKindNames[k] : "unknown");
+  }
+  if (names.empty()) {
+    for (auto n : r.getStepNames()) names.emplace_back(n.cStr());
+  }
+  auto name = [&](unsigned step) -> std::string {
+    if (step == SAGA_STEP) return "saga";
+    return step < names.size() ? names[step] : "fail_order";
+  };
   const bool terminal = r.getState() == SagaState::COMPLETED || r.getState() == SagaState::FAILED;
-  if (!terminal) v.step = r.getStep() < names.size() ? names[r.getStep()].cStr() : "fail_order";
+  if (!terminal) v.step = name(r.getStep());
   if (r.getState() == SagaState::FAILED || r.getState() == SagaState::STUCK ||
       r.getState() == SagaState::ABANDONED || r.getState() == SagaState::COMPENSATING) {
     v.failure_reason = msg::code_name(static_cast<msg::Code>(r.getFailureReason()));
@@ -61,6 +196,8 @@ SagaView SagaStore::view(SagaRecord::Reader r) {
   v.created_at_ms = r.getCreatedAtMs();
   v.updated_at_ms = r.getUpdatedAtMs();
   for (auto e : r.getHistory()) v.history.push_back({e.getStep(), e.getEvent(), e.getAtMs()});
+  for (auto e : r.getTimeline())
+    v.history.push_back({name(e.getStep()), event_text(e), e.getAtMs()});
   return v;
 }
 
@@ -86,10 +223,17 @@ std::vector<SagaView> SagaQueries::list(const std::string& state, std::size_t li
   std::vector<SagaView> out;
   auto txn = storage::Txn::begin_read(*env_);
   if (!txn) return out;
-  store_.scan(*txn, [&](std::uint64_t, SagaRecord::Reader r) {
+  auto add = [&](std::uint64_t, SagaRecord::Reader r) {
     if (state.empty() || state == state_name(r.getState())) out.push_back(SagaStore::view(r));
     return out.size() < limit;
-  });
+  };
+  // RUNNING, COMPENSATING and STUCK sagas are few: read them through the index.
+  const bool active = state == "RUNNING" || state == "COMPENSATING" || state == "STUCK";
+  if (active) {
+    store_.scan_active(*txn, add);
+  } else {
+    store_.scan(*txn, add);
+  }
   return out;
 }
 

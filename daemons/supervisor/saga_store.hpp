@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -19,6 +20,21 @@
 #include "storage/lmdb.hpp"
 
 namespace ringmart::supervisor {
+
+enum class StepKind {
+  use_coupon,        ///< coupon: UseCoupon / RestoreCoupon (skipped without a coupon)
+  apply_coupon,      ///< order: ApplyCoupon (skipped without a coupon; no compensation)
+  deduct_inventory,  ///< product: DeductInventory / RestoreInventory
+  start_payment,     ///< payment: StartPayment (authorize) / CancelPayment (void)
+  deduct_points,     ///< user: DeductPoints / RestorePoints (skipped when no points)
+  complete_payment,  ///< payment: CompletePayment (capture); undone by CancelPayment of
+                     ///< start_payment
+  complete_order,    ///< order: CompleteOrder (last; retried until it answers)
+};
+/// The step kind of its config name ("deduct_inventory"), or nullopt.
+std::optional<StepKind> parse_step_kind(std::string_view name);
+/// The config name of a step kind.
+const char* step_kind_name(StepKind k);
 
 /// One entry of a saga's timeline.
 struct SagaEvent {
@@ -40,26 +56,55 @@ struct SagaView {
 };
 
 const char* state_name(SagaState s);
+/// COMPLETED, FAILED and ABANDONED: nothing will happen to the saga again.
+bool is_final(SagaState s);
 
-/// The table of saga instances.
+/// Sagas per state.
+struct SagaTotals {
+  std::uint64_t running = 0, compensating = 0, completed = 0, failed = 0, stuck = 0, abandoned = 0;
+  /// Counts one saga moving from `from` (nullopt: a new saga) to `to`.
+  void move(std::optional<SagaState> from, SagaState to);
+  bool operator==(const SagaTotals&) const = default;
+};
+
+/// The supervisor's saga tables:
+///   sagas         u64 order id -> SagaRecord
+///   sagas_active  u64 order id -> (empty): the sagas that are not final
+///                 (RUNNING, COMPENSATING, STUCK), what a restart resumes
+///   saga_meta     "totals" -> SagaTotals (6 x u64, host order); "version" -> u32
+/// put() keeps the three in step in the caller's transaction, so a restart
+/// reads the totals and the active sagas instead of scanning every saga.
 class SagaStore {
  public:
-  /// Opens (creating in a write txn) the table "sagas". Errors: LMDB codes.
+  /// Opens the tables. In a write txn it creates them, and an environment
+  /// written before the index existed (no "version") is indexed once by a full
+  /// scan. Errors: LMDB codes (MDB_NOTFOUND read-only before the supervisor
+  /// created the tables).
   static std::expected<SagaStore, std::error_code> open(storage::Txn& txn);
   SagaStore() = default;
 
   std::optional<storage::StoredMessage> get(storage::Txn& txn, std::uint64_t saga_id) const;
+  /// Stores `record` for `saga_id`; `previous` is the state stored before
+  /// (nullopt for a new saga), from which the index and the totals follow.
   /// Errors: LMDB codes (MDB_MAP_FULL).
-  std::error_code put(storage::Txn& txn, std::uint64_t saga_id,
-                      capnp::MessageBuilder& record) const;
-  /// Visits every saga in id order.
+  std::error_code put(storage::Txn& txn, std::uint64_t saga_id, capnp::MessageBuilder& record,
+                      std::optional<SagaState> previous) const;
+  /// Visits every saga in id order while `fn` returns true.
   void scan(storage::Txn& txn,
             const std::function<bool(std::uint64_t saga_id, SagaRecord::Reader)>& fn) const;
-  /// The API/operator view of a stored record.
+  /// Visits the sagas that are not final, in id order, while `fn` returns true.
+  void scan_active(storage::Txn& txn,
+                   const std::function<bool(std::uint64_t saga_id, SagaRecord::Reader)>& fn) const;
+  /// The persisted totals.
+  SagaTotals totals(storage::Txn& txn) const;
+  /// The API/operator view of a stored record (records of either layout:
+  /// timeline/stepKinds, or the legacy history/stepNames).
   static SagaView view(SagaRecord::Reader r);
 
  private:
-  storage::Table sagas_;
+  std::error_code index_all(storage::Txn& txn) const;
+
+  storage::Table sagas_, active_, meta_;
 };
 
 /// Read-only access to the supervisor's environment from another process.

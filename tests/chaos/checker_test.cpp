@@ -121,7 +121,9 @@ class CheckerTest : public ::testing::Test {
       r.setFailureReason(static_cast<std::uint16_t>(reason));
       r.setCreatedAtMs(kNowMs);
       r.setUpdatedAtMs(kNowMs);
-      ASSERT_FALSE(s.put(t, order_id, b));
+      std::optional<supervisor::SagaState> previous;
+      if (auto old = s.get(t, order_id)) previous = old->root<supervisor::SagaRecord>().getState();
+      ASSERT_FALSE(s.put(t, order_id, b, previous));
     });
   }
 

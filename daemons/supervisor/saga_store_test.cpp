@@ -1,0 +1,213 @@
+// The saga store on a real LMDB environment: the index of sagas that are not
+// final and the persisted totals follow every put, an environment written
+// before the index existed is indexed on open, and view() renders both record
+// layouts.
+#include "daemons/supervisor/saga_store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <set>
+#include <string>
+
+#include "schemas/codes.hpp"
+
+namespace ringmart::supervisor {
+namespace {
+
+class SagaStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/saga_store_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    reopen();
+  }
+  void TearDown() override {
+    env_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void reopen() {
+    env_.reset();
+    auto env = storage::Env::open({.path = dir_, .map_size_bytes = 16u << 20});
+    ASSERT_TRUE(env) << env.error().message();
+    env_ = std::move(*env);
+    write([&](storage::Txn& t) {
+      auto s = SagaStore::open(t);
+      ASSERT_TRUE(s) << s.error().message();
+      store_ = *s;
+    });
+  }
+  void write(const std::function<void(storage::Txn&)>& fn) {
+    auto txn = storage::Txn::begin_write(*env_);
+    ASSERT_TRUE(txn);
+    fn(*txn);
+    ASSERT_FALSE(txn->commit());
+  }
+  /// Stores saga `id` in `state`, moving it from whatever state it had.
+  void put(std::uint64_t id, SagaState state) {
+    write([&](storage::Txn& t) {
+      std::optional<SagaState> previous;
+      if (auto old = store_.get(t, id)) previous = old->root<SagaRecord>().getState();
+      capnp::MallocMessageBuilder b;
+      auto r = b.initRoot<SagaRecord>();
+      r.setOrderId(id);
+      r.setState(state);
+      ASSERT_FALSE(store_.put(t, id, b, previous));
+    });
+  }
+  std::set<std::uint64_t> active() {
+    std::set<std::uint64_t> ids;
+    auto txn = storage::Txn::begin_read(*env_);
+    store_.scan_active(*txn, [&](std::uint64_t id, SagaRecord::Reader r) {
+      EXPECT_FALSE(is_final(r.getState())) << id;
+      ids.insert(id);
+      return true;
+    });
+    return ids;
+  }
+  SagaTotals totals() {
+    auto txn = storage::Txn::begin_read(*env_);
+    return store_.totals(*txn);
+  }
+
+  std::string dir_;
+  std::unique_ptr<storage::Env> env_;
+  SagaStore store_;
+};
+
+TEST_F(SagaStoreTest, IndexAndTotalsFollowEveryStateChange) {
+  put(1, SagaState::RUNNING);
+  put(2, SagaState::RUNNING);
+  put(3, SagaState::RUNNING);
+  EXPECT_EQ(active(), (std::set<std::uint64_t>{1, 2, 3}));
+  EXPECT_EQ(totals(), (SagaTotals{.running = 3}));
+
+  put(1, SagaState::COMPLETED);
+  put(2, SagaState::COMPENSATING);
+  put(2, SagaState::STUCK);    // needs an operator: still active
+  put(3, SagaState::RUNNING);  // a step, same state: nothing moves
+  EXPECT_EQ(active(), (std::set<std::uint64_t>{2, 3}));
+  EXPECT_EQ(totals(), (SagaTotals{.running = 1, .completed = 1, .stuck = 1}));
+
+  put(2, SagaState::ABANDONED);
+  put(3, SagaState::COMPENSATING);
+  put(3, SagaState::FAILED);
+  EXPECT_TRUE(active().empty());
+  EXPECT_EQ(totals(), (SagaTotals{.completed = 1, .failed = 1, .abandoned = 1}));
+
+  reopen();  // persisted, not rebuilt
+  EXPECT_EQ(totals(), (SagaTotals{.completed = 1, .failed = 1, .abandoned = 1}));
+}
+
+TEST_F(SagaStoreTest, AnAbortedTransactionMovesNothing) {
+  put(1, SagaState::RUNNING);
+  {
+    auto txn = storage::Txn::begin_write(*env_);
+    ASSERT_TRUE(txn);
+    capnp::MallocMessageBuilder b;
+    auto r = b.initRoot<SagaRecord>();
+    r.setOrderId(1);
+    r.setState(SagaState::COMPLETED);
+    ASSERT_FALSE(store_.put(*txn, 1, b, SagaState::RUNNING));
+    txn->abort();
+  }
+  EXPECT_EQ(active(), (std::set<std::uint64_t>{1}));
+  EXPECT_EQ(totals(), (SagaTotals{.running = 1}));
+}
+
+TEST_F(SagaStoreTest, AnEnvironmentFromBeforeTheIndexIsIndexedOnOpen) {
+  // What an older supervisor left: the "sagas" table only, records with the
+  // text history and step names.
+  env_.reset();
+  std::filesystem::remove_all(dir_);
+  {
+    auto env = storage::Env::open({.path = dir_, .map_size_bytes = 16u << 20});
+    ASSERT_TRUE(env);
+    auto txn = storage::Txn::begin_write(**env);
+    auto sagas = storage::Table::open(*txn, "sagas");
+    ASSERT_TRUE(sagas);
+    const SagaState states[] = {SagaState::RUNNING, SagaState::COMPLETED, SagaState::STUCK,
+                                SagaState::FAILED};
+    for (std::uint64_t id = 1; id <= 4; ++id) {
+      capnp::MallocMessageBuilder b;
+      auto r = b.initRoot<SagaRecord>();
+      r.setOrderId(id);
+      r.setState(states[id - 1]);
+      r.setStep(1);
+      auto names = r.initStepNames(2);
+      names.set(0, "deduct_inventory");
+      names.set(1, "complete_order");
+      auto h = r.initHistory(1);
+      h[0].setStep("deduct_inventory");
+      h[0].setEvent("sent");
+      h[0].setAtMs(42);
+      ASSERT_FALSE(storage::put_message(*sagas, *txn, storage::Key{}.u64(id).view(), b));
+    }
+    ASSERT_FALSE(txn->commit());
+  }
+  reopen();
+  EXPECT_EQ(active(), (std::set<std::uint64_t>{1, 3}));
+  EXPECT_EQ(totals(), (SagaTotals{.running = 1, .completed = 1, .failed = 1, .stuck = 1}));
+
+  auto txn = storage::Txn::begin_read(*env_);
+  auto m = store_.get(*txn, 1);
+  ASSERT_TRUE(m);
+  const auto v = SagaStore::view(m->root<SagaRecord>());
+  EXPECT_EQ(v.step, "complete_order");
+  ASSERT_EQ(v.history.size(), 1u);
+  EXPECT_EQ(v.history[0].step, "deduct_inventory");
+  EXPECT_EQ(v.history[0].event, "sent");
+  EXPECT_EQ(v.history[0].at_ms, 42);
+}
+
+TEST(SagaStoreView, RendersTheTimelineAsText) {
+  capnp::MallocMessageBuilder b;
+  auto r = b.initRoot<SagaRecord>();
+  r.setOrderId(9);
+  r.setState(SagaState::COMPENSATING);
+  r.setStep(0);
+  r.setFailureReason(static_cast<std::uint16_t>(msg::Code::PAYMENT_DECLINED));
+  auto kinds = r.initStepKinds(2);
+  kinds.set(0, static_cast<std::uint8_t>(StepKind::deduct_inventory));
+  kinds.set(1, static_cast<std::uint8_t>(StepKind::start_payment));
+  struct In {
+    std::uint8_t step;
+    SagaEventKind kind;
+    msg::Code code;
+    std::uint16_t attempt;
+  };
+  const In in[] = {{SAGA_STEP, SagaEventKind::STARTED, msg::Code::OK, 0},
+                   {1, SagaEventKind::RETRIED, msg::Code::OK, 3},
+                   {1, SagaEventKind::FAILED, msg::Code::PAYMENT_DECLINED, 0},
+                   {0, SagaEventKind::COMPENSATED, msg::Code::OK, 0},
+                   {2, SagaEventKind::SENT, msg::Code::OK, 0}};
+  auto t = r.initTimeline(5);
+  for (unsigned i = 0; i < 5; ++i) {
+    t[i].setStep(in[i].step);
+    t[i].setKind(in[i].kind);
+    t[i].setCode(static_cast<std::uint16_t>(in[i].code));
+    t[i].setAttempt(in[i].attempt);
+    t[i].setAtMs(100 + i);
+  }
+  const auto v = SagaStore::view(r.asReader());
+  EXPECT_EQ(v.state, "COMPENSATING");
+  EXPECT_EQ(v.step, "deduct_inventory");
+  EXPECT_EQ(v.failure_reason, "PAYMENT_DECLINED");
+  ASSERT_EQ(v.history.size(), 5u);
+  const std::pair<const char*, const char*> want[] = {{"saga", "started"},
+                                                      {"start_payment", "retry 3"},
+                                                      {"start_payment", "failed PAYMENT_DECLINED"},
+                                                      {"deduct_inventory", "compensated"},
+                                                      {"fail_order", "sent"}};
+  for (unsigned i = 0; i < 5; ++i) {
+    EXPECT_EQ(v.history[i].step, want[i].first) << i;
+    EXPECT_EQ(v.history[i].event, want[i].second) << i;
+    EXPECT_EQ(v.history[i].at_ms, 100 + i) << i;
+  }
+}
+
+}  // namespace
+}  // namespace ringmart::supervisor
