@@ -51,8 +51,8 @@ struct Args {
   std::size_t window = 256;     // saga-core orders in flight
   unsigned concurrency = 16;
   // fsync throughput comes from group commit, which needs orders in flight
-  // (Little's law: rate = in flight / latency; ~20 ms of fsyncs per order).
-  unsigned fsync_concurrency = 128;
+  // (Little's law: rate = in flight / latency; ~16 durable commits, 20-80 ms, per order).
+  unsigned fsync_concurrency = 512;
   unsigned open_loop_clients = 128;
   std::string out = "bench-results.json";
   std::string samples_dir;
@@ -60,6 +60,7 @@ struct Args {
   std::string micro_json;
   bool keep = false;
   bool process_only = false;
+  bool fsync_only = false;
 };
 
 /// Latency figures of a set of outcomes, ms.
@@ -423,6 +424,9 @@ int main(int argc, char** argv) {
   app.add_flag("--keep", args.keep, "keep the systems' directories");
   app.add_flag("--process-only", args.process_only,
                "only the durability-process system run (api, open loop, saga core): for profiling");
+  app.add_flag("--fsync-only", args.fsync_only,
+               "only the durability-fsync system run (api.sock): for profiling")
+      ->excludes("--process-only");
   CLI11_PARSE(app, argc, argv);
 
   olist::Dataset data;
@@ -440,11 +444,15 @@ int main(int argc, char** argv) {
                data.orders.size(), data.products.size());
 
   bool ok = true;
-  auto process = run_api(data, args, "process", args.rounds, true);
-  Phase fsync;
+  Phase process, fsync;
+  if (args.fsync_only) {
+    fsync = run_api(data, args, "fsync", args.fsync_rounds, false);
+  } else {
+    process = run_api(data, args, "process", args.rounds, true);
+  }
   json m_process_1 = json::object(), m_process_g = json::object(), m_fsync_1 = json::object(),
        m_fsync_g = json::object();
-  if (!args.process_only) {
+  if (!args.process_only && !args.fsync_only) {
     fsync = run_api(data, args, "fsync", args.fsync_rounds, false);
     m_process_1 = run_monolith(data, args, storage::Durability::process, 1, args.rounds, ok);
     m_process_g = run_monolith(data, args, storage::Durability::process, 256, args.rounds, ok);

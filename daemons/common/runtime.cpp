@@ -337,11 +337,28 @@ bool Runtime::process_batch() {
     posted.swap(posted_);
     posted_pending_.store(false, std::memory_order_relaxed);
   }
-  bool prune_due = false;
-  for (auto& out : outbound_) prune_due |= out.ring.acked_seq() > out.pruned;
+  std::uint64_t acked_unpruned = 0;
+  for (auto& out : outbound_) {
+    const auto acked = out.ring.acked_seq();
+    if (acked > out.pruned) acked_unpruned += acked - out.pruned;
+  }
   bool readable = false;
   for (auto& in : inbound_) readable |= in.ring.readable();
-  if (!readable && posted.empty() && !prune_due) return false;
+  if (!readable && posted.empty()) {
+    // Pruning alone is a commit that moves no message (in `fsync`, two
+    // flushes): right after a batch the peers' acks are usually in, and
+    // committing for them then would delay the next messages by a whole
+    // commit. Pruning rides along with the next batch instead, or runs alone
+    // once the acked entries are many or have waited long.
+    if (!acked_unpruned) return false;
+    const auto now = ipc::monotonic_ms();
+    if (!prune_due_since_ms_) prune_due_since_ms_ = now;
+    if (acked_unpruned < kPruneAloneAfterEntries &&
+        now - prune_due_since_ms_ < kPruneAloneAfterMs) {
+      return false;
+    }
+  }
+  prune_due_since_ms_ = 0;
 
   auto& slot = status_.slot(index(self_));
   auto requeue_posted = [&] {
@@ -356,6 +373,12 @@ bool Runtime::process_batch() {
     enter_storage_failure(txn.error());
     return false;
   }
+  // What prune() records as pruned holds only once the batch commits.
+  std::vector<std::uint64_t> pruned_before;
+  for (auto& out : outbound_) pruned_before.push_back(out.pruned);
+  auto unprune = [&] {
+    for (std::size_t i = 0; i < outbound_.size(); ++i) outbound_[i].pruned = pruned_before[i];
+  };
   prune(*txn);
 
   struct Ack {
@@ -533,6 +556,7 @@ bool Runtime::process_batch() {
   if (redo_carefully && !storage_ec) {
     // Undo everything this batch did and apply it again, message by message.
     txn->abort();
+    unprune();
     hooks.clear();
     for (auto& in : inbound_) in.ring.rewind();
     requeue_posted();
@@ -546,6 +570,7 @@ bool Runtime::process_batch() {
   if (!storage_ec) storage_ec = txn->commit();
   if (storage_ec) {
     txn->abort();
+    unprune();
     hooks.clear();
     for (auto& in : inbound_) in.ring.rewind();
     slot.errors.fetch_add(1, std::memory_order_relaxed);

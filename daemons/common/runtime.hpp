@@ -210,11 +210,15 @@ class Runtime {
   std::vector<std::function<void()>> after_commit_;
   std::int64_t wake_at_ms_ = 0;
   std::int64_t last_sync_ms_ = 0;
-  int spin_budget_us_ = 0;          // adaptive idle spin (loop thread), <= config_.spin_us
-  std::uint32_t idle_periods_ = 0;  // counts idle periods spent without spinning
-  bool careful_batch_ = false;      // the last batch had a failing handler: nest each message
-  bool relay_needed_ = false;       // the outbox may hold entries not yet in the rings
-  bool relay_blocked_ = false;      // a ring was full: retry soon
+  int spin_budget_us_ = 0;               // adaptive idle spin (loop thread), <= config_.spin_us
+  std::uint32_t idle_periods_ = 0;       // counts idle periods spent without spinning
+  bool careful_batch_ = false;           // the last batch had a failing handler: nest each message
+  std::int64_t prune_due_since_ms_ = 0;  // acked outbox entries wait since (monotonic ms), 0: none
+  /// A commit for pruning alone waits for this many acked entries or this long.
+  static constexpr std::uint64_t kPruneAloneAfterEntries = 1024;
+  static constexpr std::int64_t kPruneAloneAfterMs = 50;
+  bool relay_needed_ = false;   // the outbox may hold entries not yet in the rings
+  bool relay_blocked_ = false;  // a ring was full: retry soon
   std::atomic<bool> stopping_{false};
 };
 

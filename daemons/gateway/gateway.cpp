@@ -255,7 +255,10 @@ void Gateway::shutdown() {
   waiters_.clear();
   for (auto& [order_id, w] : waiters) {
     w.deadline->cancel();
-    w.responder->send(http::error_response(503, "UNAVAILABLE", "the gateway is shutting down"));
+    // A waiting POST was accepted: say so (its outcome is at Location later).
+    w.responder->send(
+        w.post ? accepted_response(order_id)
+               : http::error_response(503, "UNAVAILABLE", "the gateway is shutting down"));
   }
 }
 
@@ -463,6 +466,8 @@ void Gateway::post_order(const http::Request& req, http::ResponderPtr responder)
   if (!parsed) return responder->send(parsed.error().response());
   OrderRequest order = std::move(*parsed);
   const auto hash = order_request_hash(order);
+  const auto prefer = req.headers.find("prefer");
+  const std::int64_t wait_ms = prefer == req.headers.end() ? 0 : prefer_wait_ms(prefer->second);
 
   std::string key;
   if (auto it = req.headers.find("idempotency-key"); it != req.headers.end()) {
@@ -481,7 +486,7 @@ void Gateway::post_order(const http::Request& req, http::ResponderPtr responder)
       if (known->request_hash != hash) {
         return responder->send(idempotency_conflict(known->order_id).response());
       }
-      return responder->send(accepted_response(known->order_id));
+      return answer_accepted(known->order_id, std::move(responder), wait_ms);
     }
   }
   if (shut_down_) return responder->send(unavailable(DaemonId::GATEWAY));
@@ -528,7 +533,7 @@ void Gateway::post_order(const http::Request& req, http::ResponderPtr responder)
 
   const auto token = next_message_id();
   add_pending(token, std::move(responder), {}, "the gateway's message loop");
-  rt_.post([this, token, key = std::move(key), order = std::move(order), hash,
+  rt_.post([this, token, wait_ms, key = std::move(key), order = std::move(order), hash,
             unit_prices = std::move(unit_prices),
             subtotal = *subtotal](runtime::Context& ctx) -> std::error_code {
     auto fail = [&](std::error_code ec) {
@@ -557,11 +562,49 @@ void Gateway::post_order(const http::Request& req, http::ResponderPtr responder)
         break;
       }
     }
-    ctx.after_commit([this, token, order_id] {
-      to_io([this, token, order_id] { finish(token, accepted_response(order_id)); });
+    ctx.after_commit([this, token, order_id, wait_ms] {
+      to_io([this, token, order_id, wait_ms] {
+        auto it = pending_.find(token);
+        if (it == pending_.end()) return;  // timed out before, or shut down
+        auto responder = std::move(it->second.responder);
+        it->second.timer->cancel();
+        pending_.erase(it);
+        answer_accepted(order_id, std::move(responder), wait_ms);
+      });
     });
     return {};
   });
+}
+
+void Gateway::answer_accepted(std::uint64_t order_id, http::ResponderPtr responder,
+                              std::int64_t wait_ms) {
+  if (wait_ms <= 0 || shut_down_ || waiters_.size() >= options_.max_order_waiters) {
+    return responder->send(accepted_response(order_id));
+  }
+  auto snapshot = order_snapshot(order_id);
+  if (snapshot && *snapshot && (*snapshot)->terminal) {
+    return responder->send(waiter_response(order_id, snapshot, true, wait_ms));
+  }
+  park(order_id, std::move(responder), wait_ms, true);
+}
+
+http::Response Gateway::waiter_response(
+    std::uint64_t order_id, const std::expected<std::optional<OrderSnapshot>, ApiError>& snapshot,
+    bool post, std::int64_t wait_ms) {
+  if (post) {
+    // The order was accepted: whatever the read says, the answer is about it.
+    if (!snapshot || !*snapshot || !(*snapshot)->terminal) return accepted_response(order_id);
+    auto r = http::json_response(201, (*snapshot)->view);
+    r.headers["Location"] = "/v1/orders/" + std::to_string(order_id);
+    r.headers["Preference-Applied"] = "wait=" + std::to_string(wait_ms / 1000);
+    return r;
+  }
+  if (!snapshot) return snapshot.error().response();
+  if (!*snapshot) {
+    return http::error_response(404, "ORDER_NOT_FOUND",
+                                "order " + std::to_string(order_id) + " not found");
+  }
+  return http::json_response(200, (*snapshot)->view);
 }
 
 std::expected<std::optional<OrderSnapshot>, ApiError> Gateway::order_snapshot(
@@ -603,10 +646,11 @@ void Gateway::get_order(const http::Request& req, http::ResponderPtr responder) 
       waiters_.size() >= options_.max_order_waiters) {
     return responder->send(http::json_response(200, (*snapshot)->view));
   }
-  park(*id, std::move(responder), *wait_ms);
+  park(*id, std::move(responder), *wait_ms, false);
 }
 
-void Gateway::park(std::uint64_t order_id, http::ResponderPtr responder, std::int64_t wait_ms) {
+void Gateway::park(std::uint64_t order_id, http::ResponderPtr responder, std::int64_t wait_ms,
+                   bool post) {
   const auto token = ++waiter_tokens_;
   auto deadline = std::make_unique<asio::steady_timer>(io_);
   deadline->expires_after(std::chrono::milliseconds(wait_ms));
@@ -615,18 +659,14 @@ void Gateway::park(std::uint64_t order_id, http::ResponderPtr responder, std::in
     auto [first, last] = waiters_.equal_range(order_id);
     for (auto it = first; it != last; ++it) {
       if (it->second.token != token) continue;
-      auto responder = std::move(it->second.responder);
+      auto w = std::move(it->second);
       waiters_.erase(it);
-      auto snapshot = order_snapshot(order_id);
-      if (!snapshot) return responder->send(snapshot.error().response());
-      if (!*snapshot) {
-        return responder->send(http::error_response(
-            404, "ORDER_NOT_FOUND", "order " + std::to_string(order_id) + " not found"));
-      }
-      return responder->send(http::json_response(200, (*snapshot)->view));
+      return w.responder->send(
+          waiter_response(order_id, order_snapshot(order_id), w.post, w.wait_ms));
     }
   });
-  waiters_.emplace(order_id, Waiter{token, std::move(responder), std::move(deadline)});
+  waiters_.emplace(order_id,
+                   Waiter{token, std::move(responder), std::move(deadline), post, wait_ms});
   if (!polling_) {
     polling_ = true;
     poll_timer_.expires_after(std::chrono::milliseconds(options_.order_poll_ms));
@@ -642,22 +682,15 @@ void Gateway::answer_waiters(std::uint64_t order_id, bool only_if_terminal) {
   if (first == last) return;
   auto snapshot = order_snapshot(order_id);
   if (only_if_terminal && (!snapshot || !*snapshot || !(*snapshot)->terminal)) return;
-  std::vector<http::ResponderPtr> responders;
+  std::vector<Waiter> answered;
   for (auto it = first; it != last; ++it) {
     it->second.deadline->cancel();
-    responders.push_back(std::move(it->second.responder));
+    answered.push_back(std::move(it->second));
   }
   waiters_.erase(first, last);
-  http::Response response;
-  if (!snapshot) {
-    response = snapshot.error().response();
-  } else if (!*snapshot) {
-    response = http::error_response(404, "ORDER_NOT_FOUND",
-                                    "order " + std::to_string(order_id) + " not found");
-  } else {
-    response = http::json_response(200, (*snapshot)->view);
+  for (auto& w : answered) {
+    w.responder->send(waiter_response(order_id, snapshot, w.post, w.wait_ms));
   }
-  for (auto& r : responders) r->send(response);
 }
 
 void Gateway::on_order_finalized(std::uint64_t order_id) { answer_waiters(order_id, true); }

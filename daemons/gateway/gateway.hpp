@@ -86,7 +86,8 @@ class Gateway {
   void set_servers(const http::Server* api, const http::Server* admin);
 
   /// io thread: answers every pending command and parked long-poll with 503
-  /// UNAVAILABLE ("shutting down"), cancels all timers and drops every
+  /// UNAVAILABLE ("shutting down") — a POST /v1/orders waiting on `Prefer:
+  /// wait` after its acceptance with 202 —, cancels all timers and drops every
   /// responder, so the io_context can run out of work. Idempotent.
   void shutdown();
 
@@ -107,6 +108,8 @@ class Gateway {
     std::uint64_t token = 0;
     http::ResponderPtr responder;
     std::unique_ptr<boost::asio::steady_timer> deadline;
+    bool post = false;  ///< a POST /v1/orders with `Prefer: wait` (else a GET with wait_ms)
+    std::int64_t wait_ms = 0;
   };
 
   // --- plumbing (io thread)
@@ -126,7 +129,16 @@ class Gateway {
   void post_order(const http::Request& req, http::ResponderPtr responder);
   void get_order(const http::Request& req, http::ResponderPtr responder);
   std::expected<std::optional<OrderSnapshot>, ApiError> order_snapshot(std::uint64_t order_id);
-  void park(std::uint64_t order_id, http::ResponderPtr responder, std::int64_t wait_ms);
+  /// Holds `responder` until the order is terminal or `wait_ms` passed.
+  void park(std::uint64_t order_id, http::ResponderPtr responder, std::int64_t wait_ms, bool post);
+  /// The answer to an accepted POST /v1/orders: at once (202 PENDING) without
+  /// `Prefer: wait`, else once the order is terminal (201 with the order) or
+  /// the wait ran out (202).
+  void answer_accepted(std::uint64_t order_id, http::ResponderPtr responder, std::int64_t wait_ms);
+  /// What a parked waiter is answered with, from the order's snapshot.
+  static http::Response waiter_response(
+      std::uint64_t order_id, const std::expected<std::optional<OrderSnapshot>, ApiError>& snapshot,
+      bool post, std::int64_t wait_ms);
   void answer_waiters(std::uint64_t order_id, bool only_if_terminal);
   void on_order_finalized(std::uint64_t order_id);
   void poll_waiters();

@@ -307,6 +307,16 @@ TEST(PathsAndQueries, ParseIdsAndIntegers) {
   EXPECT_EQ(parse_wait_ms({{"wait_ms", "999999"}}).value(), kMaxWaitMs);
   EXPECT_FALSE(parse_wait_ms({{"wait_ms", "-1"}}).has_value());
   EXPECT_FALSE(parse_wait_ms({{"wait_ms", "soon"}}).has_value());
+  // RFC 7240 wait=delta-seconds, among other preferences; malformed ones are ignored.
+  EXPECT_EQ(prefer_wait_ms("wait=5"), 5000);
+  EXPECT_EQ(prefer_wait_ms("respond-async, WAIT = 2"), 2000);
+  EXPECT_EQ(prefer_wait_ms("return=minimal; foo=bar, wait=\"3\""), 3000);
+  EXPECT_EQ(prefer_wait_ms("wait=999999"), kMaxWaitMs);
+  EXPECT_EQ(prefer_wait_ms(""), 0);
+  EXPECT_EQ(prefer_wait_ms("wait=-1"), 0);
+  EXPECT_EQ(prefer_wait_ms("wait=soon"), 0);
+  EXPECT_EQ(prefer_wait_ms("waiting=5"), 0);
+  EXPECT_EQ(prefer_wait_ms("wait=soon, wait=4"), 4000);
 }
 
 TEST(CodeMapping, MapsCommandCodesToHttp) {

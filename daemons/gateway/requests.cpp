@@ -1,5 +1,7 @@
 #include "daemons/gateway/requests.hpp"
 
+#include <strings.h>
+
 #include <charconv>
 #include <initializer_list>
 #include <limits>
@@ -383,6 +385,32 @@ std::expected<std::int64_t, ApiError> parse_wait_ms(
                                             std::to_string(kMaxWaitMs) + " is used)"));
   }
   return std::min(*v, kMaxWaitMs);
+}
+
+std::int64_t prefer_wait_ms(std::string_view header) {
+  auto trim = [](std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v;
+  };
+  while (!header.empty()) {
+    const auto comma = header.find(',');
+    auto pref = header.substr(0, comma);
+    header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
+    pref = trim(pref.substr(0, pref.find(';')));  // parameters do not apply to wait
+    const auto eq = pref.find('=');
+    if (eq == std::string_view::npos) continue;
+    auto name = trim(pref.substr(0, eq));
+    auto value = trim(pref.substr(eq + 1));
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+      value = value.substr(1, value.size() - 2);
+    if (name.size() != 4 || ::strncasecmp(name.data(), "wait", 4) != 0) continue;
+    std::int64_t seconds = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+    if (ec != std::errc{} || end != value.data() + value.size() || seconds < 0) continue;
+    return std::min<std::int64_t>(seconds, kMaxWaitMs / 1000) * 1000;
+  }
+  return 0;
 }
 
 // ---------------------------------------------------------------- codes

@@ -152,6 +152,13 @@ std::expected<std::int64_t, ApiError> query_int(const std::map<std::string, std:
 std::expected<std::int64_t, ApiError> parse_wait_ms(
     const std::map<std::string, std::string>& query);
 
+/// The `wait` preference of a `Prefer` header (RFC 7240, section 4.3:
+/// `wait=delta-seconds`; preferences are separated by commas, parameters by
+/// ';', names are case-insensitive) in ms, clamped to kMaxWaitMs; 0 when the
+/// header has none. A malformed preference is ignored, as RFC 7240 asks of
+/// servers, so this never fails.
+std::int64_t prefer_wait_ms(std::string_view prefer_header);
+
 // ---------------------------------------------------------------- codes
 
 /// HTTP status for a command's msg::Code: ok 200; userNotFound,

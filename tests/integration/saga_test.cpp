@@ -192,6 +192,52 @@ TEST_F(SagaTest, IdempotencyKeyReturnsTheSameOrder) {
   EXPECT_EQ(sys_->stock(s.product), 9);
 }
 
+TEST_F(SagaTest, PreferWaitAnswersThePostWithTheOutcome) {
+  // RFC 7240 `Prefer: wait=N`: the POST itself answers once the order is
+  // terminal (201 with the order), or with the usual 202 when N runs out.
+  auto post = [&](const json& body, const std::string& prefer, const std::string& key) {
+    return sys_->api("POST", "/v1/orders", body, {{"Prefer", prefer}, {"Idempotency-Key", key}});
+  };
+  auto s = make_shop();
+  const auto key = "wait-" + std::to_string(s.user);
+  auto done = post(order_body(s, 2, "tok_ok", 300), "wait=10", key);
+  ASSERT_EQ(done.status, 201) << done.body.dump();
+  const auto id = done.body["order_id"].get<std::int64_t>();
+  EXPECT_EQ(done.headers["location"], "/v1/orders/" + std::to_string(id));
+  EXPECT_EQ(done.headers["preference-applied"], "wait=10");
+  EXPECT_EQ(done.body["status"], "COMPLETED") << done.body.dump();
+  EXPECT_EQ(done.body, sys_->wait_order(id)) << "the same body as GET /v1/orders/{id}";
+  EXPECT_EQ(sys_->stock(s.product), 8);
+  // A retry with the key answers with the same order, once, however asked.
+  auto again = post(order_body(s, 2, "tok_ok", 300), "respond-async, wait=10", key);
+  EXPECT_EQ(again.status, 201);
+  EXPECT_EQ(again.body["order_id"], id);
+  EXPECT_EQ(sys_->stock(s.product), 8);
+
+  auto declined = make_shop();
+  auto failed = post(order_body(declined, 2, "tok_decline", 0), "wait=10",
+                     "wait-" + std::to_string(declined.user));
+  ASSERT_EQ(failed.status, 201) << failed.body.dump();
+  EXPECT_EQ(failed.body["status"], "FAILED");
+  EXPECT_EQ(failed.body["failure_reason"], "PAYMENT_DECLINED");
+  EXPECT_EQ(sys_->stock(declined.product), 10);
+
+  // tok_timeout takes its payment step's retries (~2 s): a 1 s wait runs out first.
+  auto slow = make_shop();
+  auto pending =
+      post(order_body(slow, 1, "tok_timeout", 0), "wait=1", "wait-" + std::to_string(slow.user));
+  ASSERT_EQ(pending.status, 202) << pending.body.dump();
+  EXPECT_EQ(pending.body["status"], "PENDING");
+  const auto slow_id = pending.body["order_id"].get<std::int64_t>();
+  EXPECT_EQ(pending.headers["location"], "/v1/orders/" + std::to_string(slow_id));
+  EXPECT_EQ(sys_->wait_order(slow_id)["failure_reason"], "PAYMENT_TIMEOUT");
+  // A malformed preference is ignored (RFC 7240): the plain 202.
+  auto plain = make_shop();
+  auto ignored =
+      post(order_body(plain, 1, "tok_ok", 0), "wait=soon", "wait-" + std::to_string(plain.user));
+  EXPECT_EQ(ignored.status, 202) << ignored.body.dump();
+}
+
 TEST_F(SagaTest, BadInputIsRejectedWithoutStateChange) {
   auto s = make_shop();
   struct Case {

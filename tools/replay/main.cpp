@@ -54,9 +54,15 @@ int main(int argc, char** argv) {
                       ->check(CLI::Range(size_t{1}, size_t{10'000'000}))
                       ->capture_default_str();
   app.add_option("--seed", seed, "seed of the generated data set")->capture_default_str();
-  app.add_option("--wait-ms", wait_ms, "wait_ms of each long poll of an order")
+  app.add_option("--wait-ms", wait_ms,
+                 "how long one request waits for an order's outcome (Prefer: wait on the "
+                 "POST, wait_ms of each long poll)")
       ->check(CLI::Range(int64_t{1}, int64_t{30000}))
       ->capture_default_str();
+  bool poll = false;
+  app.add_flag("--poll", poll,
+               "POST without Prefer: wait (answered 202 at once), then long-poll GET "
+               "/v1/orders/{id}: two requests per order");
   app.add_option("--json", json_file, "also write the figures as JSON to FILE");
   app.add_flag("--verify", do_verify, "check stock, points, coupons and rankings afterwards");
   app.add_option("--key-prefix", key_prefix,
@@ -131,6 +137,7 @@ int main(int argc, char** argv) {
   options.runtime_dir = runtime_dir;
   options.concurrency = concurrency;
   options.wait = std::chrono::milliseconds(wait_ms);
+  options.prefer_wait = !poll;
   options.startup_timeout = std::chrono::milliseconds(std::llround(startup_timeout_s * 1000));
   options.order_timeout = std::chrono::milliseconds(std::llround(order_timeout_s * 1000));
   options.key_prefix = key_prefix;

@@ -362,8 +362,13 @@ void replay_one(Api& api, const Dataset& data, const Ids& ids, const Options& op
                 Clock::time_point t0, OrderOutcome& out) {
   const Order& o = data.orders[i];
   const json body = order_request(data, ids, options, i);
-  const std::map<std::string, std::string> headers = {
+  std::map<std::string, std::string> headers = {
       {"Idempotency-Key", options.key_prefix + o.source_id}};
+  if (options.prefer_wait) {
+    headers["Prefer"] =
+        "wait=" + std::to_string(std::max<std::int64_t>(
+                      1, std::chrono::ceil<std::chrono::seconds>(options.wait).count()));
+  }
   auto set_error = [&](std::string kind, std::string detail) {
     out.error_kind = std::move(kind);
     out.error = "order " + o.source_id +
@@ -378,11 +383,13 @@ void replay_one(Api& api, const Dataset& data, const Ids& ids, const Options& op
     return;
   }
   out.order_id = get_u64(r.body, "order_id");
-  // Only a 202 with its own Location is an answer to this POST (a 200 order
-  // body here would be another request's response).
-  if (r.status != 202 || !out.order_id || r.headers.find("location") == r.headers.end() ||
+  // Only a 202 (accepted, PENDING) or, when waiting, a 201 (the outcome) with
+  // its own Location is an answer to this POST (a 200 order body here would
+  // be another request's response).
+  const bool answered = r.status == 202 || (options.prefer_wait && r.status == 201);
+  if (!answered || !out.order_id || r.headers.find("location") == r.headers.end() ||
       r.headers.at("location") != "/v1/orders/" + std::to_string(*out.order_id)) {
-    set_error("POST /v1/orders: not a 202 with a matching Location",
+    set_error("POST /v1/orders: not a 201/202 with a matching Location",
               "POST /v1/orders: HTTP " + std::to_string(r.status) + " " + r.body.dump());
     out.order_id.reset();
     return;

@@ -31,6 +31,11 @@ struct Options {
   std::filesystem::path runtime_dir;     ///< holds api.sock and admin.sock
   unsigned concurrency = 16;             ///< worker threads for set-up, replay and verify (>= 1)
   std::chrono::milliseconds wait{5000};  ///< wait_ms of each long poll (1 .. 30000)
+  /// POST each order with `Prefer: wait=<wait in s>` (RFC 7240), so the POST
+  /// itself answers with the outcome (201) and one request serves an order;
+  /// false: the POST answers 202 at once and the client long-polls GET
+  /// /v1/orders/{id}?wait_ms. Either way a 202 is followed by long polls.
+  bool prefer_wait = true;
   std::chrono::milliseconds startup_timeout{30000};  ///< how long to wait for /v1/health
   std::chrono::milliseconds order_timeout{120000};   ///< give up on an order still PENDING
   std::string key_prefix;  ///< prepended to each Idempotency-Key (for re-runs)
