@@ -320,6 +320,7 @@ Phase run_api(const olist::Dataset& data, const Args& args, const std::string& d
   sys->reset();
   if (!args.keep) fs::remove_all(dir);
   std::fprintf(stderr, "api %-7s verify: %zu violations\n", durability.c_str(), violations);
+  for (const auto& line : examples) std::fprintf(stderr, "  %s\n", line.get<std::string>().c_str());
   return phase;
 }
 

@@ -135,6 +135,7 @@ std::error_code Context::reply(msg::Envelope::Reader request,
 Runtime::Runtime(DaemonId self, Config config) : self_(self), config_(std::move(config)) {}
 
 Runtime::~Runtime() {
+  stop_syncer();  // run() left early
   if (g_signal_target == this) g_signal_target = nullptr;
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
@@ -780,7 +781,10 @@ int Runtime::run() {
   auto& slot = status_.slot(index(self_));
   auto doorbell = status_.doorbell(index(self_));
   log_->info("running");
-  last_sync_ms_ = ipc::monotonic_ms();
+  if (config_.durability == storage::Durability::process) {
+    syncer_stop_ = false;
+    syncer_ = std::thread([this] { run_syncer(); });
+  }
   while (!stopping_) {
     heartbeat();
     serve_control();
@@ -789,11 +793,6 @@ int Runtime::run() {
     const auto now = ipc::monotonic_ms();
     if (wake_at_ms_ && now >= wake_at_ms_) wake_at_ms_ = 0;
     if (tick_) tick_(now);
-    if (config_.durability == storage::Durability::process &&
-        now - last_sync_ms_ >= config_.sync_interval_ms) {
-      env_->sync();
-      last_sync_ms_ = now;
-    }
     if (worked || relay_needed_) continue;
 
     // Idle: spin briefly (cheap when the peer answers within microseconds),
@@ -830,10 +829,31 @@ int Runtime::run() {
     }
     doorbell.wait(token, timeout_ms);
   }
+  stop_syncer();
   env_->sync();
   slot.heartbeat_ms.store(ipc::monotonic_ms(), std::memory_order_relaxed);
   log_->info("stopped");
   return 0;
+}
+
+void Runtime::stop_syncer() {
+  if (!syncer_.joinable()) return;
+  {
+    std::lock_guard lock(syncer_mu_);
+    syncer_stop_ = true;
+  }
+  syncer_cv_.notify_all();
+  syncer_.join();
+}
+
+void Runtime::run_syncer() {
+  std::unique_lock lock(syncer_mu_);
+  while (!syncer_cv_.wait_for(lock, std::chrono::milliseconds(config_.sync_interval_ms),
+                              [this] { return syncer_stop_; })) {
+    lock.unlock();
+    if (auto ec = env_->sync()) log_->warn("periodic sync failed: {}", describe(ec));
+    lock.lock();
+  }
 }
 
 // ---------------------------------------------------------------- transport

@@ -40,6 +40,7 @@
 #include <spdlog/logger.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <expected>
 #include <functional>
@@ -47,6 +48,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "daemons/common/config.hpp"
@@ -209,7 +211,16 @@ class Runtime {
   std::atomic<bool> posted_pending_{false};  // posted_ is not empty (polled without the mutex)
   std::vector<std::function<void()>> after_commit_;
   std::int64_t wake_at_ms_ = 0;
-  std::int64_t last_sync_ms_ = 0;
+  /// `process` durability: flushes the environment every sync_interval_ms on
+  /// its own thread, so the loop never stalls on the fdatasync (ms on a busy
+  /// disk). mdb_env_sync "does not interact with transactions, and can be
+  /// called concurrently with itself" (H. Chu, openldap-technical, 2015-12).
+  void run_syncer();
+  void stop_syncer();  ///< idempotent
+  std::thread syncer_;
+  std::mutex syncer_mu_;
+  std::condition_variable syncer_cv_;
+  bool syncer_stop_ = false;             // guarded by syncer_mu_
   int spin_budget_us_ = 0;               // adaptive idle spin (loop thread), <= config_.spin_us
   std::uint32_t idle_periods_ = 0;       // counts idle periods spent without spinning
   bool careful_batch_ = false;           // the last batch had a failing handler: nest each message
