@@ -15,6 +15,7 @@ using Payload = msg::Envelope::Payload;
 
 constexpr unsigned kMaxTimeline = 64;  // entries kept per saga (the most recent)
 constexpr int kStepKinds = static_cast<int>(StepKind::complete_order) + 1;
+constexpr unsigned kRecordWords = 128;  // first segment of a record builder: fits one (~300 B)
 
 bool is_saga_reason(Code c) {
   return c == Code::COUPON_INVALID || c == Code::OUT_OF_STOCK || c == Code::PAYMENT_DECLINED ||
@@ -233,15 +234,37 @@ void SagaEngine::event(SagaRecord::Builder r, int step, SagaEventKind kind, std:
   r.setUpdatedAtMs(now);
 }
 
-std::error_code SagaEngine::save(runtime::Context& ctx, capnp::MessageBuilder& mb,
+SagaEngine::Record SagaEngine::load(storage::Txn& txn, std::uint64_t id) {
+  if (auto it = cache_.find(id); it != cache_.end()) {
+    auto mb = std::move(it->second);
+    cache_.erase(it);
+    return mb;
+  }
+  auto stored = store_.get(txn, id);
+  if (!stored) return nullptr;
+  auto mb = std::make_shared<capnp::MallocMessageBuilder>(kRecordWords);
+  mb->setRoot(stored->root<SagaRecord>());
+  return mb;
+}
+
+std::error_code SagaEngine::save(runtime::Context& ctx, Record mb,
                                  std::optional<SagaState> previous) {
-  auto r = mb.getRoot<SagaRecord>();
+  auto r = mb->getRoot<SagaRecord>();
   const SagaState state = r.getState();
-  if (auto ec = store_.put(ctx.txn(), r.getOrderId(), mb, previous)) return ec;
-  // Counted once the transaction commits: one that aborts, or a batch the
-  // runtime redoes, leaves the totals as they were.
-  if (previous != state)
-    ctx.after_commit([this, previous, state] { totals_.move(previous, state); });
+  const std::uint64_t id = r.getOrderId();
+  if (auto ec = store_.put(ctx.txn(), id, *mb, previous)) return ec;
+  // Counted and cached once the transaction commits: one that aborts, or a
+  // batch the runtime redoes, leaves the totals as they were and the record
+  // out of the cache (the next message reads the store).
+  ctx.after_commit([this, id, previous, state, mb = std::move(mb)] {
+    if (previous != state) totals_.move(previous, state);
+    const bool active = state == SagaState::RUNNING || state == SagaState::COMPENSATING;
+    if (active && cache_.size() < kMaxCached) {
+      cache_.insert_or_assign(id, mb);
+    } else {
+      cache_.erase(id);
+    }
+  });
   return {};
 }
 
@@ -392,9 +415,9 @@ std::error_code SagaEngine::start(runtime::Context& ctx, msg::Envelope::Reader m
   auto created = m.getPayload().getOrderCreated();
   auto order = created.getOrder();
   const std::uint64_t id = order.getOrderId();
-  if (store_.get(ctx.txn(), id)) return {};  // duplicate OrderCreated: the saga exists
-  capnp::MallocMessageBuilder mb;
-  auto r = mb.initRoot<SagaRecord>();
+  if (store_.exists(ctx.txn(), id)) return {};  // duplicate OrderCreated: the saga exists
+  auto mb = std::make_shared<capnp::MallocMessageBuilder>(kRecordWords);
+  auto r = mb->initRoot<SagaRecord>();
   r.setOrderId(id);
   r.setUserId(order.getUserId());
   auto src = order.getLines();
@@ -419,7 +442,7 @@ std::error_code SagaEngine::start(runtime::Context& ctx, msg::Envelope::Reader m
   recompute_amounts(r);
   event(r, SAGA_STEP, SagaEventKind::STARTED, now);
   if (auto ec = advance(ctx, r, -1)) return ec;
-  return save(ctx, mb, std::nullopt);
+  return save(ctx, std::move(mb), std::nullopt);
 }
 
 std::error_code SagaEngine::on_message(runtime::Context& ctx, msg::Envelope::Reader m) {
@@ -431,14 +454,12 @@ std::error_code SagaEngine::on_message(runtime::Context& ctx, msg::Envelope::Rea
     return {};
   }
   const std::uint64_t order = m.getSagaId();
-  auto stored = store_.get(ctx.txn(), order);
-  if (!stored) {
+  auto mb = load(ctx.txn(), order);
+  if (!mb) {
     log_->warn("saga={} reply for an unknown saga ignored", order);
     return {};
   }
-  capnp::MallocMessageBuilder mb;
-  mb.setRoot(stored->root<SagaRecord>());
-  auto r = mb.getRoot<SagaRecord>();
+  auto r = mb->getRoot<SagaRecord>();
   const auto state = r.getState();
   if (state != SagaState::RUNNING && state != SagaState::COMPENSATING) return {};
   const bool comp = state == SagaState::COMPENSATING;
@@ -485,7 +506,7 @@ std::error_code SagaEngine::on_message(runtime::Context& ctx, msg::Envelope::Rea
     ec = next_compensation(ctx, r);
   }  // a failed compensation is retried when its deadline passes
   if (ec) return ec;
-  return save(ctx, mb, state);
+  return save(ctx, std::move(mb), state);
 }
 
 std::error_code SagaEngine::on_timeout(runtime::Context& ctx, SagaRecord::Builder r) {
@@ -526,14 +547,12 @@ void SagaEngine::on_tick(runtime::Runtime& rt, std::int64_t now_ms) {
   if (due.empty()) return;
   auto ec = rt.transact([&](runtime::Context& ctx) -> std::error_code {
     for (auto id : due) {
-      auto stored = store_.get(ctx.txn(), id);
-      if (!stored) {
+      auto mb = load(ctx.txn(), id);
+      if (!mb) {
         deadlines_.erase(id);
         continue;
       }
-      capnp::MallocMessageBuilder mb;
-      mb.setRoot(stored->root<SagaRecord>());
-      auto r = mb.getRoot<SagaRecord>();
+      auto r = mb->getRoot<SagaRecord>();
       if (r.getState() != SagaState::RUNNING && r.getState() != SagaState::COMPENSATING) {
         deadlines_.erase(id);
         continue;
@@ -558,16 +577,16 @@ ipc::ControlReply SagaEngine::operate(
     const std::function<ipc::ControlReply(runtime::Context&, SagaRecord::Builder)>& fn) {
   ipc::ControlReply reply;
   auto ec = rt.transact([&](runtime::Context& ctx) -> std::error_code {
-    auto stored = store_.get(ctx.txn(), order_id);
-    if (!stored) {
+    auto mb = load(ctx.txn(), order_id);
+    if (!mb) {
       reply = {ipc::ControlResult::not_found, fmt::format("no saga for order {}", order_id)};
       return {};
     }
-    capnp::MallocMessageBuilder mb;
-    mb.setRoot(stored->root<SagaRecord>());
-    const auto previous = mb.getRoot<SagaRecord>().getState();
-    reply = fn(ctx, mb.getRoot<SagaRecord>());
-    return reply.result == ipc::ControlResult::ok ? save(ctx, mb, previous) : std::error_code{};
+    const auto previous = mb->getRoot<SagaRecord>().getState();
+    reply = fn(ctx, mb->getRoot<SagaRecord>());
+    // A refused action may have left the builder half-changed: not cached.
+    return reply.result == ipc::ControlResult::ok ? save(ctx, std::move(mb), previous)
+                                                  : std::error_code{};
   });
   if (ec) return {ipc::ControlResult::failed, fmt::format("cannot {}: {}", action, ec.message())};
   return reply;

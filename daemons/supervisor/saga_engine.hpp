@@ -28,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "daemons/common/runtime.hpp"
@@ -93,9 +94,14 @@ class SagaEngine {
   /// Appends to the record's timeline (the most recent 64 entries are kept).
   void event(SagaRecord::Builder r, int step, SagaEventKind kind, std::int64_t now,
              msg::Code code = msg::Code::OK, unsigned attempt = 0);
-  /// Stores the record; `previous` is the state it was loaded with (nullopt: new).
-  std::error_code save(runtime::Context& ctx, capnp::MessageBuilder& mb,
-                       std::optional<SagaState> previous);
+  using Record = std::shared_ptr<capnp::MallocMessageBuilder>;
+  /// The record of saga `id` to change, or nullptr: taken out of the cache of
+  /// committed records (no read, no copy), else copied from the store. A
+  /// record loaded and not saved is dropped (the next load reads the store).
+  Record load(storage::Txn& txn, std::uint64_t id);
+  /// Stores the record; `previous` is the state it was loaded with (nullopt:
+  /// new). After the commit it goes (back) into the cache while not final.
+  std::error_code save(runtime::Context& ctx, Record mb, std::optional<SagaState> previous);
   /// Operator actions: loads saga `order_id` in a transaction, lets `fn`
   /// change it (a reply with result ok saves it), answers not_found when absent.
   ipc::ControlReply operate(
@@ -108,6 +114,12 @@ class SagaEngine {
   std::shared_ptr<spdlog::logger> log_;
   std::map<std::uint64_t, std::int64_t> deadlines_;  // order id -> realtime ms
   SagaTotals totals_;                                // committed sagas only
+  /// Builders of RUNNING/COMPENSATING records as committed, by order id. A
+  /// record is in here only between commits: load() takes it out, save()'s
+  /// after_commit puts it back, so a transaction that aborts never leaves a
+  /// change behind (the record is then read from the store again).
+  std::unordered_map<std::uint64_t, Record> cache_;
+  static constexpr std::size_t kMaxCached = 65536;
 };
 
 /// How long the `attempt`-th send (1-based) of a command waits for its reply:

@@ -134,6 +134,10 @@ std::optional<storage::StoredMessage> SagaStore::get(storage::Txn& txn, std::uin
   return storage::get_message(sagas_, txn, storage::Key{}.u64(id).view());
 }
 
+bool SagaStore::exists(storage::Txn& txn, std::uint64_t id) const {
+  return sagas_.get(txn, storage::Key{}.u64(id).view()).has_value();
+}
+
 std::error_code SagaStore::put(storage::Txn& txn, std::uint64_t id, capnp::MessageBuilder& record,
                                std::optional<SagaState> previous) const {
   const auto key = storage::Key{}.u64(id);

@@ -84,6 +84,8 @@ class SagaStore {
   SagaStore() = default;
 
   std::optional<storage::StoredMessage> get(storage::Txn& txn, std::uint64_t saga_id) const;
+  /// Whether saga `saga_id` is stored (no copy of the record).
+  bool exists(storage::Txn& txn, std::uint64_t saga_id) const;
   /// Stores `record` for `saga_id`; `previous` is the state stored before
   /// (nullopt for a new saga), from which the index and the totals follow.
   /// Errors: LMDB codes (MDB_MAP_FULL).
