@@ -41,7 +41,9 @@ def main():
     d = r.get("data", {})
     w(f"Data: {d.get('origin')} ({d.get('orders')} orders, {d.get('products')} products), "
       f"{d.get('rounds')} closed-loop rounds in `process`, {d.get('fsync_rounds')} in `fsync`; "
-      "each round has fresh users, products and idempotency keys. Durability `process` unless noted.")
+      "each round has fresh users, products and idempotency keys. Durability `process` unless noted. "
+      "The api.sock clients POST each order with `Prefer: wait` (RFC 7240): one HTTP request per "
+      "order, answered with its outcome. The load generator runs on the same cores as the system.")
     w("")
     w("## Headline figures and the targets of issue 4")
     w("")
