@@ -475,6 +475,12 @@ int main(int argc, char** argv) {
   const json ring_futex = micro_us(micro, "BM_RingRoundTrip/futex/64/");
   const json ring_adaptive = micro_us(micro, "BM_RingRoundTrip/adaptive/64/");
   const json uds = micro_us(micro, "BM_UdsRoundTrip/stream/64/");
+  // One order = 5 sequential saga steps through the real supervisor (micro_saga.cpp).
+  auto per_step = [](json order_us) {
+    return order_us.is_number() ? json(order_us.get<double>() / 5) : json(nullptr);
+  };
+  const json step_process = per_step(micro_us(micro, "BM_SagaStep/process/"));
+  const json step_fsync = per_step(micro_us(micro, "BM_SagaStep/fsync/"));
 
   write_samples(args.samples_dir, "api_closed_loop", process.closed_us);
   write_samples(args.samples_dir, "api_open_loop", process.open_us);
@@ -499,6 +505,8 @@ int main(int argc, char** argv) {
       {"ring_futex_rtt_us", ring_futex},
       {"ring_adaptive_rtt_us", ring_adaptive},
       {"uds_rtt_us", uds},
+      {"saga_step_us", step_process},
+      {"saga_step_fsync_us", step_fsync},
       {"cpu_s_per_1000_orders", process.figures["cpu_s_per_1000_orders"]},
       {"max_rss_mib", process.figures["max_rss_mib"]},
       {"idle_cpu_percent_per_daemon", process.figures["idle_cpu_percent_per_daemon"]},

@@ -75,6 +75,9 @@ def main():
     w(f"| monolith, group commit (256/commit), process (the ceiling) | {num(r.get('monolith_group_commit_orders_per_s'))} orders/s |")
     w(f"| monolith, one commit per order, fsync | {num(r.get('monolith_fsync_orders_per_s'))} orders/s |")
     w(f"| monolith, group commit, fsync | {num(r.get('monolith_fsync_group_commit_orders_per_s'))} orders/s |")
+    if r.get("saga_step_us") is not None:
+        w(f"| one saga step end to end (ring in, supervisor batch + commit, ring out), process / fsync "
+          f"| {r['saga_step_us']:,.1f} µs / {(r.get('saga_step_fsync_us') or 0):,.0f} µs |")
     w(f"| CPU seconds per 1,000 orders (all daemons, api.sock run) | {num(r.get('cpu_s_per_1000_orders'), 3)} |")
     core = r.get("api_process", {}).get("saga_core", {})
     if core:
