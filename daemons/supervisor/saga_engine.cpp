@@ -1,6 +1,5 @@
 #include "daemons/supervisor/saga_engine.hpp"
 
-#include <capnp/orphan.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -203,34 +202,8 @@ void SagaEngine::set_state(SagaRecord::Builder r, SagaState s) {
 
 void SagaEngine::event(SagaRecord::Builder r, int step, SagaEventKind kind, std::int64_t now,
                        Code code, unsigned attempt) {
-  // Grown in place: the timeline is the record's last object (setRoot copies
-  // pointer fields in order), so this extends the segment without a copy.
-  auto orphan = r.disownTimeline();
-  if (orphan == nullptr) {  // a record from before the timeline
-    orphan =
-        capnp::Orphanage::getForMessageContaining(r).newOrphan<capnp::List<SagaTimelineEntry>>(0);
-  }
-  const unsigned size = orphan.getReader().size();
-  if (size < kMaxTimeline) orphan.truncate(size + 1);
-  auto list = orphan.get();
-  if (size >= kMaxTimeline) {  // full: drop the oldest entry
-    for (unsigned i = 0; i + 1 < list.size(); ++i) {
-      auto to = list[i];
-      auto from = list[i + 1].asReader();
-      to.setStep(from.getStep());
-      to.setKind(from.getKind());
-      to.setCode(from.getCode());
-      to.setAttempt(from.getAttempt());
-      to.setAtMs(from.getAtMs());
-    }
-  }
-  auto e = list[list.size() - 1];
-  e.setStep(static_cast<std::uint8_t>(step));
-  e.setKind(kind);
-  e.setCode(static_cast<std::uint16_t>(code));
-  e.setAttempt(static_cast<std::uint16_t>(std::min(attempt, 0xFFFFu)));
-  e.setAtMs(now);
-  r.adoptTimeline(kj::mv(orphan));
+  append_timeline(r, static_cast<std::uint8_t>(step), kind, now, static_cast<std::uint16_t>(code),
+                  attempt, kMaxTimeline);
   r.setUpdatedAtMs(now);
 }
 

@@ -1,5 +1,8 @@
 #include "daemons/supervisor/saga_store.hpp"
 
+#include <capnp/orphan.h>
+
+#include <algorithm>
 #include <array>
 
 #include "schemas/codes.hpp"
@@ -94,6 +97,37 @@ std::optional<StepKind> parse_step_kind(std::string_view name) {
 }
 
 const char* step_kind_name(StepKind k) { return kKindNames.at(static_cast<std::size_t>(k)); }
+
+void append_timeline(SagaRecord::Builder r, std::uint8_t step, SagaEventKind kind,
+                     std::int64_t at_ms, std::uint16_t code, unsigned attempt,
+                     unsigned max_entries) {
+  auto orphan = r.disownTimeline();
+  if (orphan == nullptr) {  // a record from before the timeline
+    orphan =
+        capnp::Orphanage::getForMessageContaining(r).newOrphan<capnp::List<SagaTimelineEntry>>(0);
+  }
+  const unsigned size = orphan.getReader().size();
+  if (size < max_entries) orphan.truncate(size + 1);
+  auto list = orphan.get();
+  if (size >= max_entries) {  // full: drop the oldest entry
+    for (unsigned i = 0; i + 1 < list.size(); ++i) {
+      auto to = list[i];
+      auto from = list[i + 1].asReader();
+      to.setStep(from.getStep());
+      to.setKind(from.getKind());
+      to.setCode(from.getCode());
+      to.setAttempt(from.getAttempt());
+      to.setAtMs(from.getAtMs());
+    }
+  }
+  auto e = list[list.size() - 1];
+  e.setStep(step);
+  e.setKind(kind);
+  e.setCode(code);
+  e.setAttempt(static_cast<std::uint16_t>(std::min(attempt, 0xFFFFu)));
+  e.setAtMs(at_ms);
+  r.adoptTimeline(kj::mv(orphan));
+}
 
 void SagaTotals::move(std::optional<SagaState> from, SagaState to) {
   if (from == to) return;

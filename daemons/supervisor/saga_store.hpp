@@ -59,6 +59,14 @@ const char* state_name(SagaState s);
 /// COMPLETED, FAILED and ABANDONED: nothing will happen to the saga again.
 bool is_final(SagaState s);
 
+/// Appends an entry to `r`'s timeline, dropping the oldest once it holds
+/// `max_entries`. Grows the list in place when it is the message's last
+/// object — as after SagaRecord's setRoot copy (pointer fields in order) —
+/// so a step costs no copy of the record. `attempt` is clamped to 65535.
+void append_timeline(SagaRecord::Builder r, std::uint8_t step, SagaEventKind kind,
+                     std::int64_t at_ms, std::uint16_t code, unsigned attempt,
+                     unsigned max_entries);
+
 /// Sagas per state.
 struct SagaTotals {
   std::uint64_t running = 0, compensating = 0, completed = 0, failed = 0, stuck = 0, abandoned = 0;

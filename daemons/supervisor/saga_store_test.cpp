@@ -209,5 +209,29 @@ TEST(SagaStoreView, RendersTheTimelineAsText) {
   }
 }
 
+TEST(SagaTimeline, GrowsInPlaceAndKeepsTheMostRecentEntries) {
+  capnp::MallocMessageBuilder b;
+  auto r = b.initRoot<SagaRecord>();
+  r.initLines(1)[0].setQuantity(2);
+  constexpr unsigned kCap = 8;
+  for (unsigned i = 0; i < 20; ++i) {
+    append_timeline(r, static_cast<std::uint8_t>(i % 3), SagaEventKind::RETRIED, 1000 + i, 0,
+                    i == 19 ? 100000u : i, kCap);
+    const auto t = r.asReader().getTimeline();
+    ASSERT_EQ(t.size(), std::min(i + 1, kCap)) << i;
+    EXPECT_EQ(t[t.size() - 1].getAtMs(), 1000 + i);
+    EXPECT_EQ(t[0].getAtMs(), 1000 + (i + 1 > kCap ? i + 1 - kCap : 0)) << "oldest dropped first";
+  }
+  const auto t = r.asReader().getTimeline();
+  for (unsigned i = 0; i < kCap; ++i) EXPECT_EQ(t[i].getAtMs(), 1000 + 12 + i);
+  EXPECT_EQ(t[kCap - 1].getAttempt(), 0xFFFF) << "clamped";
+  // In place: one segment, no hole of an abandoned copy.
+  const auto segments = b.getSegmentsForOutput();
+  ASSERT_EQ(segments.size(), 1u);
+  capnp::MallocMessageBuilder compact;
+  compact.setRoot(r.asReader());
+  EXPECT_EQ(segments[0].size(), compact.getSegmentsForOutput()[0].size());
+}
+
 }  // namespace
 }  // namespace ringmart::supervisor
