@@ -7,8 +7,8 @@
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
+#include <kj/io.h>
 
-#include <bit>
 #include <cstring>
 #include <optional>
 #include <span>
@@ -56,26 +56,16 @@ inline std::optional<StoredMessage> get_message(const Table& table, Txn& txn,
   return StoredMessage(*v);
 }
 
-/// Stores `builder` at `key`, serialised straight into the page (the same
-/// bytes as to_words()). Errors: as Table::put.
+/// Stores `builder` at `key`, serialised (capnp::writeMessage, the same bytes
+/// as to_words()) straight into the page LMDB reserves. Errors: as Table::put.
 inline std::error_code put_message(const Table& table, Txn& txn, std::span<const std::byte> key,
                                    capnp::MessageBuilder& builder) {
-  const auto segments = builder.getSegmentsForOutput();
-  if (segments.size() == 1) {
-    // The common case: the segment table (little-endian u32 segment count - 1
-    // = 0, u32 size in words; capnproto.org/encoding.html#serialization-over-a-stream)
-    // then the segment.
-    static_assert(std::endian::native == std::endian::little);
-    const auto seg = segments[0].asBytes();
-    auto out = table.put_reserved(txn, key, 8 + seg.size());
-    if (!out) return out.error();
-    const std::uint32_t header[2] = {0, static_cast<std::uint32_t>(segments[0].size())};
-    std::memcpy(out->data(), header, sizeof(header));
-    std::memcpy(out->data() + 8, seg.begin(), seg.size());
-    return {};
-  }
-  auto words = to_words(builder);
-  return table.put(txn, key, as_bytes(words));
+  const auto words = capnp::computeSerializedSizeInWords(builder);
+  auto out = table.put_reserved(txn, key, words * sizeof(capnp::word));
+  if (!out) return out.error();
+  kj::ArrayOutputStream stream(kj::arrayPtr(reinterpret_cast<kj::byte*>(out->data()), out->size()));
+  capnp::writeMessage(stream, builder);
+  return {};
 }
 
 }  // namespace ringmart::storage

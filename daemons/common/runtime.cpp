@@ -321,9 +321,10 @@ void Runtime::prune(storage::Txn& txn) {
   std::uint64_t pending = 0;
   for (auto& out : outbound_) {
     const auto acked = out.ring.acked_seq();
+    out.pruning = out.pruned;
     if (acked > out.pruned) {
       outbox_.prune(txn, index(out.peer), acked);
-      out.pruned = acked;
+      out.pruning = acked;  // becomes `pruned` when the batch commits
     }
     pending += outbox_.pending(txn, index(out.peer), acked);
   }
@@ -374,12 +375,6 @@ bool Runtime::process_batch() {
     enter_storage_failure(txn.error());
     return false;
   }
-  // What prune() records as pruned holds only once the batch commits.
-  std::vector<std::uint64_t> pruned_before;
-  for (auto& out : outbound_) pruned_before.push_back(out.pruned);
-  auto unprune = [&] {
-    for (std::size_t i = 0; i < outbound_.size(); ++i) outbound_[i].pruned = pruned_before[i];
-  };
   prune(*txn);
 
   struct Ack {
@@ -557,7 +552,6 @@ bool Runtime::process_batch() {
   if (redo_carefully && !storage_ec) {
     // Undo everything this batch did and apply it again, message by message.
     txn->abort();
-    unprune();
     hooks.clear();
     for (auto& in : inbound_) in.ring.rewind();
     requeue_posted();
@@ -571,7 +565,6 @@ bool Runtime::process_batch() {
   if (!storage_ec) storage_ec = txn->commit();
   if (storage_ec) {
     txn->abort();
-    unprune();
     hooks.clear();
     for (auto& in : inbound_) in.ring.rewind();
     slot.errors.fetch_add(1, std::memory_order_relaxed);
@@ -585,6 +578,7 @@ bool Runtime::process_batch() {
     slot.flags.fetch_and(~ipc::kFlagStorageFull, std::memory_order_relaxed);
     ipc::set_reason(slot, "");
   }
+  for (auto& out : outbound_) out.pruned = out.pruning;
   slot.inflight_seq.store(0, std::memory_order_relaxed);
   if (isolating) {
     // Once the suspect is committed (applied, quarantined or found a duplicate), leave isolation.

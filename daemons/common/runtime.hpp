@@ -175,8 +175,9 @@ class Runtime {
   struct Outbound {
     DaemonId peer;
     ipc::Ring ring;
-    std::uint64_t pushed = 0;  // highest seq pushed (mirror of the ring header)
-    std::uint64_t pruned = 0;  // highest seq pruned from the outbox
+    std::uint64_t pushed = 0;   // highest seq pushed (mirror of the ring header)
+    std::uint64_t pruned = 0;   // highest seq pruned from the outbox (committed)
+    std::uint64_t pruning = 0;  // what the batch in progress prunes up to; pruned once it commits
   };
   friend class Context;
   bool process_batch();

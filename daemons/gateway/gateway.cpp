@@ -486,6 +486,13 @@ void Gateway::post_order(const http::Request& req, http::ResponderPtr responder)
       if (known->request_hash != hash) {
         return responder->send(idempotency_conflict(known->order_id).response());
       }
+      // A retry may come after the outcome: then it is the answer at once.
+      if (wait_ms > 0) {
+        auto snapshot = order_snapshot(known->order_id);
+        if (snapshot && *snapshot && (*snapshot)->terminal) {
+          return responder->send(waiter_response(known->order_id, snapshot, true, wait_ms));
+        }
+      }
       return answer_accepted(known->order_id, std::move(responder), wait_ms);
     }
   }
@@ -581,10 +588,8 @@ void Gateway::answer_accepted(std::uint64_t order_id, http::ResponderPtr respond
   if (wait_ms <= 0 || shut_down_ || waiters_.size() >= options_.max_order_waiters) {
     return responder->send(accepted_response(order_id));
   }
-  auto snapshot = order_snapshot(order_id);
-  if (snapshot && *snapshot && (*snapshot)->terminal) {
-    return responder->send(waiter_response(order_id, snapshot, true, wait_ms));
-  }
+  // No read first: a just-accepted order cannot be final yet, and its
+  // orderFinalized comes through the same io queue, after this.
   park(order_id, std::move(responder), wait_ms, true);
 }
 
