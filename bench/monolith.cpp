@@ -89,49 +89,78 @@ std::error_code check(std::error_code ec, std::string& error, std::string_view w
 }
 
 /// The saga's effects for one order inside `txn`; returns the failure reason
-/// (kNone = completed). Writes nothing it does not keep on success: the
-/// caller applies it in a nested transaction and aborts that on failure.
+/// (kNone = completed). Checks every step first (reads only, in the saga's
+/// step order, so a failure has the saga's reason), then writes: a failed
+/// order writes nothing, without a nested transaction (which MDB_WRITEMAP,
+/// used in `process` durability, does not support).
 Reason apply_order(Txn& txn, const Tables& t, const olist::Dataset& data, const RoundIds& ids,
                    std::size_t i, std::int64_t day, OrderRow& row, std::string& error) {
   const olist::Order& o = data.orders[i];
   const std::uint64_t order_id = ids.order_base + i;
   // UseCoupon + ApplyCoupon.
   std::int64_t total = row.subtotal_cents + row.shipping_cents;
+  std::optional<CouponRow> coupon;
   if (row.user_coupon_id) {
-    auto c = t.coupons.get_pod<CouponRow>(txn, k1(row.user_coupon_id).view());
-    if (!c || c->user_id != row.user_id || c->used_by_order != 0) return kCouponInvalid;
-    c->used_by_order = order_id;
-    if (check(t.coupons.put_pod(txn, k1(row.user_coupon_id).view(), *c), error, "coupon")) {
+    coupon = t.coupons.get_pod<CouponRow>(txn, k1(row.user_coupon_id).view());
+    if (!coupon || coupon->user_id != row.user_id || coupon->used_by_order != 0) {
       return kCouponInvalid;
     }
-    row.discount_cents = std::min(c->value_cents, total);
+    row.discount_cents = std::min(coupon->value_cents, total);
   }
-  // DeductInventory: all lines or none.
+  // DeductInventory: all lines or none (a product on several lines sums up).
+  struct Take {
+    std::uint64_t product;
+    std::int64_t quantity;
+    ProductRow row;
+  };
+  std::vector<Take> takes;
   for (const auto& line : o.lines) {
-    const auto pk = k1(ids.product_base + line.product_index);
-    auto p = t.products.get_pod<ProductRow>(txn, pk.view());
-    if (!p || p->stock < line.quantity) return kOutOfStock;
-    p->stock -= line.quantity;
-    if (check(t.products.put_pod(txn, pk.view(), *p), error, "stock")) return kOutOfStock;
+    const std::uint64_t product = ids.product_base + line.product_index;
+    auto it = std::find_if(takes.begin(), takes.end(),
+                           [&](const Take& x) { return x.product == product; });
+    if (it == takes.end()) {
+      auto p = t.products.get_pod<ProductRow>(txn, k1(product).view());
+      if (!p) return kOutOfStock;
+      takes.push_back({product, 0, *p});
+      it = std::prev(takes.end());
+    }
+    it->quantity += line.quantity;
+    if (it->row.stock < it->quantity) return kOutOfStock;
   }
   // StartPayment (authorize the non-point part).
   row.points_used = o.points;
   row.paid_cents = total - row.discount_cents - row.points_used;
   if (o.payment_token == "tok_timeout") return kTimeout;
   if (o.payment_token != "tok_ok" && o.payment_token != "tok_capture_fail") return kDeclined;
-  PaymentRow pay{row.paid_cents, PaymentStatus::authorized};
   // DeductPoints.
+  std::optional<UserRow> user;
   if (row.points_used > 0) {
-    auto u = t.users.get_pod<UserRow>(txn, k1(row.user_id).view());
-    if (!u || u->points < row.points_used) return kInsufficientPoints;
-    u->points -= row.points_used;
-    if (check(t.users.put_pod(txn, k1(row.user_id).view(), *u), error, "points")) {
-      return kInsufficientPoints;
-    }
+    user = t.users.get_pod<UserRow>(txn, k1(row.user_id).view());
+    if (!user || user->points < row.points_used) return kInsufficientPoints;
   }
   // CompletePayment (capture).
   if (o.payment_token == "tok_capture_fail") return kCaptureFailed;
-  pay.status = PaymentStatus::captured;
+
+  // Every step succeeds: write the effects.
+  if (coupon) {
+    coupon->used_by_order = order_id;
+    if (check(t.coupons.put_pod(txn, k1(row.user_coupon_id).view(), *coupon), error, "coupon")) {
+      return kCouponInvalid;
+    }
+  }
+  for (auto& take : takes) {
+    take.row.stock -= take.quantity;
+    if (check(t.products.put_pod(txn, k1(take.product).view(), take.row), error, "stock")) {
+      return kOutOfStock;
+    }
+  }
+  if (user) {
+    user->points -= row.points_used;
+    if (check(t.users.put_pod(txn, k1(row.user_id).view(), *user), error, "points")) {
+      return kInsufficientPoints;
+    }
+  }
+  const PaymentRow pay{row.paid_cents, PaymentStatus::captured};
   if (check(t.payments.put_pod(txn, k1(order_id).view(), pay), error, "payment")) return kDeclined;
   // CompleteOrder + ranking.
   for (const auto& line : o.lines) {
@@ -222,16 +251,12 @@ std::expected<MonolithResult, std::string> run_monolith(const olist::Dataset& da
       row.subtotal_cents = olist::subtotal_cents(data, o);
       row.shipping_cents = o.shipping_cents;
       row.user_coupon_id = o.voucher_cents > 0 ? ids.user_base + i : 0;
-      auto nested = Txn::begin_nested(*txn);
-      if (!nested) return std::unexpected("nested: " + nested.error().message());
-      const Reason reason = apply_order(*nested, t, data, ids, i, day, row, error);
+      const Reason reason = apply_order(*txn, t, data, ids, i, day, row, error);
       if (!error.empty()) return std::unexpected(error);
       if (reason == kNone) {
-        if (auto ec = nested->commit()) return std::unexpected("nested commit: " + ec.message());
         row.status = Status::completed;
         ++result.completed;
       } else {
-        nested->abort();
         row.status = Status::failed;
         row.reason = reason;
         row.discount_cents = row.points_used = row.paid_cents = 0;

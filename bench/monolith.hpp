@@ -3,9 +3,11 @@
 // that does every step's effect (idempotency key, coupon, discount, stock,
 // payment record, points, order and its lines, ranking), with the same
 // business rules as the daemons (docs/domains.md) and the same simulated
-// payment tokens. A failed step aborts a nested transaction, so a FAILED
-// order changes nothing but its own row — what the saga's compensations
-// reach in many transactions. `orders_per_commit` > 1 is group commit.
+// payment tokens. Every step is checked before anything is written, so a
+// FAILED order changes nothing but its own row — what the saga's
+// compensations reach in many transactions. `orders_per_commit` > 1 is group
+// commit. The environment is opened like a daemon's (MDB_WRITEMAP in
+// `process` durability).
 //
 // It answers: what does splitting the domains into daemons cost against the
 // simplest correct program on the same disk and durability?

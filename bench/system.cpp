@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -202,9 +203,14 @@ std::map<std::string, std::uintmax_t> RunningSystem::lmdb_file_bytes() const {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(state_dir(), ec)) {
     const auto data = entry.path() / "data.mdb";
-    // LMDB's file grows in pages as they are first used: its size is the
-    // high-water mark of the environment, the figure that must stop growing.
-    if (const auto bytes = fs::file_size(data, ec); !ec) out[entry.path().filename()] = bytes;
+    // The disk blocks the file holds: pages are allocated as LMDB first uses
+    // them, so this is the high-water mark of the environment, the figure
+    // that must stop growing. (Not the file size: with MDB_WRITEMAP LMDB
+    // sizes the sparse file to the whole map.)
+    struct stat st {};
+    if (::stat(data.c_str(), &st) == 0) {
+      out[entry.path().filename()] = static_cast<std::uintmax_t>(st.st_blocks) * 512;
+    }
   }
   return out;
 }

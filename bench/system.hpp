@@ -46,7 +46,8 @@ class RunningSystem {
   /// Resident anonymous memory now (RssAnon: heap and stacks, without the
   /// LMDB file pages that VmHWM also counts), MiB.
   std::map<std::string, double> anon_rss_mib() const;
-  /// data.mdb size per daemon's environment (bytes), from the state directory.
+  /// Disk space data.mdb holds (allocated blocks, bytes) per daemon's
+  /// environment, from the state directory.
   std::map<std::string, std::uintmax_t> lmdb_file_bytes() const;
 
   std::filesystem::path runtime_dir() const { return base_ / "run"; }

@@ -122,7 +122,7 @@ def main():
     w("")
     w("Peak RSS (VmHWM) counts the pages of the daemon's LMDB file it has mapped "
       "(page cache, shared and evictable) as well as its heap; anonymous RSS is the heap "
-      "and stacks alone. `data.mdb` is the high-water mark of each environment.")
+      "and stacks alone. `data.mdb` bytes are the disk blocks the file holds, the high-water mark of each environment (the file itself is sparse, sized to the map).")
     w("")
     w(f"Invariant sums after every run: {ap.get('violations', '?')} violations (process), "
       f"{af.get('violations', '?')} (fsync); monolith: "

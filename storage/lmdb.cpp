@@ -1,7 +1,10 @@
 #include "storage/lmdb.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <utility>
@@ -52,6 +55,9 @@ std::expected<std::unique_ptr<Env>, std::error_code> Env::open(const EnvOptions&
   unsigned flags = MDB_NOTLS;
   if (options.read_only) flags |= MDB_RDONLY;
   if (options.durability == Durability::process) flags |= MDB_NOSYNC;
+  const bool write_map =
+      options.durability == Durability::process && options.write_map && !options.read_only;
+  if (write_map) flags |= MDB_WRITEMAP;
   rc = mdb_env_open(env, options.path.c_str(), flags, 0600);
   if (rc) {
     mdb_env_close(env);
@@ -59,7 +65,33 @@ std::expected<std::unique_ptr<Env>, std::error_code> Env::open(const EnvOptions&
   }
   int dead = 0;
   mdb_reader_check(env, &dead);
-  return std::unique_ptr<Env>(new Env(env, options));
+  return std::unique_ptr<Env>(new Env(env, options, write_map));
+}
+
+std::error_code Env::reserve_ahead() {
+  if (!write_map_ || reserve_unsupported_) return {};
+  const std::uint64_t want = used_bytes() + kReserveAheadBytes;
+  if (want <= reserved_bytes_) return {};
+  mdb_filehandle_t fd;
+  if (int rc = mdb_env_get_fd(env_, &fd)) return lmdb_error(rc);
+  MDB_envinfo info;
+  mdb_env_info(env_, &info);
+  // Whole chunks, never past the map (the file's size with MDB_WRITEMAP).
+  const std::uint64_t end = std::min<std::uint64_t>(
+      (want + kReserveChunkBytes - 1) / kReserveChunkBytes * kReserveChunkBytes, info.me_mapsize);
+  if (end <= reserved_bytes_) return {};
+  // Mode 0: allocates the holes in [offset, end); allocated ranges are kept.
+  if (::fallocate(fd, 0, static_cast<off_t>(reserved_bytes_),
+                  static_cast<off_t>(end - reserved_bytes_)) != 0) {
+    const int err = errno;
+    if (err == EOPNOTSUPP) {
+      reserve_unsupported_ = true;
+      return {};
+    }
+    return lmdb_error(err);
+  }
+  reserved_bytes_ = end;
+  return {};
 }
 
 Env::~Env() { mdb_env_close(env_); }
@@ -81,7 +113,9 @@ std::expected<Txn, std::error_code> Txn::begin_write(Env& env) {
   MDB_txn* t = nullptr;
   int rc = mdb_txn_begin(env.raw(), nullptr, 0, &t);
   if (rc) return std::unexpected(lmdb_error(rc));
-  return Txn(t, true);
+  Txn txn(t, true);
+  if (auto ec = env.reserve_ahead()) return std::unexpected(ec);  // aborts txn
+  return txn;
 }
 
 std::expected<Txn, std::error_code> Txn::begin_read(Env& env) {

@@ -112,6 +112,55 @@ TEST(Env, MapFullIsAnErrorValueAndLeavesEarlierDataIntact) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(Env, WriteMapReservesTheDiskAheadSoAFullDiskIsAnErrorNotSigbus) {
+  // A 40 MiB tmpfs under a 256 MiB map: with MDB_WRITEMAP the file is sparse,
+  // and a store into a hole the file system cannot fill would be SIGBUS.
+  auto dir = temp_dir();
+  if (::system(("mount -t tmpfs -o size=40m tmpfs " + dir + " 2>/dev/null").c_str()) != 0) {
+    std::filesystem::remove_all(dir);
+    GTEST_SKIP() << "cannot mount a tmpfs here (not root?)";
+  }
+  struct Unmount {
+    std::string dir;
+    ~Unmount() {
+      (void)::system(("umount " + dir).c_str());
+      std::filesystem::remove_all(dir);
+    }
+  } unmount{dir};
+  auto env = Env::open({.path = dir + "/env", .map_size_bytes = 256ull << 20});
+  ASSERT_TRUE(env);
+  ASSERT_TRUE((*env)->write_map());
+  const std::string big(512 * 1024, 'x');
+  std::size_t committed = 0;
+  std::error_code ec;
+  for (std::size_t i = 0; i < 200 && !ec; ++i) {
+    auto txn = Txn::begin_write(**env);
+    if (!txn) {
+      ec = txn.error();
+      break;
+    }
+    auto t = Table::open(*txn, "t");
+    ASSERT_TRUE(t);
+    ec = t->put(*txn, Key{}.u64(i).view(), bytes(big));
+    if (!ec) ec = txn->commit();
+    if (!ec) ++committed;
+  }
+  EXPECT_EQ(ec, lmdb_error(ENOSPC)) << ec.message();
+  // Ahead of the used pages by at least the reserve, all of it committed data.
+  EXPECT_GT(committed, 10u);
+  EXPECT_LT(committed * big.size(), 40ull << 20);
+  auto txn = Txn::begin_read(**env);
+  ASSERT_TRUE(txn);
+  auto t = Table::open(*txn, "t");
+  ASSERT_TRUE(t);
+  for (std::size_t i = 0; i < committed; ++i) {
+    auto v = t->get(*txn, Key{}.u64(i).view());
+    ASSERT_TRUE(v) << i;
+    EXPECT_EQ(v->size(), big.size());
+  }
+  EXPECT_FALSE(t->get(*txn, Key{}.u64(committed).view()));
+}
+
 TEST(Env, ReadOnlyOpenOfMissingEnvironmentFails) {
   auto env = Env::open({.path = "/tmp/rm-storage-does-not-exist", .read_only = true});
   EXPECT_FALSE(env);

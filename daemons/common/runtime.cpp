@@ -386,66 +386,60 @@ bool Runtime::process_batch() {
   // After a crash with a message in flight, apply one message per transaction
   // until the suspect is behind us, so a crash can be pinned on one message.
   const bool isolating = slot.suspect_crashes.load(std::memory_order_relaxed) > 0;
-  int budget = isolating ? 1 : config_.batch_max;
-  // Optimistic batches apply every message straight in the batch transaction:
-  // an LMDB nested transaction costs a copy of every page it touches and a
-  // merge of its dirty list, more than most handlers. A handler failure is
-  // rare (a poison message or a bug; business refusals are replies), so then
-  // the whole batch is undone and applied again carefully: each message in
-  // its own nested transaction, failures retried and quarantined alone.
-  const bool careful = careful_batch_ || isolating;
-  careful_batch_ = false;
-  bool redo_carefully = false;
+  // Optimistic batches apply every message straight in the batch transaction.
+  // A handler failure is rare (a poison message or a bug; business refusals
+  // are replies), so then the whole batch is undone and its items are applied
+  // again carefully: one per transaction, so a failing message is retried and
+  // quarantined alone. (Not LMDB nested transactions: MDB_WRITEMAP, which
+  // `process` durability uses, does not support them, and each costs a copy
+  // of every page it touches.)
+  const bool careful = careful_items_ > 0 || isolating;
+  int budget = careful ? 1 : config_.batch_max;
+  std::uint32_t consumed = 0;  // ring messages and posted tasks this batch took up
+  bool handler_failed = false;
   std::uint64_t applied = 0, duplicates = 0, errors = 0, quarantined = 0;
   std::error_code storage_ec;  // set: undo the whole batch
 
   after_commit_.clear();
   std::vector<std::function<void()>> hooks;
   std::string failure;  // what the last failed handler run said
-  // One message or posted task: straight in the batch transaction, or
-  // (careful) in its own nested transaction.
+  // One message or posted task, straight in the batch transaction. A handler
+  // error leaves its partial effects in the transaction: the batch is undone.
   auto apply_one = [&](auto&& body) -> std::error_code {
-    if (!careful) {
-      Context ctx(*this, *txn);
-      after_commit_.clear();
-      auto ec = guarded([&] { return body(ctx); }, failure);
-      if (ec) {
-        after_commit_.clear();
-        if (!is_storage_error(ec)) redo_carefully = true;
-        return ec;
-      }
-      for (auto& h : after_commit_) hooks.push_back(std::move(h));
-      after_commit_.clear();
-      return {};
-    }
-    auto nested = storage::Txn::begin_nested(*txn);
-    if (!nested) return nested.error();
-    Context ctx(*this, *nested);
+    Context ctx(*this, *txn);
     after_commit_.clear();
     auto ec = guarded([&] { return body(ctx); }, failure);
     if (ec) {
-      nested->abort();
       after_commit_.clear();
+      if (!is_storage_error(ec)) handler_failed = true;
       return ec;
     }
-    ec = nested->commit();
-    if (!ec) {
-      for (auto& h : after_commit_) hooks.push_back(std::move(h));
-    } else {
-      failure = "nested commit: " + describe(ec);
-    }
+    for (auto& h : after_commit_) hooks.push_back(std::move(h));
     after_commit_.clear();
-    return ec;
+    return {};
+  };
+  // Undoes this batch (nothing of it was acknowledged or committed).
+  auto undo = [&] {
+    txn->abort();
+    hooks.clear();
+    for (auto& in : inbound_) in.ring.rewind();
   };
 
   // Isolating: the suspect's ring goes first, so its message is reached
   // without waiting for busier rings to drain one message at a time.
+  // Likewise a message whose handler failed in a careful batch.
   std::size_t first = 0;
-  if (isolating) {
+  if (isolating || careful_failure_) {
+    const auto lead =
+        isolating ? slot.suspect_peer.load(std::memory_order_relaxed) : careful_failure_->peer;
     for (std::size_t i = 0; i < inbound_.size(); ++i) {
-      if (index(inbound_[i].peer) == slot.suspect_peer.load(std::memory_order_relaxed)) first = i;
+      if (index(inbound_[i].peer) == lead) first = i;
     }
   }
+  // The message of a failed careful attempt: its peer and seq.
+  std::uint8_t failed_peer = 0;
+  std::uint64_t failed_seq = 0;
+  bool failing_consumed = false;  // careful_failure_'s message is applied or quarantined here
   for (std::size_t k = 0; k < inbound_.size(); ++k) {
     auto& in = inbound_[(first + k) % inbound_.size()];
     if (storage_ec) break;
@@ -467,20 +461,35 @@ bool Runtime::process_batch() {
       }
       if (!*got) break;
       --budget;
+      ++consumed;
       end_pos = r.end_pos;
       last_seq = std::max(last_seq, r.seq);
       if (r.seq <= mark) {
         ++duplicates;
+        failing_consumed |=
+            careful_failure_ && careful_failure_->peer == peer && careful_failure_->seq == r.seq;
         continue;
       }
       mark = r.seq;
       const bool suspect = isolating && slot.suspect_peer.load(std::memory_order_relaxed) == peer &&
                            slot.suspect_seq.load(std::memory_order_relaxed) == r.seq;
       const auto crashes = suspect ? slot.suspect_crashes.load(std::memory_order_relaxed) : 0u;
+      const bool failing =
+          careful_failure_ && careful_failure_->peer == peer && careful_failure_->seq == r.seq;
+      std::string reason;
+      std::uint32_t attempts = 0;
       if (suspect && crashes >= static_cast<std::uint32_t>(config_.quarantine_after)) {
-        auto ec = quarantine(*txn, in.peer, r.seq, r.payload,
-                             fmt::format("the daemon died {} times applying it", crashes), crashes);
-        if (ec) {
+        reason = fmt::format("the daemon died {} times applying it", crashes);
+        attempts = crashes;
+      } else if (failing && careful_failure_->attempts >=
+                                static_cast<std::uint32_t>(config_.quarantine_after)) {
+        reason = careful_failure_->error;
+        attempts = careful_failure_->attempts;
+        ++errors;
+      }
+      failing_consumed |= failing;
+      if (!reason.empty()) {
+        if (auto ec = quarantine(*txn, in.peer, r.seq, r.payload, reason, attempts)) {
           storage_ec = ec;
           break;
         }
@@ -493,40 +502,28 @@ bool Runtime::process_batch() {
       slot.inflight_seq.store(r.seq, std::memory_order_relaxed);
       const auto* words = reinterpret_cast<const capnp::word*>(r.payload.data());
       bool compensation = false;
-      std::error_code ec;
-      int attempt = 0;
-      while (++attempt <= config_.quarantine_after) {
-        ec = apply_one([&](Context& ctx) {
-          capnp::FlatArrayMessageReader reader(kj::arrayPtr(words, r.payload.size() / 8),
-                                               storage::StoredMessage::reader_options());
-          auto envelope = reader.getRoot<msg::Envelope>();
-          compensation = is_compensation(envelope.getPayload().which());
-          return handler_ ? handler_(ctx, envelope) : std::error_code{};
-        });
-        if (!ec || is_storage_error(ec) || redo_carefully) break;
-        log_->warn("message seq {} from {} failed (attempt {} of {}): {}", r.seq,
-                   daemon_name(in.peer), attempt, config_.quarantine_after, failure);
-      }
+      auto ec = apply_one([&](Context& ctx) {
+        capnp::FlatArrayMessageReader reader(kj::arrayPtr(words, r.payload.size() / 8),
+                                             storage::StoredMessage::reader_options());
+        auto envelope = reader.getRoot<msg::Envelope>();
+        compensation = is_compensation(envelope.getPayload().which());
+        return handler_ ? handler_(ctx, envelope) : std::error_code{};
+      });
       if (is_storage_error(ec)) {
         storage_ec = ec;
         break;
       }
-      if (redo_carefully) break;
       if (ec) {
-        ++errors;
-        if (auto qec = quarantine(*txn, in.peer, r.seq, r.payload, failure,
-                                  static_cast<std::uint32_t>(config_.quarantine_after))) {
-          storage_ec = qec;
-          break;
-        }
-        ++quarantined;
-        continue;
+        failed_peer = peer;
+        failed_seq = r.seq;
+        failing_consumed = false;
+        break;
       }
       ++applied;
       // A compensation applied but not committed: the retry must not apply it twice.
       if (compensation) ipc::crash_point("mid_compensation");
     }
-    if (storage_ec || redo_carefully) break;
+    if (storage_ec || handler_failed) break;
     if (mark != mark_before) {
       if (auto ec = inbox_.set_mark(*txn, peer, mark)) {
         storage_ec = ec;
@@ -536,29 +533,67 @@ bool Runtime::process_batch() {
     if (end_pos) acks.push_back({&in.ring, end_pos, last_seq});
   }
 
-  if (!storage_ec && !redo_carefully) {
-    for (auto& fn : posted) {
-      if (auto ec = apply_one(fn)) {
+  // Posted tasks: all of them in an optimistic batch; carefully, one per
+  // transaction (and none after a message). A careful task that fails is
+  // dropped (posted tasks are not retried).
+  std::size_t posted_done = 0;
+  bool posted_failed = false;
+  if (!storage_ec && !handler_failed) {
+    for (; posted_done < posted.size(); ++posted_done) {
+      if (careful && budget <= 0) break;
+      --budget;
+      ++consumed;
+      if (auto ec = apply_one(posted[posted_done])) {
         if (is_storage_error(ec)) {
           storage_ec = ec;
           break;
         }
-        if (redo_carefully) break;
-        ++errors;
-        log_->warn("posted task failed: {}", failure);
+        posted_failed = true;
+        break;
       }
     }
   }
-  if (redo_carefully && !storage_ec) {
-    // Undo everything this batch did and apply it again, message by message.
-    txn->abort();
-    hooks.clear();
-    for (auto& in : inbound_) in.ring.rewind();
+  if (handler_failed && !storage_ec) {
+    undo();
+    if (!careful) {
+      // Undo everything this batch did and apply it again, one item per transaction.
+      requeue_posted();
+      careful_items_ = consumed;
+      log_->info("a handler failed in a batch ({}): applying its {} items again one by one",
+                 failure, consumed);
+      return true;
+    }
+    if (posted_failed) {
+      slot.errors.fetch_add(1, std::memory_order_relaxed);
+      log_->warn("posted task failed: {}", failure);
+      posted.erase(posted.begin() + static_cast<std::ptrdiff_t>(posted_done));
+      requeue_posted();
+      if (careful_items_ > 0) --careful_items_;
+      return true;
+    }
     requeue_posted();
-    careful_batch_ = true;
-    log_->info("a handler failed in a batch ({}): applying the batch again message by message",
-               failure);
+    if (!careful_failure_ || careful_failure_->peer != failed_peer ||
+        careful_failure_->seq != failed_seq) {
+      careful_failure_ = CarefulFailure{failed_peer, failed_seq, 0, {}};
+    }
+    careful_failure_->attempts += 1;
+    careful_failure_->error = failure;
+    log_->warn("message seq {} from {} failed (attempt {} of {}): {}", failed_seq,
+               daemon_name(static_cast<DaemonId>(failed_peer)), careful_failure_->attempts,
+               config_.quarantine_after, failure);
+    // The next batch retries it alone, or quarantines it after the last attempt.
     return true;
+  }
+  if (careful && !storage_ec && posted_done < posted.size()) {
+    // Not this transaction's: back to the queue, in order, ahead of newer
+    // tasks (`posted` keeps the one applied here, for a failed commit).
+    std::lock_guard lock(posted_mu_);
+    posted_.insert(
+        posted_.begin(),
+        std::make_move_iterator(posted.begin() + static_cast<std::ptrdiff_t>(posted_done)),
+        std::make_move_iterator(posted.end()));
+    posted_pending_.store(true, std::memory_order_relaxed);
+    posted.resize(posted_done);
   }
 
   if (!storage_ec && (applied || quarantined)) ipc::crash_point("before_commit");
@@ -580,6 +615,10 @@ bool Runtime::process_batch() {
   }
   for (auto& out : outbound_) out.pruned = out.pruning;
   slot.inflight_seq.store(0, std::memory_order_relaxed);
+  if (careful) {
+    careful_items_ -= std::min(careful_items_, std::max<std::uint32_t>(consumed, 1));
+    if (failing_consumed) careful_failure_.reset();
+  }
   if (isolating) {
     // Once the suspect is committed (applied, quarantined or found a duplicate), leave isolation.
     const auto sp = slot.suspect_peer.load(std::memory_order_relaxed);

@@ -3,8 +3,8 @@
 // One thread owns the loop: it reads inbound rings, applies a batch of
 // messages in ONE LMDB write transaction (group commit; optimistically all
 // straight in that transaction — if a handler fails, the batch is undone and
-// applied again with each message in a nested transaction, so a poison
-// message is retried and skipped alone), records the inbox
+// its items are applied again one per transaction, so a poison message is
+// retried and skipped alone), records the inbox
 // marks, appends replies to the outbox in the same transaction, commits, then
 // acknowledges the rings (consume after commit), relays the outbox to the
 // outbound rings and prunes acknowledged entries. Idle, it spins briefly and
@@ -14,11 +14,11 @@
 //                                                                     └──► relay ──► ring out
 //
 // Failures, and what the loop does about them:
-//  - a handler that returns an error or throws: the batch is undone and
-//    applied again message by message; the failing message's nested
-//    transaction is undone and it is run again, up to `quarantine_after`
-//    times (so a handler may run once more than that on in-memory state it
-//    keeps; durable effects only ever commit once); then the
+//  - a handler that returns an error or throws: the batch is undone and its
+//    items (messages, posted tasks) are applied again one per transaction; the
+//    failing message's transaction is undone and it is run again alone, up to
+//    `quarantine_after` times (so a handler may run once more than that on
+//    in-memory state it keeps; durable effects only ever commit once); then the
 //    message is moved to the quarantine (storage/quarantine.hpp) byte-exact
 //    with its error, and the ring moves on;
 //  - a message that keeps crashing the daemon: the status slot remembers the
@@ -113,8 +113,9 @@ class Context {
 class Runtime {
  public:
   /// Called for each new (not duplicate) inbound message, inside the batch
-  /// transaction. Return an error to abort this message's nested transaction
-  /// (its effects vanish; it is counted and skipped).
+  /// transaction. Return an error to undo this message's effects (the batch
+  /// is undone and applied again one item per transaction; a message that
+  /// keeps failing is quarantined).
   using Handler = std::function<std::error_code(Context&, msg::Envelope::Reader)>;
 
   /// Opens the daemon's LMDB environment (state_dir/<name>), takes the
@@ -157,6 +158,8 @@ class Runtime {
   /// Errors: from LMDB, or the one `fn` returns (then nothing is committed).
   std::error_code transact(const std::function<std::error_code(Context&)>& fn);
   /// Thread-safe: runs `fn` on the loop thread in the next batch transaction.
+  /// A task that fails (an error or a throw) is undone and logged, not
+  /// retried; the batch's other items still commit once.
   void post(std::function<std::error_code(Context&)> fn);
 
   /// Thread-safe and async-signal-safe: makes run() return after this turn.
@@ -221,10 +224,21 @@ class Runtime {
   std::thread syncer_;
   std::mutex syncer_mu_;
   std::condition_variable syncer_cv_;
-  bool syncer_stop_ = false;             // guarded by syncer_mu_
-  int spin_budget_us_ = 0;               // adaptive idle spin (loop thread), <= config_.spin_us
-  std::uint32_t idle_periods_ = 0;       // counts idle periods spent without spinning
-  bool careful_batch_ = false;           // the last batch had a failing handler: nest each message
+  bool syncer_stop_ = false;        // guarded by syncer_mu_
+  int spin_budget_us_ = 0;          // adaptive idle spin (loop thread), <= config_.spin_us
+  std::uint32_t idle_periods_ = 0;  // counts idle periods spent without spinning
+  /// Careful mode: after a handler failed in an optimistic batch, its items
+  /// (ring messages, posted tasks) are applied again one per transaction.
+  std::uint32_t careful_items_ = 0;
+  /// The message whose handler failed in a careful batch: retried alone, and
+  /// quarantined with `error` once it has failed quarantine_after times.
+  struct CarefulFailure {
+    std::uint8_t peer;
+    std::uint64_t seq;
+    std::uint32_t attempts;
+    std::string error;
+  };
+  std::optional<CarefulFailure> careful_failure_;
   std::int64_t prune_due_since_ms_ = 0;  // acked outbox entries wait since (monotonic ms), 0: none
   /// A commit for pruning alone waits for this many acked entries or this long.
   static constexpr std::uint64_t kPruneAloneAfterEntries = 1024;

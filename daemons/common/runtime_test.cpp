@@ -191,6 +191,83 @@ TEST_F(RuntimeFailureTest, QuarantinesAMessageWhoseHandlerKeepsFailingAndMovesOn
   loop.join();
 }
 
+TEST_F(RuntimeFailureTest, AFailingBatchIsAppliedAgainOneItemPerTransactionEffectsOnce) {
+  // Messages and posted tasks queued before the loop starts: the first batch
+  // holds them all. The poison message and the failing task write before
+  // they fail; those writes must vanish, everything else commit exactly once.
+  auto created = Runtime::create(DaemonId::RANKING, config_, 2000);
+  ASSERT_TRUE(created) << created.error().message;
+  auto& rt = **created;
+  std::optional<storage::Table> effects;
+  ASSERT_FALSE(rt.transact([&](Context& ctx) -> std::error_code {
+    auto t = storage::Table::open(ctx.txn(), "effects");
+    if (!t) return t.error();
+    effects = *t;
+    return {};
+  }));
+  // Adds one to `id`'s durable count inside the transaction.
+  auto bump = [&](Context& ctx, std::uint64_t id) {
+    const auto k = storage::Key{}.u64(id);
+    const auto n = effects->get_pod<std::uint32_t>(ctx.txn(), k.view()).value_or(0);
+    return effects->put_pod<std::uint32_t>(ctx.txn(), k.view(), n + 1);
+  };
+  std::atomic<int> poison_runs{0}, failing_task_runs{0};
+  rt.on_message([&](Context& ctx, msg::Envelope::Reader m) -> std::error_code {
+    const auto id = m.getPayload().getReply().getId();
+    if (auto ec = bump(ctx, id)) return ec;
+    if (id == kPoison) {
+      ++poison_runs;
+      return std::make_error_code(std::errc::invalid_argument);
+    }
+    return {};
+  });
+  for (std::uint64_t id : {1ull, kPoison, 3ull}) push(id);
+  constexpr unsigned long long kTaskA = 100, kFailingTask = 101, kTaskC = 102;
+  std::atomic<int> task_hooks{0};
+  for (std::uint64_t id : {kTaskA, kFailingTask, kTaskC}) {
+    rt.post([&, id](Context& ctx) -> std::error_code {
+      if (auto ec = bump(ctx, id)) return ec;
+      if (id == kFailingTask) {
+        ++failing_task_runs;
+        return std::make_error_code(std::errc::io_error);
+      }
+      ctx.after_commit([&] { ++task_hooks; });
+      return {};
+    });
+  }
+  std::thread loop([&] { rt.run(); });
+  ASSERT_TRUE(wait_drained(5000));
+  const auto deadline = ipc::monotonic_ms() + 5000;
+  while (task_hooks < 2 && ipc::monotonic_ms() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  rt.stop();
+  loop.join();
+
+  // Once in the optimistic batch, then quarantine_after (3) times alone.
+  EXPECT_EQ(poison_runs, 1 + 3);
+  // Once in the optimistic batch, once alone; then dropped (tasks are not retried).
+  EXPECT_EQ(failing_task_runs, 2);
+  EXPECT_EQ(task_hooks, 2);
+  auto rows = quarantined(&rt.env());
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].seq, 2u);
+  EXPECT_EQ(rows[0].attempts, 3u);
+  EXPECT_NE(rows[0].error.find("Invalid argument"), std::string::npos) << rows[0].error;
+  EXPECT_EQ(status_.slot(index(DaemonId::RANKING)).errors.load(), 2u);  // quarantine + task
+
+  auto txn = storage::Txn::begin_read(rt.env());
+  ASSERT_TRUE(txn);
+  for (std::uint64_t id : {1ull, 3ull, kTaskA, kTaskC}) {
+    EXPECT_EQ(effects->get_pod<std::uint32_t>(*txn, storage::Key{}.u64(id).view()).value_or(0), 1u)
+        << "id " << id;
+  }
+  for (std::uint64_t id : {kPoison, kFailingTask}) {
+    EXPECT_FALSE(effects->get_pod<std::uint32_t>(*txn, storage::Key{}.u64(id).view()))
+        << "id " << id;
+  }
+}
+
 TEST_F(RuntimeFailureTest, QuarantinesAMessageThatKeepsCrashingTheDaemon) {
   // Each life of the daemon is a forked child; its effects go to a table in
   // its own LMDB environment, so they can be counted after all lives ended.
