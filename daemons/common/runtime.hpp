@@ -216,9 +216,10 @@ class Runtime {
   std::vector<std::function<void()>> after_commit_;
   std::int64_t wake_at_ms_ = 0;
   /// `process` durability: flushes the environment every sync_interval_ms on
-  /// its own thread, so the loop never stalls on the fdatasync (ms on a busy
-  /// disk). mdb_env_sync "does not interact with transactions, and can be
-  /// called concurrently with itself" (H. Chu, openldap-technical, 2015-12).
+  /// its own thread (lowest priority, each daemon at its own phase of the
+  /// interval), so the loop never stalls on the flush (ms on a busy disk). mdb_env_sync "does not
+  /// interact with transactions, and can be called concurrently with itself" (H. Chu,
+  /// openldap-technical, 2015-12).
   void run_syncer();
   void stop_syncer();  ///< idempotent
   std::thread syncer_;
