@@ -19,6 +19,7 @@ namespace {
 ipc::DoorbellWord* g_doorbell = nullptr;
 
 void on_sigchld(int) {
+  supervisor::ProcessManager::child_exited();
   if (g_doorbell) ipc::Doorbell(g_doorbell).ring();
 }
 

@@ -195,9 +195,14 @@ void ProcessManager::on_exit(Child& c, int status, std::int64_t now_ms) {
 bool ProcessManager::tick(std::int64_t now_ms) {
   int status = 0;
   pid_t pid;
-  while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
-    for (auto& c : children_) {
-      if (c.pid == pid) on_exit(c, status, now_ms);
+  // SYNC: relaxed — the flag only says "look"; waitpid itself is the truth.
+  if (child_exited_.exchange(false, std::memory_order_relaxed) ||
+      now_ms - last_reap_ms_ >= kReapBackstopMs) {
+    last_reap_ms_ = now_ms;
+    while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+      for (auto& c : children_) {
+        if (c.pid == pid) on_exit(c, status, now_ms);
+      }
     }
   }
   if (gave_up_) return false;

@@ -16,6 +16,7 @@
 #include <spdlog/logger.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -58,9 +59,16 @@ class ProcessManager {
   /// Spawns every daemon except the supervisor (in start order), after
   /// stopping daemons a previous (crashed) supervisor left running.
   void start_all();
-  /// Reaps exits, kills hung daemons, restarts due ones. Returns false when
-  /// the restart intensity was exceeded (the caller shuts down and exits 1).
+  /// Reaps exits (after child_exited(), or every kReapBackstopMs), kills hung
+  /// daemons, restarts due ones. Returns false when the restart intensity was
+  /// exceeded (the caller shuts down and exits 1).
   bool tick(std::int64_t now_ms);
+  /// Async-signal-safe: a child exited (the SIGCHLD handler calls it), so
+  /// the next tick() reaps. Without it tick() would make a waitpid(2) per
+  /// loop turn — one syscall per batch for nothing.
+  static void child_exited() { child_exited_.store(true, std::memory_order_relaxed); }
+  /// A missed or coalesced SIGCHLD still gets its exit reaped this soon.
+  static constexpr std::int64_t kReapBackstopMs = 100;
   /// SIGTERM to every child in reverse start order, SIGKILL after `grace_ms`.
   void stop_all(int grace_ms = 5000);
   /// Operator: starts a daemon that is not running (failed to start, or
@@ -108,6 +116,8 @@ class ProcessManager {
   std::shared_ptr<spdlog::logger> log_;
   std::vector<Child> children_;
   bool gave_up_ = false;
+  std::int64_t last_reap_ms_ = 0;
+  static inline std::atomic<bool> child_exited_{true};
 };
 
 }  // namespace ringmart::supervisor
