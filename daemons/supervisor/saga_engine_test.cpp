@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -254,6 +255,63 @@ TEST_F(SagaEngineTest, RunsEveryStepInOrderAndComputesAmounts) {
   EXPECT_EQ(timeline, want);
   EXPECT_EQ(v->step, "");
   EXPECT_GE(v->updated_at_ms, v->created_at_ms);
+}
+
+TEST_F(SagaEngineTest, AStepUndoneByAStorageFailureIsAppliedOnceWhenStorageWorksAgain) {
+  // A batch that handles a reply and then fails to store (here: a posted
+  // task reports ENOSPC twice) is undone: the engine's step and its cached
+  // saga state must vanish with it, so the retried batch applies the reply
+  // again from the committed record — one next command, one timeline entry.
+  create_order(40, 0, 0);
+  auto deduct = receive(DaemonId::PRODUCT);
+  ASSERT_TRUE(deduct && deduct->envelope().getPayload().isDeductInventory());
+  std::atomic<int> storage_failures{2};
+  rt_->post([&](runtime::Context&) -> std::error_code {
+    return storage_failures.fetch_sub(1) > 0 ? storage::lmdb_error(ENOSPC) : std::error_code{};
+  });
+  send(DaemonId::PRODUCT, 40, deduct->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initInventoryDeducted(); });
+  // The runtime retries storage once a second.
+  auto pay = receive(DaemonId::PAYMENT, 6000);
+  ASSERT_TRUE(pay && pay->envelope().getPayload().isStartPayment());
+  EXPECT_LE(storage_failures.load(), 0) << "the batch never failed";
+  EXPECT_GE(rt_->status().slot(runtime::index(DaemonId::SUPERVISOR)).errors.load(), 2u);
+  send(DaemonId::PAYMENT, 40, pay->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initPaymentStarted(); });
+  // A timeout retry of StartPayment (200 ms here) carries the same message id.
+  auto capture = receive(DaemonId::PAYMENT);
+  while (capture && capture->envelope().getPayload().isStartPayment()) {
+    EXPECT_EQ(capture->envelope().getMessageId(), pay->envelope().getMessageId());
+    capture = receive(DaemonId::PAYMENT);
+  }
+  ASSERT_TRUE(capture && capture->envelope().getPayload().isCompletePayment());
+  send(DaemonId::PAYMENT, 40, capture->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initPaymentCompleted(); });
+  auto complete = receive(DaemonId::ORDER);
+  ASSERT_TRUE(complete && complete->envelope().getPayload().isCompleteOrder());
+  send(DaemonId::ORDER, 40, complete->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initOrderCompleted().setOrderId(40); });
+  ASSERT_TRUE(wait_state(40, "COMPLETED"));
+  // Each step sent and ok exactly once, in order. (Timers keep running in
+  // their own transactions while the batches fail — only the batches fail
+  // here — so timeouts and retries may show up in between.)
+  const auto v = saga(40);
+  ASSERT_TRUE(v);
+  std::vector<std::string> timeline;
+  for (const auto& e : v->history) {
+    if (e.event == "sent" || e.event == "ok" || e.step == "saga")
+      timeline.push_back(e.step + " " + e.event);
+  }
+  std::vector<std::string> want = {"saga started"};
+  for (const char* step :
+       {"deduct_inventory", "start_payment", "complete_payment", "complete_order"}) {
+    want.push_back(std::string(step) + " sent");
+    want.push_back(std::string(step) + " ok");
+  }
+  want.push_back("saga completed");
+  EXPECT_EQ(timeline, want);
+  EXPECT_EQ(engine_->totals().completed, 1u);
+  EXPECT_EQ(engine_->totals().running, 0u);
 }
 
 TEST_F(SagaEngineTest, SkipsCouponAndPointsStepsWhenUnused) {
