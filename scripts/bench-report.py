@@ -69,6 +69,11 @@ def main():
     for name, value, target, higher, digits in rows:
         w(f"| {name} | {num(value, digits)} | {'≥' if higher else '≤'} {target} | {met(value, target, higher)} |")
     w("")
+    w("The monolith opens its LMDB environment like the daemons do (MDB_WRITEMAP in `process`: "
+      "a commit makes no syscall, and it checks every step before writing instead of nesting a "
+      "transaction per order), so its `process` figures are the ceiling of one process on this "
+      "machine; `bench/README.md` says what moved it from ~22k to ~200k orders/s.")
+    w("")
     w("| other figures | value |")
     w("|---|---:|")
     w(f"| monolith, one commit per order, process | {num(r.get('monolith_orders_per_s'))} orders/s |")
