@@ -364,10 +364,15 @@ bool Runtime::process_batch() {
   prune_due_since_ms_ = 0;
 
   auto& slot = status_.slot(index(self_));
-  auto requeue_posted = [&] {
+  // Puts tasks from `posted` (from index `from` on) back at the head of the
+  // queue, in order, ahead of tasks posted since.
+  auto requeue_posted = [&](std::size_t from = 0) {
     std::lock_guard lock(posted_mu_);
-    posted_.insert(posted_.begin(), posted.begin(), posted.end());
+    posted_.insert(posted_.begin(),
+                   std::make_move_iterator(posted.begin() + static_cast<std::ptrdiff_t>(from)),
+                   std::make_move_iterator(posted.end()));
     posted_pending_.store(!posted_.empty(), std::memory_order_relaxed);
+    posted.resize(from);
   };
   auto txn = storage::Txn::begin_write(*env_);
   if (!txn) {
@@ -465,18 +470,17 @@ bool Runtime::process_batch() {
       ++consumed;
       end_pos = r.end_pos;
       last_seq = std::max(last_seq, r.seq);
+      const bool failing =
+          careful_failure_ && careful_failure_->peer == peer && careful_failure_->seq == r.seq;
+      failing_consumed |= failing;  // applied, quarantined or found a duplicate here
       if (r.seq <= mark) {
         ++duplicates;
-        failing_consumed |=
-            careful_failure_ && careful_failure_->peer == peer && careful_failure_->seq == r.seq;
         continue;
       }
       mark = r.seq;
       const bool suspect = isolating && slot.suspect_peer.load(std::memory_order_relaxed) == peer &&
                            slot.suspect_seq.load(std::memory_order_relaxed) == r.seq;
       const auto crashes = suspect ? slot.suspect_crashes.load(std::memory_order_relaxed) : 0u;
-      const bool failing =
-          careful_failure_ && careful_failure_->peer == peer && careful_failure_->seq == r.seq;
       std::string reason;
       std::uint32_t attempts = 0;
       if (suspect && crashes >= static_cast<std::uint32_t>(config_.quarantine_after)) {
@@ -488,7 +492,6 @@ bool Runtime::process_batch() {
         attempts = careful_failure_->attempts;
         ++errors;
       }
-      failing_consumed |= failing;
       if (!reason.empty()) {
         if (auto ec = quarantine(*txn, in.peer, r.seq, r.payload, reason, attempts)) {
           storage_ec = ec;
@@ -585,17 +588,9 @@ bool Runtime::process_batch() {
     // The next batch retries it alone, or quarantines it after the last attempt.
     return true;
   }
-  if (careful && !storage_ec && posted_done < posted.size()) {
-    // Not this transaction's: back to the queue, in order, ahead of newer
-    // tasks (`posted` keeps the one applied here, for a failed commit).
-    std::lock_guard lock(posted_mu_);
-    posted_.insert(
-        posted_.begin(),
-        std::make_move_iterator(posted.begin() + static_cast<std::ptrdiff_t>(posted_done)),
-        std::make_move_iterator(posted.end()));
-    posted_pending_.store(true, std::memory_order_relaxed);
-    posted.resize(posted_done);
-  }
+  // Careful: the tasks after this transaction's one go back to the queue
+  // (`posted` keeps the one applied here, for a failed commit).
+  if (careful && !storage_ec && posted_done < posted.size()) requeue_posted(posted_done);
 
   if (!storage_ec && (applied || quarantined)) ipc::crash_point("before_commit");
   if (!storage_ec) storage_ec = txn->commit();
