@@ -200,13 +200,17 @@ void Gateway::add_pending(std::uint64_t token, http::ResponderPtr responder, Rep
   pending_.emplace(token, Pending{std::move(responder), std::move(on_reply), std::move(timer)});
 }
 
-void Gateway::finish(std::uint64_t token, http::Response response) {
+http::ResponderPtr Gateway::take_pending(std::uint64_t token) {
   auto it = pending_.find(token);
-  if (it == pending_.end()) return;  // timed out before, or shut down
+  if (it == pending_.end()) return nullptr;  // timed out before, or shut down
   auto p = std::move(it->second);
   pending_.erase(it);
   p.timer->cancel();
-  p.responder->send(std::move(response));
+  return std::move(p.responder);
+}
+
+void Gateway::finish(std::uint64_t token, http::Response response) {
+  if (auto responder = take_pending(token)) responder->send(std::move(response));
 }
 
 void Gateway::send_command(DaemonId to, http::ResponderPtr responder, Fill fill,
@@ -571,12 +575,9 @@ void Gateway::post_order(const http::Request& req, http::ResponderPtr responder)
     }
     ctx.after_commit([this, token, order_id, wait_ms] {
       to_io([this, token, order_id, wait_ms] {
-        auto it = pending_.find(token);
-        if (it == pending_.end()) return;  // timed out before, or shut down
-        auto responder = std::move(it->second.responder);
-        it->second.timer->cancel();
-        pending_.erase(it);
-        answer_accepted(order_id, std::move(responder), wait_ms);
+        if (auto responder = take_pending(token)) {
+          answer_accepted(order_id, std::move(responder), wait_ms);
+        }
       });
     });
     return {};

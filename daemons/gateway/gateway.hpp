@@ -118,6 +118,9 @@ class Gateway {
   http::Response unavailable(runtime::DaemonId id) const;
   void add_pending(std::uint64_t token, http::ResponderPtr responder, ReplyHandler on_reply,
                    std::string waiting_for);
+  /// Removes a pending command and cancels its timeout; nullptr if it already
+  /// timed out or the gateway shut down.
+  http::ResponderPtr take_pending(std::uint64_t token);
   void finish(std::uint64_t token, http::Response response);
   void send_command(runtime::DaemonId to, http::ResponderPtr responder, Fill fill,
                     ReplyHandler on_reply);

@@ -12,8 +12,7 @@ using msg::Code;
 using msg::DaemonId;
 using Payload = msg::Envelope::Payload;
 
-constexpr unsigned kMaxTimeline = 64;  // entries kept per saga (the most recent)
-constexpr int kStepKinds = static_cast<int>(StepKind::complete_order) + 1;
+constexpr unsigned kMaxTimeline = 64;   // entries kept per saga (the most recent)
 constexpr unsigned kRecordWords = 128;  // first segment of a record builder: fits one (~300 B)
 
 bool is_saga_reason(Code c) {

@@ -32,7 +32,7 @@ bool is_final(SagaState s) {
 }
 
 namespace {
-constexpr std::array<const char*, 7> kKindNames = {
+constexpr std::array<const char*, kStepKinds> kKindNames = {
     "use_coupon",    "apply_coupon",     "deduct_inventory", "start_payment",
     "deduct_points", "complete_payment", "complete_order"};
 constexpr std::uint32_t kVersion = 1;  // sagas_active and totals kept by put()
@@ -110,15 +110,7 @@ void append_timeline(SagaRecord::Builder r, std::uint8_t step, SagaEventKind kin
   if (size < max_entries) orphan.truncate(size + 1);
   auto list = orphan.get();
   if (size >= max_entries) {  // full: drop the oldest entry
-    for (unsigned i = 0; i + 1 < list.size(); ++i) {
-      auto to = list[i];
-      auto from = list[i + 1].asReader();
-      to.setStep(from.getStep());
-      to.setKind(from.getKind());
-      to.setCode(from.getCode());
-      to.setAttempt(from.getAttempt());
-      to.setAtMs(from.getAtMs());
-    }
+    for (unsigned i = 0; i + 1 < list.size(); ++i) list.setWithCaveats(i, list[i + 1].asReader());
   }
   auto e = list[list.size() - 1];
   e.setStep(step);

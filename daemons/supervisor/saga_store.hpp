@@ -31,6 +31,8 @@ enum class StepKind {
                      ///< start_payment
   complete_order,    ///< order: CompleteOrder (last; retried until it answers)
 };
+/// How many step kinds there are (StepKind values are 0 .. kStepKinds - 1).
+inline constexpr int kStepKinds = static_cast<int>(StepKind::complete_order) + 1;
 /// The step kind of its config name ("deduct_inventory"), or nullopt.
 std::optional<StepKind> parse_step_kind(std::string_view name);
 /// The config name of a step kind.
