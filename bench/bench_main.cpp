@@ -357,18 +357,31 @@ json run_monolith(const olist::Dataset& data, const Args& args, storage::Durabil
 
 /// real_time of the first benchmark in Google Benchmark's JSON whose name
 /// starts with `prefix` (µs), or null.
-json micro_us(const json& micro, const std::string& prefix) {
+/// The first iteration entry of ringmart-bench-micro's JSON whose name starts with `prefix`.
+const json* micro_entry(const json& micro, const std::string& prefix) {
   if (!micro.contains("benchmarks")) return nullptr;
   for (const auto& b : micro["benchmarks"]) {
     const auto name = b.value("name", std::string());
-    if (!name.starts_with(prefix) || b.value("run_type", "iteration") != "iteration") continue;
-    double t = b.value("real_time", 0.0);
-    const auto unit = b.value("time_unit", std::string("ns"));
-    if (unit == "ns") t /= 1000.0;
-    if (unit == "ms") t *= 1000.0;
-    return t;
+    if (name.starts_with(prefix) && b.value("run_type", "iteration") == "iteration") return &b;
   }
   return nullptr;
+}
+
+json micro_us(const json& micro, const std::string& prefix) {
+  const json* b = micro_entry(micro, prefix);
+  if (!b) return nullptr;
+  double t = b->value("real_time", 0.0);
+  const auto unit = b->value("time_unit", std::string("ns"));
+  if (unit == "ns") t /= 1000.0;
+  if (unit == "ms") t *= 1000.0;
+  return t;
+}
+
+/// A user counter of a micro benchmark given in seconds, as µs.
+json micro_counter_us(const json& micro, const std::string& prefix, const std::string& counter) {
+  const json* b = micro_entry(micro, prefix);
+  if (!b || !b->contains(counter) || !(*b)[counter].is_number()) return nullptr;
+  return (*b)[counter].get<double>() * 1e6;
 }
 
 double ratio(const json& a, const json& b) {
@@ -475,12 +488,9 @@ int main(int argc, char** argv) {
   const json ring_futex = micro_us(micro, "BM_RingRoundTrip/futex/64/");
   const json ring_adaptive = micro_us(micro, "BM_RingRoundTrip/adaptive/64/");
   const json uds = micro_us(micro, "BM_UdsRoundTrip/stream/64/");
-  // One order = 5 sequential saga steps through the real supervisor (micro_saga.cpp).
-  auto per_step = [](json order_us) {
-    return order_us.is_number() ? json(order_us.get<double>() / 5) : json(nullptr);
-  };
-  const json step_process = per_step(micro_us(micro, "BM_SagaStep/process/"));
-  const json step_fsync = per_step(micro_us(micro, "BM_SagaStep/fsync/"));
+  // micro_saga.cpp's time per saga step (an iteration is one order of several steps).
+  const json step_process = micro_counter_us(micro, "BM_SagaStep/process/", "s_per_step");
+  const json step_fsync = micro_counter_us(micro, "BM_SagaStep/fsync/", "s_per_step");
 
   write_samples(args.samples_dir, "api_closed_loop", process.closed_us);
   write_samples(args.samples_dir, "api_open_loop", process.open_us);
