@@ -1,29 +1,53 @@
 // ringmart::storage — Cap'n Proto values in LMDB tables.
 //
-// LMDB values are not 8-byte aligned, so reading copies the bytes into an
-// aligned word array first (cheap for the small records ringmart stores).
-// Thread-safety: none needed (pure functions).
+// Records (put_message) are stored in Cap'n Proto's packed encoding behind a
+// one-byte tag: zero bytes cost ~nothing, so a record takes ~40-50% of its
+// flat size (saga 427 → 196 bytes, order 225 → 92 on the Olist replay), and
+// fewer pages are touched per commit, synced per interval and resident.
+// Reading unpacks into an owned, aligned word array. Records written flat
+// (before the packed encoding; outbox entries, which go on rings as they
+// are) are read as they are: see kPackedTag.
+// Encoding: https://capnproto.org/encoding.html#packing
+// Thread-safety: none needed (pure functions; the scratch buffer of
+// put_message is thread_local).
 #pragma once
 
 #include <capnp/message.h>
+#include <capnp/serialize-packed.h>
 #include <capnp/serialize.h>
 #include <kj/io.h>
 
 #include <cstring>
 #include <optional>
 #include <span>
+#include <vector>
 
 #include "storage/lmdb.hpp"
 
 namespace ringmart::storage {
 
+/// First byte of a packed record. A flat message starts with its segment
+/// count − 1 as a little-endian uint32, so its first byte is 0x00 for the
+/// single-segment records ringmart writes (< 8 KiB: MallocMessageBuilder's
+/// first segment); 0x50 would need 81 segments.
+inline constexpr std::byte kPackedTag{0x50};
+
 /// An owned, aligned copy of a stored message, readable as a Cap'n Proto struct.
 class StoredMessage {
  public:
-  explicit StoredMessage(std::span<const std::byte> bytes)
-      : words_(kj::heapArray<capnp::word>((bytes.size() + 7) / 8)) {
-    std::memcpy(words_.begin(), bytes.data(), bytes.size());
-    reader_.emplace(words_.asPtr(), reader_options());
+  /// Reads a packed record (first byte kPackedTag) or a flat message.
+  /// Throws kj::Exception when the bytes are not a Cap'n Proto message (a
+  /// truncated packed stream, a segment table beyond the bytes), like
+  /// capnp's own readers.
+  explicit StoredMessage(std::span<const std::byte> bytes) {
+    std::size_t used = (bytes.size() + 7) / 8;
+    if (!bytes.empty() && bytes.front() == kPackedTag) {
+      used = unpack(bytes.subspan(1), words_);
+    } else {
+      words_ = kj::heapArray<capnp::word>(used);
+      if (!bytes.empty()) std::memcpy(words_.begin(), bytes.data(), bytes.size());
+    }
+    reader_.emplace(words_.slice(0, used), reader_options());
   }
   template <class T>
   typename T::Reader root() {
@@ -36,6 +60,32 @@ class StoredMessage {
   }
 
  private:
+  /// Unpacks a packed stream into `words`: the segment table first (the
+  /// stream never says where it ends), then exactly the segments it lists.
+  /// Returns how many words `words` holds.
+  static std::size_t unpack(std::span<const std::byte> packed, kj::Array<capnp::word>& words) {
+    kj::ArrayInputStream raw(
+        kj::arrayPtr(reinterpret_cast<const kj::byte*>(packed.data()), packed.size()));
+    capnp::_::PackedInputStream in(raw);
+    std::uint32_t head[2];  // segment count − 1, size of segment 0 (words); little-endian hosts
+    in.read(head, sizeof head);
+    const std::size_t segments = std::size_t{head[0]} + 1;
+    KJ_REQUIRE(segments <= 512, "packed record with too many segments", segments);
+    const std::size_t table_words = segments / 2 + 1;
+    std::vector<std::uint32_t> table((table_words * 2), 0);
+    table[0] = head[0];
+    table[1] = head[1];
+    if (table_words > 1) in.read(table.data() + 2, (table_words - 1) * sizeof(capnp::word));
+    std::size_t total = table_words;
+    for (std::size_t i = 0; i < segments; ++i) total += table[1 + i];
+    KJ_REQUIRE(total <= reader_options().traversalLimitInWords, "packed record too large", total);
+    words = kj::heapArray<capnp::word>(total);
+    std::memcpy(reinterpret_cast<kj::byte*>(words.begin()), table.data(),
+                table_words * sizeof(capnp::word));
+    in.read(words.begin() + table_words, (total - table_words) * sizeof(capnp::word));
+    return total;
+  }
+
   kj::Array<capnp::word> words_;
   std::optional<capnp::FlatArrayMessageReader> reader_;
 };
@@ -56,16 +106,34 @@ inline std::optional<StoredMessage> get_message(const Table& table, Txn& txn,
   return StoredMessage(*v);
 }
 
-/// Stores `builder` at `key`, serialised (capnp::writeMessage, the same bytes
-/// as to_words()) straight into the page LMDB reserves. Errors: as Table::put.
-inline std::error_code put_message(const Table& table, Txn& txn, std::span<const std::byte> key,
-                                   capnp::MessageBuilder& builder) {
+/// Stores `builder` at `key` flat (capnp::writeMessage, the same bytes as
+/// to_words()) straight into the page LMDB reserves: for values that leave
+/// the table as they are (outbox entries go on rings). Errors: as Table::put.
+inline std::error_code put_flat_message(const Table& table, Txn& txn,
+                                        std::span<const std::byte> key,
+                                        capnp::MessageBuilder& builder) {
   const auto words = capnp::computeSerializedSizeInWords(builder);
   auto out = table.put_reserved(txn, key, words * sizeof(capnp::word));
   if (!out) return out.error();
   kj::ArrayOutputStream stream(kj::arrayPtr(reinterpret_cast<kj::byte*>(out->data()), out->size()));
   capnp::writeMessage(stream, builder);
   return {};
+}
+
+/// Stores `builder` at `key` as a packed record: kPackedTag, then
+/// capnp::writePackedMessage's bytes. Read it with get_message/StoredMessage.
+/// Errors: as Table::put.
+inline std::error_code put_message(const Table& table, Txn& txn, std::span<const std::byte> key,
+                                   capnp::MessageBuilder& builder) {
+  // Packing never grows a word by more than its tag and a run count: 10 bytes.
+  const auto words = capnp::computeSerializedSizeInWords(builder);
+  thread_local std::vector<kj::byte> scratch;
+  scratch.resize(1 + words * 10 + 8);
+  scratch[0] = static_cast<kj::byte>(kPackedTag);
+  kj::ArrayOutputStream stream(kj::arrayPtr(scratch.data() + 1, scratch.size() - 1));
+  capnp::writePackedMessage(stream, builder);
+  const std::size_t size = 1 + stream.getArray().size();
+  return table.put(txn, key, std::as_bytes(std::span(scratch.data(), size)));
 }
 
 }  // namespace ringmart::storage

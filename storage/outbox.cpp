@@ -31,7 +31,7 @@ std::error_code Outbox::put(Txn& txn, std::uint8_t receiver, std::uint64_t seq,
 
 std::error_code Outbox::put_message(Txn& txn, std::uint8_t receiver, std::uint64_t seq,
                                     capnp::MessageBuilder& message) const {
-  return storage::put_message(entries_, txn, Key{}.u8(receiver).u64(seq).view(), message);
+  return storage::put_flat_message(entries_, txn, Key{}.u8(receiver).u64(seq).view(), message);
 }
 
 void Outbox::scan(Txn& txn, std::uint8_t receiver, std::uint64_t after,

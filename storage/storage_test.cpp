@@ -184,35 +184,114 @@ TEST(Table, LastWithPrefixFindsHighestKey) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(CapnpValue, PutMessageStoresTheFlatArrayBytesOfOneOrManySegments) {
-  auto dir = temp_dir();
-  auto env = Env::open({.path = dir});
-  ASSERT_TRUE(env);
-  auto txn = Txn::begin_write(**env);
-  auto t = Table::open(*txn, "t");
-  ASSERT_TRUE(t);
-  // Any generated struct serves; capnp's own schema.capnp Node has text and lists.
+namespace {
+// Any generated struct serves; capnp's own schema.capnp Node has text, lists
+// and many zero fields, like ringmart's records.
+void fill_node(capnp::MallocMessageBuilder& b) {
+  auto node = b.initRoot<capnp::schema::Node>();
+  node.setId(0x1234);
+  node.setDisplayName("ringmart.test.Node with a name longer than one segment");
+  node.initNestedNodes(3)[2].setName("third");
+}
+
+/// A table "t" in a fresh environment, inside one write transaction.
+class CapnpValue : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto env = Env::open({.path = dir_});
+    ASSERT_TRUE(env);
+    env_ = std::move(*env);
+    auto txn = Txn::begin_write(*env_);
+    ASSERT_TRUE(txn);
+    txn_.emplace(std::move(*txn));
+    auto t = Table::open(*txn_, "t");
+    ASSERT_TRUE(t);
+    table_ = *t;
+  }
+  void TearDown() override {
+    if (txn_) txn_->abort();
+    std::filesystem::remove_all(dir_);
+  }
+  std::string dir_ = temp_dir();
+  std::unique_ptr<Env> env_;
+  std::optional<Txn> txn_;
+  Table table_;
+};
+}  // namespace
+
+TEST_F(CapnpValue, PutFlatMessageStoresTheFlatArrayBytesOfOneOrManySegments) {
   for (unsigned first_segment_words : {1024u, 8u}) {  // 8 words: several segments
     capnp::MallocMessageBuilder b(first_segment_words, capnp::AllocationStrategy::FIXED_SIZE);
-    auto node = b.initRoot<capnp::schema::Node>();
-    node.setId(0x1234);
-    node.setDisplayName("ringmart.test.Node with a name longer than one segment");
-    node.initNestedNodes(3)[2].setName("third");
+    fill_node(b);
     EXPECT_EQ(b.getSegmentsForOutput().size() > 1, first_segment_words == 8u);
     const auto key = Key{}.u64(first_segment_words);
-    ASSERT_FALSE(put_message(*t, *txn, key.view(), b));
-    auto stored = t->get(*txn, key.view());
+    ASSERT_FALSE(put_flat_message(table_, *txn_, key.view(), b));
+    auto stored = table_.get(*txn_, key.view());
     ASSERT_TRUE(stored);
     auto words = to_words(b);
     const auto want = as_bytes(words);
     ASSERT_EQ(stored->size(), want.size()) << first_segment_words;
     EXPECT_EQ(std::memcmp(stored->data(), want.data(), want.size()), 0) << first_segment_words;
-    auto back = get_message(*t, *txn, key.view());
+    // A flat value (an outbox entry, a record from before packing) reads back.
+    auto back = get_message(table_, *txn_, key.view());
     ASSERT_TRUE(back);
     EXPECT_EQ(back->root<capnp::schema::Node>().getNestedNodes()[2].getName(), "third");
   }
-  txn->abort();
-  std::filesystem::remove_all(dir);
+}
+
+TEST_F(CapnpValue, PutMessageStoresAPackedRecordSmallerThanFlatThatReadsBackTheSame) {
+  for (unsigned first_segment_words : {1024u, 8u}) {
+    capnp::MallocMessageBuilder b(first_segment_words, capnp::AllocationStrategy::FIXED_SIZE);
+    fill_node(b);
+    const auto key = Key{}.u64(first_segment_words);
+    ASSERT_FALSE(put_message(table_, *txn_, key.view(), b));
+    auto stored = table_.get(*txn_, key.view());
+    ASSERT_TRUE(stored);
+    ASSERT_FALSE(stored->empty());
+    EXPECT_EQ(stored->front(), kPackedTag);
+    // The tag, then exactly capnp's packed encoding of the message.
+    kj::VectorOutputStream packed;
+    capnp::writePackedMessage(packed, b);
+    ASSERT_EQ(stored->size(), 1 + packed.getArray().size()) << first_segment_words;
+    EXPECT_EQ(std::memcmp(stored->data() + 1, packed.getArray().begin(), stored->size() - 1), 0);
+    EXPECT_LT(stored->size(), as_bytes(to_words(b)).size()) << "zero bytes are packed away";
+    auto back = get_message(table_, *txn_, key.view());
+    ASSERT_TRUE(back);
+    auto node = back->root<capnp::schema::Node>();
+    EXPECT_EQ(node.getId(), 0x1234u);
+    EXPECT_EQ(node.getDisplayName(), "ringmart.test.Node with a name longer than one segment");
+    ASSERT_EQ(node.getNestedNodes().size(), 3u);
+    EXPECT_EQ(node.getNestedNodes()[2].getName(), "third");
+  }
+  // A record larger than the reader's first guess (packed runs of zeros
+  // expand 128×) still unpacks whole.
+  capnp::MallocMessageBuilder big;
+  big.initRoot<capnp::schema::Node>().initNestedNodes(2000)[1999].setName("last");
+  ASSERT_FALSE(put_message(table_, *txn_, Key{}.u64(1).view(), big));
+  auto back = get_message(table_, *txn_, Key{}.u64(1).view());
+  ASSERT_TRUE(back);
+  ASSERT_EQ(back->root<capnp::schema::Node>().getNestedNodes().size(), 2000u);
+  EXPECT_EQ(back->root<capnp::schema::Node>().getNestedNodes()[1999].getName(), "last");
+}
+
+TEST_F(CapnpValue, ATruncatedPackedRecordIsAnExceptionNotAShorterRecord) {
+  capnp::MallocMessageBuilder b;
+  fill_node(b);
+  kj::VectorOutputStream packed;
+  capnp::writePackedMessage(packed, b);
+  std::vector<std::byte> record{kPackedTag};
+  for (auto c : packed.getArray()) record.push_back(static_cast<std::byte>(c));
+  EXPECT_EQ(StoredMessage(record).root<capnp::schema::Node>().getNestedNodes()[2].getName(),
+            "third");
+  for (std::size_t cut : {record.size() - 1, record.size() / 2, std::size_t{3}}) {
+    EXPECT_THROW(
+        {
+          StoredMessage m(std::span<const std::byte>(record).first(cut));
+          (void)m.root<capnp::schema::Node>().getNestedNodes()[2].getName();
+        },
+        kj::Exception)
+        << "cut at " << cut;
+  }
 }
 
 }  // namespace
