@@ -41,7 +41,9 @@ std::expected<Config, std::string> Config::load(std::string state_dir, std::stri
   c.quarantine_after = rt["quarantine_after"].value_or(c.quarantine_after);
   if (c.quarantine_after < 1)
     return std::unexpected(c.config_file + ": [runtime] quarantine_after must be >= 1");
-  if (c.batch_max < 1) return std::unexpected(c.config_file + ": [runtime] batch_max must be >= 1");
+  if (c.batch_max < 0)
+    return std::unexpected(c.config_file +
+                           ": [runtime] batch_max must be >= 1 (0 = by durability)");
   return c;
 }
 

@@ -22,13 +22,31 @@ struct Config {
   storage::Durability durability = storage::Durability::process;
   std::size_t ring_capacity_bytes = 1u << 20;  ///< per channel, power of two
   std::size_t map_size_bytes = 1ull << 30;     ///< LMDB map size per environment
-  int batch_max = 256;              ///< messages applied per write transaction (group commit)
+  /// Messages applied per write transaction (group commit); 0 = by
+  /// durability, see batch_limit().
+  int batch_max = 0;
   int sync_interval_ms = 1000;      ///< `process` durability: mdb_env_sync period
   int spin_us = 50;                 ///< busy-poll before sleeping on the doorbell (0 = never)
   int heartbeat_timeout_ms = 5000;  ///< supervisor kills a daemon silent for this long
   int quarantine_after = 3;         ///< handler failures / crashes before a message is quarantined
   std::string log_level = "info";
   toml::table file;  ///< the whole parsed file, for daemon-specific tables
+
+  /// Default batch_max in `process` durability. A commit there makes no
+  /// syscall, and a large batch only holds the next daemon back: with 256 in
+  /// flight, 256-message batches moved the orders in one wave through the
+  /// saga's hops, one daemon busy at a time (saga core 20k orders/s against
+  /// 32k with 32; ringmart-bench --process-only, docs/benchmarks.md).
+  static constexpr int kBatchMaxProcess = 32;
+  /// Default batch_max in `fsync` durability, where each commit is an
+  /// fdatasync (~165 µs) to share: 64-message batches cut api.sock orders/s
+  /// from 5.8k to 3.9k.
+  static constexpr int kBatchMaxFsync = 256;
+  /// batch_max, or the durability's default when it is 0.
+  int batch_limit() const {
+    if (batch_max > 0) return batch_max;
+    return durability == storage::Durability::fsync ? kBatchMaxFsync : kBatchMaxProcess;
+  }
 
   /// Reads `config_file` (when not empty) over the defaults.
   /// Errors: a message naming the file, line and key (unreadable file, TOML

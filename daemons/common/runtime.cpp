@@ -400,7 +400,7 @@ bool Runtime::process_batch() {
   // `process` durability uses, does not support them, and each costs a copy
   // of every page it touches.)
   const bool careful = careful_items_ > 0 || isolating;
-  int budget = careful ? 1 : config_.batch_max;
+  int budget = careful ? 1 : config_.batch_limit();
   std::uint32_t consumed = 0;  // ring messages and posted tasks this batch took up
   bool handler_failed = false;
   std::uint64_t applied = 0, duplicates = 0, errors = 0, quarantined = 0;

@@ -27,6 +27,34 @@ using msg::DaemonId;
 
 constexpr unsigned long long kPoison = 13;
 
+/// Config::load over a file holding `text`; the directory is removed after.
+std::expected<Config, std::string> load_config(const std::string& text) {
+  std::string t = "/tmp/rm-config-XXXXXX";
+  const std::string dir = mkdtemp(t.data());
+  std::ofstream(dir + "/cfg.toml") << text;
+  auto cfg = Config::load(dir + "/state", dir + "/run", dir + "/cfg.toml");
+  std::filesystem::remove_all(dir);
+  return cfg;
+}
+
+TEST(ConfigTest, BatchMaxDefaultsByDurabilityAndAnExplicitValueWins) {
+  auto process = load_config("[runtime]\ndurability = \"process\"\n");
+  ASSERT_TRUE(process) << process.error();
+  EXPECT_EQ(process->batch_limit(), Config::kBatchMaxProcess);
+  auto fsync = load_config("[runtime]\ndurability = \"fsync\"\n");
+  ASSERT_TRUE(fsync) << fsync.error();
+  EXPECT_EQ(fsync->batch_limit(), Config::kBatchMaxFsync);
+  EXPECT_NE(Config::kBatchMaxProcess, Config::kBatchMaxFsync);
+  for (const char* d : {"process", "fsync"}) {
+    auto set = load_config(std::string("[runtime]\nbatch_max = 7\ndurability = \"") + d + "\"\n");
+    ASSERT_TRUE(set) << set.error();
+    EXPECT_EQ(set->batch_limit(), 7) << d;
+  }
+  auto bad = load_config("[runtime]\nbatch_max = -1\n");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().find("batch_max"), std::string::npos) << bad.error();
+}
+
 class RuntimeFailureTest : public ::testing::Test {
  protected:
   void SetUp() override {
