@@ -49,6 +49,7 @@ struct Args {
   unsigned fsync_rounds = 1;    // closed-loop rounds in `fsync`
   unsigned inject_rounds = 10;  // saga-core rounds (injector in the gateway's place)
   std::size_t window = 256;     // saga-core orders in flight
+  int batch_max = 0;            // [runtime] batch_max of the systems; 0 = by durability
   // The throughput is the system's maximum, so the closed loop needs enough
   // orders in flight to keep both cores busy: 16 clients gave 7.3k orders/s
   // (latency-bound, CPUs 11% idle), 32 8.4k, 64 9.8-10.4k, 128 9.8k, 256 9.7k.
@@ -201,7 +202,7 @@ Phase run_api(const olist::Dataset& data, const Args& args, const std::string& d
   Phase phase;
   const fs::path bin = fs::read_symlink("/proc/self/exe").parent_path();
   const std::string dir = mkdtemp_in(args.base_dir, "api-" + durability);
-  auto sys = bench::RunningSystem::start(bin, dir, bench::bench_config(durability));
+  auto sys = bench::RunningSystem::start(bin, dir, bench::bench_config(durability, args.batch_max));
   if (!sys) {
     std::cerr << "ringmart-bench: the system did not start: " << sys.error() << "\n";
     std::exit(3);
@@ -425,6 +426,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--window", args.window, "saga-core orders in flight")
       ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--batch-max", args.batch_max,
+                 "[runtime] batch_max of the systems (0: 32 in process, 256 in fsync)")
+      ->check(CLI::Range(0, 100000))
       ->capture_default_str();
   app.add_option("--concurrency", args.concurrency, "closed-loop clients")
       ->check(CLI::Range(1, 1024))

@@ -21,9 +21,10 @@ extern char** environ;
 namespace ringmart::bench {
 namespace fs = std::filesystem;
 
-std::string bench_config(const std::string& durability) {
+std::string bench_config(const std::string& durability, int batch_max) {
   std::ostringstream cfg;
   cfg << "[runtime]\nlog_level = \"warn\"\ndurability = \"" << durability << "\"\n";
+  if (batch_max > 0) cfg << "batch_max = " << batch_max << "\n";
   return cfg.str();
 }
 

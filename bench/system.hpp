@@ -15,8 +15,9 @@
 namespace ringmart::bench {
 
 /// The configuration file of a benchmark run: the defaults of
-/// config/ringmart.toml with `durability` ("process" | "fsync") and log level warn.
-std::string bench_config(const std::string& durability);
+/// config/ringmart.toml with `durability` ("process" | "fsync"), log level
+/// warn and, when `batch_max` > 0, that batch_max (0: the durability's default).
+std::string bench_config(const std::string& durability, int batch_max = 0);
 
 class RunningSystem {
  public:
