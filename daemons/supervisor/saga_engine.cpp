@@ -165,6 +165,10 @@ std::expected<SagaDefinition, std::string> SagaDefinition::from_config(
         "[saga] compensation_timeout_ms, compensation_max_attempts and retry_backoff_max_ms must "
         "be > 0");
   }
+  if (auto hours = saga["final_retention_hours"].value<double>()) {
+    if (*hours < 0) return std::unexpected("[saga] final_retention_hours must be >= 0");
+    d.final_retention_ms = static_cast<std::int64_t>(*hours * 3600 * 1000);
+  }
   return d;
 }
 
@@ -510,7 +514,28 @@ std::error_code SagaEngine::on_timeout(runtime::Context& ctx, SagaRecord::Builde
   return {};
 }
 
+void SagaEngine::prune(runtime::Runtime& rt, std::int64_t now_ms) {
+  if (def_.final_retention_ms <= 0 || now_ms < next_prune_ms_) return;
+  std::size_t pruned = 0;
+  auto ec = rt.transact([&](runtime::Context& ctx) -> std::error_code {
+    auto n = store_.prune_final(ctx.txn(), now_ms - def_.final_retention_ms, kPruneBatch);
+    if (!n) return n.error();
+    pruned = *n;
+    return {};
+  });
+  if (ec) {
+    log_->error("saga retention failed: {}", ec.message());
+    pruned = 0;
+  } else if (pruned > 0) {
+    log_->info("retention: deleted {} final sagas that ended over {} h ago", pruned,
+               def_.final_retention_ms / 3'600'000.0);
+  }
+  // A full batch: more are due, go on at the next tick.
+  next_prune_ms_ = pruned == kPruneBatch ? 0 : now_ms + 1000;
+}
+
 void SagaEngine::on_tick(runtime::Runtime& rt, std::int64_t now_ms) {
+  prune(rt, now_ms);
   std::vector<std::uint64_t> due;
   for (const auto& [id, deadline] : deadlines_) {
     if (deadline <= now_ms) due.push_back(id);

@@ -47,11 +47,17 @@ struct SagaDefinition {
   int compensation_timeout_ms = 2000;
   int compensation_max_attempts = 30;  ///< then the saga is STUCK
   int retry_backoff_max_ms = 8000;     ///< cap of the doubling wait between retries
+  /// Retention: a final saga (COMPLETED, FAILED, ABANDONED) is deleted this
+  /// long after it ended (`[saga] final_retention_hours`, 0 = kept forever).
+  /// The order, its payment and its stock records stay with their daemons;
+  /// only the saga's own record and timeline go.
+  std::int64_t final_retention_ms = std::int64_t{7} * 24 * 3600 * 1000;
 
   /// The default order of DESIGN.md.
   static SagaDefinition standard();
   /// Reads `[saga] steps = [...]`, `[saga.<step>] timeout_ms / max_attempts`,
-  /// `[saga] compensation_timeout_ms / compensation_max_attempts / retry_backoff_max_ms`.
+  /// `[saga] compensation_timeout_ms / compensation_max_attempts / retry_backoff_max_ms /
+  /// final_retention_hours`.
   /// Errors: unknown step name, duplicate step, complete_order not last,
   /// apply_coupon before use_coupon, start_payment after complete_payment.
   static std::expected<SagaDefinition, std::string> from_config(const runtime::Config& config);
@@ -67,8 +73,12 @@ class SagaEngine {
   /// Applies an event from a domain daemon (or starts a saga on orderCreated).
   /// Stale replies (not the command in flight) are ignored.
   std::error_code on_message(runtime::Context& ctx, msg::Envelope::Reader m);
-  /// Retries or gives up on commands whose deadline (realtime ms) passed.
+  /// Retries or gives up on commands whose deadline (realtime ms) passed;
+  /// once a second, deletes up to kPruneBatch final sagas past their
+  /// retention (again on the next tick while more are due).
   void on_tick(runtime::Runtime& rt, std::int64_t now_ms);
+  /// Final sagas deleted per retention transaction.
+  static constexpr std::size_t kPruneBatch = 1024;
   /// Operator: a STUCK saga resumes its compensation with a fresh retry
   /// budget (same message ids, so re-driving twice is harmless).
   /// Errors (as the reply): not_found, bad_request when not STUCK.
@@ -102,6 +112,8 @@ class SagaEngine {
   /// Stores the record; `previous` is the state it was loaded with (nullopt:
   /// new). After the commit it goes (back) into the cache while not final.
   std::error_code save(runtime::Context& ctx, Record mb, std::optional<SagaState> previous);
+  /// One retention pass (on_tick).
+  void prune(runtime::Runtime& rt, std::int64_t now_ms);
   /// Operator actions: loads saga `order_id` in a transaction, lets `fn`
   /// change it (a reply with result ok saves it), answers not_found when absent.
   ipc::ControlReply operate(
@@ -114,6 +126,7 @@ class SagaEngine {
   std::shared_ptr<spdlog::logger> log_;
   std::map<std::uint64_t, std::int64_t> deadlines_;  // order id -> realtime ms
   SagaTotals totals_;                                // committed sagas only
+  std::int64_t next_prune_ms_ = 0;                   // realtime ms of the next retention pass
   /// Builders of RUNNING/COMPENSATING records as committed, by order id. A
   /// record is in here only between commits: load() takes it out, save()'s
   /// after_commit puts it back, so a transaction that aborts never leaves a

@@ -372,6 +372,45 @@ TEST_F(SagaEngineTest, FailureCompensatesCompletedStepsInReverse) {
   EXPECT_EQ(saga(3)->failure_reason, "INSUFFICIENT_POINTS");
 }
 
+TEST_F(SagaEngineTest, AFinalSagaIsDeletedOnceItsRetentionPassedAndARunningOneIsKept) {
+  stop_supervisor();
+  std::ofstream(base_ + "/cfg.toml", std::ios::app)
+      << "final_retention_hours = 0.0003\n";  // 1.08 s
+  auto cfg = runtime::Config::load(base_ + "/state", base_ + "/run", base_ + "/cfg.toml");
+  ASSERT_TRUE(cfg) << cfg.error();
+  config_ = *cfg;
+  start_supervisor();
+
+  create_order(8, 0, 0);
+  auto deduct = receive(DaemonId::PRODUCT);
+  ASSERT_TRUE(deduct && deduct->envelope().getPayload().isDeductInventory());
+  send(DaemonId::PRODUCT, 8, deduct->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initInventoryDeducted().setCode(Code::OUT_OF_STOCK); });
+  auto fail = receive(DaemonId::ORDER);
+  ASSERT_TRUE(fail && fail->envelope().getPayload().isFailOrder());
+  create_order(9, 0, 0);  // stays RUNNING: its command is never answered
+  ASSERT_TRUE(receive(DaemonId::PRODUCT));
+  send(DaemonId::ORDER, 8, fail->envelope().getMessageId(),
+       [](Payload::Builder p) { p.initOrderFailed(); });
+  ASSERT_TRUE(wait_state(8, "FAILED"));
+  const auto ended = saga(8)->updated_at_ms;
+
+  // Polled every 50 ms: kept until 1.08 s after it ended, then deleted.
+  std::int64_t gone_at = 0;
+  for (int i = 0; i < 100 && !gone_at; ++i) {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    const std::int64_t now = ts.tv_sec * 1000 + ts.tv_nsec / 1'000'000;
+    if (!saga(8)) gone_at = now;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_NE(gone_at, 0) << "the FAILED saga outlived its retention by seconds";
+  EXPECT_GE(gone_at - ended, 1080);
+  ASSERT_TRUE(saga(9));
+  EXPECT_EQ(saga(9)->state, "RUNNING");
+  EXPECT_EQ(engine_->totals().failed, 1u) << "totals count pruned sagas";
+}
+
 TEST_F(SagaEngineTest, TimeoutRetriesWithTheSameMessageIdThenVoids) {
   create_order(4, 0, 0);
   auto deduct = receive(DaemonId::PRODUCT);
@@ -534,6 +573,14 @@ TEST(SagaDefinition, RejectsInvalidStepLists) {
       load("[saga]\nsteps=[\"apply_coupon\",\"use_coupon\",\"deduct_inventory\",\"start_payment\","
            "\"complete_payment\",\"complete_order\"]\n"));
   EXPECT_FALSE(load("[saga.start_payment]\ntimeout_ms = 0\n"));
+  EXPECT_FALSE(load("[saga]\nfinal_retention_hours = -1\n"));
+  auto kept = load("[saga]\nfinal_retention_hours = 0\n");
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->final_retention_ms, 0);
+  auto day = load("[saga]\nfinal_retention_hours = 24\n");
+  ASSERT_TRUE(day);
+  EXPECT_EQ(day->final_retention_ms, 24 * 3600 * 1000);
+  EXPECT_EQ(load("")->final_retention_ms, std::int64_t{168} * 3600 * 1000);
 }
 
 }  // namespace

@@ -35,9 +35,15 @@ namespace {
 constexpr std::array<const char*, kStepKinds> kKindNames = {
     "use_coupon",    "apply_coupon",     "deduct_inventory", "start_payment",
     "deduct_points", "complete_payment", "complete_order"};
-constexpr std::uint32_t kVersion = 1;  // sagas_active and totals kept by put()
+// 1: sagas_active and totals kept by put(); 2: sagas_final too.
+constexpr std::uint32_t kVersion = 2;
 constexpr std::string_view kTotalsKey = "totals", kVersionKey = "version";
 std::span<const std::byte> key_of(std::string_view name) { return std::as_bytes(std::span(name)); }
+storage::Key final_key(std::int64_t ended_ms, std::uint64_t id) {
+  return storage::Key{}
+      .u64(static_cast<std::uint64_t>(std::max<std::int64_t>(0, ended_ms)))
+      .u64(id);
+}
 
 std::uint64_t& count_of(SagaTotals& t, SagaState s) {
   switch (s) {
@@ -129,8 +135,10 @@ void SagaTotals::move(std::optional<SagaState> from, SagaState to) {
 
 std::expected<SagaStore, std::error_code> SagaStore::open(storage::Txn& txn) {
   SagaStore s;
-  for (auto [table, name] :
-       {std::pair{&s.sagas_, "sagas"}, {&s.active_, "sagas_active"}, {&s.meta_, "saga_meta"}}) {
+  for (auto [table, name] : {std::pair{&s.sagas_, "sagas"},
+                             {&s.active_, "sagas_active"},
+                             {&s.final_, "sagas_final"},
+                             {&s.meta_, "saga_meta"}}) {
     auto t = storage::Table::open(txn, name);
     if (!t) return std::unexpected(t.error());
     *table = *t;
@@ -144,13 +152,21 @@ std::expected<SagaStore, std::error_code> SagaStore::open(storage::Txn& txn) {
 std::error_code SagaStore::index_all(storage::Txn& txn) const {
   SagaTotals totals;
   std::vector<std::uint64_t> active;
+  std::vector<storage::Key> ended;
   scan(txn, [&](std::uint64_t id, SagaRecord::Reader r) {
     totals.move(std::nullopt, r.getState());
-    if (!is_final(r.getState())) active.push_back(id);
+    if (!is_final(r.getState())) {
+      active.push_back(id);
+    } else {
+      ended.push_back(final_key(r.getUpdatedAtMs(), id));
+    }
     return true;
   });
   for (auto id : active) {
     if (auto ec = active_.put(txn, storage::Key{}.u64(id).view(), {})) return ec;
+  }
+  for (const auto& k : ended) {
+    if (auto ec = final_.put(txn, k.view(), {})) return ec;
   }
   if (auto ec = meta_.put_pod(txn, key_of(kTotalsKey), totals)) return ec;
   return meta_.put_pod(txn, key_of(kVersionKey), kVersion);
@@ -176,6 +192,10 @@ std::error_code SagaStore::put(storage::Txn& txn, std::uint64_t id, capnp::Messa
   } else if (is_final(state) && was_active) {
     active_.del(txn, key.view());
   }
+  if (is_final(state) && !(previous && is_final(*previous))) {
+    const auto ended = record.getRoot<SagaRecord>().getUpdatedAtMs();
+    if (auto ec = final_.put(txn, final_key(ended, id).view(), {})) return ec;
+  }
   auto totals = this->totals(txn);
   totals.move(previous, state);
   return meta_.put_pod(txn, key_of(kTotalsKey), totals);
@@ -196,6 +216,24 @@ void SagaStore::scan_active(
     auto m = get(txn, id);
     return !m || fn(id, m->root<SagaRecord>());
   });
+}
+
+std::expected<std::size_t, std::error_code> SagaStore::prune_final(storage::Txn& txn,
+                                                                   std::int64_t ended_before_ms,
+                                                                   std::size_t limit) const {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> due;  // (ended ms, id)
+  final_.scan(txn, {}, [&](std::span<const std::byte> k, std::span<const std::byte>) {
+    if (due.size() >= limit || k.size() != 16) return false;
+    const auto ended = storage::read_u64_be(k);
+    if (static_cast<std::int64_t>(ended) >= ended_before_ms) return false;
+    due.emplace_back(ended, storage::read_u64_be(k, 8));
+    return true;
+  });
+  for (const auto& [ended, id] : due) {
+    final_.del(txn, final_key(static_cast<std::int64_t>(ended), id).view());
+    sagas_.del(txn, storage::Key{}.u64(id).view());
+  }
+  return due.size();
 }
 
 SagaTotals SagaStore::totals(storage::Txn& txn) const {

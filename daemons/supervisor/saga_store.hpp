@@ -81,15 +81,17 @@ struct SagaTotals {
 ///   sagas         u64 order id -> SagaRecord
 ///   sagas_active  u64 order id -> (empty): the sagas that are not final
 ///                 (RUNNING, COMPENSATING, STUCK), what a restart resumes
+///   sagas_final   u64 final-at realtime ms, u64 order id -> (empty): the
+///                 final sagas in the order they ended, what retention prunes
 ///   saga_meta     "totals" -> SagaTotals (6 x u64, host order); "version" -> u32
-/// put() keeps the three in step in the caller's transaction, so a restart
-/// reads the totals and the active sagas instead of scanning every saga.
+/// put() keeps them in step in the caller's transaction, so a restart reads
+/// the totals and the active sagas instead of scanning every saga.
 class SagaStore {
  public:
   /// Opens the tables. In a write txn it creates them, and an environment
-  /// written before the index existed (no "version") is indexed once by a full
-  /// scan. Errors: LMDB codes (MDB_NOTFOUND read-only before the supervisor
-  /// created the tables).
+  /// written before the indexes existed (no "version", or an older one) is
+  /// indexed once by a full scan (a final saga's end is its updatedAtMs). Errors: LMDB codes
+  /// (MDB_NOTFOUND read-only before the supervisor created the tables).
   static std::expected<SagaStore, std::error_code> open(storage::Txn& txn);
   SagaStore() = default;
 
@@ -107,6 +109,14 @@ class SagaStore {
   /// Visits the sagas that are not final, in id order, while `fn` returns true.
   void scan_active(storage::Txn& txn,
                    const std::function<bool(std::uint64_t saga_id, SagaRecord::Reader)>& fn) const;
+  /// Retention: deletes at most `limit` final sagas (COMPLETED, FAILED,
+  /// ABANDONED) that ended before `ended_before_ms` (realtime), oldest first,
+  /// with their index rows; returns how many. Sagas that are not final are
+  /// never touched, and the totals keep counting pruned sagas (they count
+  /// every saga run). Errors: LMDB codes.
+  std::expected<std::size_t, std::error_code> prune_final(storage::Txn& txn,
+                                                          std::int64_t ended_before_ms,
+                                                          std::size_t limit) const;
   /// The persisted totals.
   SagaTotals totals(storage::Txn& txn) const;
   /// The API/operator view of a stored record (records of either layout:
@@ -116,7 +126,7 @@ class SagaStore {
  private:
   std::error_code index_all(storage::Txn& txn) const;
 
-  storage::Table sagas_, active_, meta_;
+  storage::Table sagas_, active_, final_, meta_;
 };
 
 /// Read-only access to the supervisor's environment from another process.

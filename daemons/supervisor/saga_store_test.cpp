@@ -1,7 +1,8 @@
 // The saga store on a real LMDB environment: the index of sagas that are not
-// final and the persisted totals follow every put, an environment written
-// before the index existed is indexed on open, and view() renders both record
-// layouts.
+// final, the retention index of final ones and the persisted totals follow
+// every put, retention deletes only final sagas past the cut-off, an
+// environment written before the indexes existed is indexed on open, and
+// view() renders both record layouts.
 #include "daemons/supervisor/saga_store.hpp"
 
 #include <gtest/gtest.h>
@@ -46,8 +47,9 @@ class SagaStoreTest : public ::testing::Test {
     fn(*txn);
     ASSERT_FALSE(txn->commit());
   }
-  /// Stores saga `id` in `state`, moving it from whatever state it had.
-  void put(std::uint64_t id, SagaState state) {
+  /// Stores saga `id` in `state` as of `at_ms` (updatedAtMs), moving it from
+  /// whatever state it had.
+  void put(std::uint64_t id, SagaState state, std::int64_t at_ms = 0) {
     write([&](storage::Txn& t) {
       std::optional<SagaState> previous;
       if (auto old = store_.get(t, id)) previous = old->root<SagaRecord>().getState();
@@ -55,8 +57,25 @@ class SagaStoreTest : public ::testing::Test {
       auto r = b.initRoot<SagaRecord>();
       r.setOrderId(id);
       r.setState(state);
+      r.setUpdatedAtMs(at_ms);
       ASSERT_FALSE(store_.put(t, id, b, previous));
     });
+  }
+  /// prune_final in a committed transaction.
+  std::size_t prune(std::int64_t ended_before_ms, std::size_t limit) {
+    std::size_t n = 0;
+    write([&](storage::Txn& t) {
+      auto pruned = store_.prune_final(t, ended_before_ms, limit);
+      ASSERT_TRUE(pruned) << pruned.error().message();
+      n = *pruned;
+    });
+    return n;
+  }
+  std::set<std::uint64_t> stored() {
+    std::set<std::uint64_t> ids;
+    auto txn = storage::Txn::begin_read(*env_);
+    store_.scan(*txn, [&](std::uint64_t id, SagaRecord::Reader) { return ids.insert(id), true; });
+    return ids;
   }
   std::set<std::uint64_t> active() {
     std::set<std::uint64_t> ids;
@@ -100,6 +119,59 @@ TEST_F(SagaStoreTest, IndexAndTotalsFollowEveryStateChange) {
 
   reopen();  // persisted, not rebuilt
   EXPECT_EQ(totals(), (SagaTotals{.completed = 1, .failed = 1, .abandoned = 1}));
+}
+
+TEST_F(SagaStoreTest, RetentionDeletesOnlyFinalSagasThatEndedBeforeTheCutOffOldestFirst) {
+  put(1, SagaState::RUNNING, 100);
+  put(1, SagaState::COMPLETED, 1000);  // ended at 1000
+  put(2, SagaState::RUNNING, 50);      // old, but not final
+  put(3, SagaState::COMPENSATING, 200);
+  put(3, SagaState::FAILED, 3000);
+  put(4, SagaState::STUCK, 10);  // needs an operator: never pruned
+  put(5, SagaState::COMPLETED, 500);
+  put(6, SagaState::STUCK, 20);
+  put(6, SagaState::ABANDONED, 2000);
+  put(7, SagaState::COMPLETED, 9000);  // recent
+
+  EXPECT_EQ(prune(500, 10), 0u) << "ended at 500 is not before 500";
+  EXPECT_EQ(prune(2500, 2), 2u);  // the limit; oldest first: 5 (500), 1 (1000)
+  EXPECT_EQ(stored(), (std::set<std::uint64_t>{2, 3, 4, 6, 7}));
+  EXPECT_EQ(prune(2500, 10), 1u);  // 6 (2000)
+  EXPECT_EQ(prune(5000, 10), 1u);  // 3 (3000)
+  EXPECT_EQ(stored(), (std::set<std::uint64_t>{2, 4, 7}));
+  EXPECT_EQ(prune(5000, 10), 0u);
+  EXPECT_EQ(active(), (std::set<std::uint64_t>{2, 4}));
+  // The totals count every saga run, pruned ones too.
+  EXPECT_EQ(totals(),
+            (SagaTotals{.running = 1, .completed = 3, .failed = 1, .stuck = 1, .abandoned = 1}));
+  reopen();
+  EXPECT_EQ(prune(10000, 10), 1u);  // 7: the index survived the reopen
+  EXPECT_EQ(stored(), (std::set<std::uint64_t>{2, 4}));
+}
+
+TEST_F(SagaStoreTest, AnEnvironmentOfVersionOneGetsTheRetentionIndexOnOpen) {
+  put(1, SagaState::COMPLETED, 1000);
+  put(2, SagaState::RUNNING, 1000);
+  // What a version-1 supervisor left: no sagas_final rows, version 1.
+  write([&](storage::Txn& t) {
+    auto final_rows = storage::Table::open(t, "sagas_final");
+    auto meta = storage::Table::open(t, "saga_meta");
+    ASSERT_TRUE(final_rows && meta);
+    std::vector<std::vector<std::byte>> keys;
+    final_rows->scan(t, {}, [&](std::span<const std::byte> k, std::span<const std::byte>) {
+      keys.emplace_back(k.begin(), k.end());
+      return true;
+    });
+    ASSERT_EQ(keys.size(), 1u);
+    for (const auto& k : keys) EXPECT_TRUE(final_rows->del(t, k));
+    const std::string_view version = "version";
+    ASSERT_FALSE(meta->put_pod(t, std::as_bytes(std::span(version)), std::uint32_t{1}));
+  });
+  EXPECT_EQ(prune(2000, 10), 0u) << "nothing indexed";
+  reopen();
+  EXPECT_EQ(prune(2000, 10), 1u);
+  EXPECT_EQ(stored(), (std::set<std::uint64_t>{2}));
+  EXPECT_EQ(active(), (std::set<std::uint64_t>{2}));
 }
 
 TEST_F(SagaStoreTest, AnAbortedTransactionMovesNothing) {
@@ -151,6 +223,10 @@ TEST_F(SagaStoreTest, AnEnvironmentFromBeforeTheIndexIsIndexedOnOpen) {
   reopen();
   EXPECT_EQ(active(), (std::set<std::uint64_t>{1, 3}));
   EXPECT_EQ(totals(), (SagaTotals{.running = 1, .completed = 1, .failed = 1, .stuck = 1}));
+  // The final ones (no updatedAtMs: ended at 0) are indexed for retention too.
+  EXPECT_EQ(prune(1, 10), 2u);
+  EXPECT_EQ(stored(), (std::set<std::uint64_t>{1, 3}));
+  EXPECT_EQ(active(), (std::set<std::uint64_t>{1, 3}));
 
   auto txn = storage::Txn::begin_read(*env_);
   auto m = store_.get(*txn, 1);
