@@ -79,6 +79,9 @@ GatewayOptions GatewayOptions::from(const runtime::Config& config) {
   o.order_poll_ms = config.get_int("gateway", "order_poll_ms", o.order_poll_ms);
   o.max_order_waiters = static_cast<std::size_t>(config.get_int(
       "gateway", "max_order_waiters", static_cast<std::int64_t>(o.max_order_waiters)));
+  if (auto hours = config.file["gateway"]["idempotency_key_ttl_hours"].value<double>()) {
+    o.idempotency_key_ttl_ms = static_cast<std::int64_t>(std::max(0.0, *hours) * 3600 * 1000);
+  }
   return o;
 }
 
@@ -113,6 +116,27 @@ Gateway::~Gateway() = default;
 void Gateway::attach() {
   rt_.on_message(
       [this](runtime::Context& ctx, msg::Envelope::Reader m) { return on_message(ctx, m); });
+  rt_.on_tick([this](std::int64_t) { expire_keys(); });
+}
+
+void Gateway::expire_keys() {
+  const auto now = realtime_ms();
+  if (options_.idempotency_key_ttl_ms <= 0 || now < next_expiry_ms_) return;
+  std::size_t expired = 0;
+  auto ec = rt_.transact([&](runtime::Context& ctx) -> std::error_code {
+    auto n = intake_.expire_keys(ctx.txn(), now - options_.idempotency_key_ttl_ms, kExpireBatch);
+    if (!n) return n.error();
+    expired = *n;
+    return {};
+  });
+  if (ec) {
+    log_->error("idempotency key expiry failed: {}", ec.message());
+  } else if (expired > 0) {
+    log_->info("expired {} idempotency keys older than {} h", expired,
+               options_.idempotency_key_ttl_ms / 3'600'000.0);
+  }
+  // A full batch: more are due, go on at the next tick.
+  next_expiry_ms_ = !ec && expired == kExpireBatch ? 0 : now + 1000;
 }
 
 void Gateway::set_servers(const http::Server* api, const http::Server* admin) {

@@ -46,9 +46,12 @@ struct GatewayOptions {
   std::int64_t fresh_heartbeat_ms = kFreshHeartbeatMs;  ///< older = daemon down (503)
   std::int64_t order_poll_ms = 50;         ///< long-poll re-check period (a lost notification)
   std::size_t max_order_waiters = 10'000;  ///< more parked long-polls answer at once
+  /// An Idempotency-Key is forgotten this long after its first request, once
+  /// its order is final (0 = kept forever; 24 h as Stripe's API does).
+  std::int64_t idempotency_key_ttl_ms = 24 * 3600 * 1000;
 
   /// Reads `[gateway] command_timeout_ms, fresh_heartbeat_ms, order_poll_ms,
-  /// max_order_waiters` over the defaults.
+  /// max_order_waiters, idempotency_key_ttl_hours` over the defaults.
   static GatewayOptions from(const runtime::Config& config);
 };
 
@@ -75,8 +78,11 @@ class Gateway {
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
 
-  /// Installs the runtime's message handler (call before rt.run()).
+  /// Installs the runtime's message handler and its tick, which expires
+  /// idempotency keys once a second (call before rt.run()).
   void attach();
+  /// Keys expired per transaction (looked at, at most).
+  static constexpr std::size_t kExpireBatch = 1024;
 
   /// Registers the storefront routes (api.sock; admin.sock has them too).
   void add_storefront_routes(http::Server& server);
@@ -145,6 +151,8 @@ class Gateway {
   void answer_waiters(std::uint64_t order_id, bool only_if_terminal);
   void on_order_finalized(std::uint64_t order_id);
   void poll_waiters();
+  /// Runtime thread: one expiry pass of idempotency keys (from the tick).
+  void expire_keys();
 
   // --- admin
   http::Response metrics();
@@ -163,6 +171,7 @@ class Gateway {
   boost::asio::steady_timer poll_timer_;
   bool polling_ = false;
   bool shut_down_ = false;
+  std::int64_t next_expiry_ms_ = 0;  ///< runtime thread: realtime ms of the next expiry pass
   const http::Server* api_server_ = nullptr;
   const http::Server* admin_server_ = nullptr;
   std::vector<std::optional<ipc::Ring>> rings_;  ///< observers for /metrics, by channel

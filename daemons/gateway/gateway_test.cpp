@@ -1,9 +1,12 @@
 // Unit tests of the gateway's pure parts: request validation, code -> HTTP
 // mapping, health/metrics rendering, and the intake tables on a real LMDB env.
+#include "daemons/gateway/gateway.hpp"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -355,6 +358,22 @@ std::unique_ptr<ipc::StatusLayout> AllRunning(std::int64_t now) {
   return s;
 }
 
+TEST(GatewayOptions, IdempotencyKeyTtlIsReadInHoursAndDefaultsToADay) {
+  auto options = [](const std::string& toml) {
+    const std::string path = "/tmp/rm-gw-options-" + std::to_string(::getpid()) + ".toml";
+    std::ofstream(path) << toml;
+    auto cfg = runtime::Config::load("/tmp", "/tmp", path);
+    std::filesystem::remove(path);
+    EXPECT_TRUE(cfg.has_value());
+    return GatewayOptions::from(*cfg);
+  };
+  EXPECT_EQ(options("").idempotency_key_ttl_ms, 24 * 3600 * 1000);
+  EXPECT_EQ(options("[gateway]\nidempotency_key_ttl_hours = 0.5\n").idempotency_key_ttl_ms,
+            1800 * 1000);
+  EXPECT_EQ(options("[gateway]\nidempotency_key_ttl_hours = 0\n").idempotency_key_ttl_ms, 0);
+  EXPECT_EQ(options("[gateway]\nidempotency_key_ttl_hours = -3\n").idempotency_key_ttl_ms, 0);
+}
+
 TEST(Health, IsOkWhenEveryDaemonHeartBeats) {
   auto s = AllRunning(100'000);
   auto h = health(*s, 100'000);
@@ -434,13 +453,33 @@ class IntakeStoreTest : public ::testing::Test {
     env_.reset();
     std::filesystem::remove_all(dir_);
   }
-  AcceptOutcome Accept(std::string_view key, const OrderRequest& r) {
+  AcceptOutcome Accept(std::string_view key, const OrderRequest& r, std::int64_t now_ms = 1000) {
     auto txn = storage::Txn::begin_write(*env_);
     EXPECT_TRUE(txn.has_value());
-    auto out = store_.accept(*txn, key, r, order_request_hash(r), {5890}, 11780, 1000);
+    auto out = store_.accept(*txn, key, r, order_request_hash(r), {5890}, 11780, now_ms);
     EXPECT_TRUE(out.has_value());
     EXPECT_FALSE(txn->commit());
     return *out;
+  }
+  /// Runs `fn` in a committed write transaction.
+  void Write(const std::function<void(storage::Txn&)>& fn) {
+    auto txn = storage::Txn::begin_write(*env_);
+    ASSERT_TRUE(txn.has_value());
+    fn(*txn);
+    ASSERT_FALSE(txn->commit());
+  }
+  std::size_t Expire(std::int64_t created_before_ms, std::size_t limit) {
+    std::size_t n = 0;
+    Write([&](storage::Txn& t) {
+      auto expired = store_.expire_keys(t, created_before_ms, limit);
+      ASSERT_TRUE(expired.has_value()) << expired.error().message();
+      n = *expired;
+    });
+    return n;
+  }
+  bool Known(std::string_view key) {
+    auto txn = storage::Txn::begin_read(*env_);
+    return store_.idempotency(*txn, key).has_value();
   }
 
   std::filesystem::path dir_;
@@ -504,6 +543,71 @@ TEST_F(IntakeStoreTest, StoresTheAcceptedOrderUntilForgotten) {
   EXPECT_TRUE(store_.forget(*txn, a.order_id));
   EXPECT_FALSE(store_.accepted(*txn, a.order_id).has_value());
   EXPECT_FALSE(store_.forget(*txn, a.order_id));
+}
+
+TEST_F(IntakeStoreTest, ExpiresKeysOlderThanTheCutOffOnceTheirOrderIsFinal) {
+  auto r = SampleOrder();
+  const auto a = Accept("key-a", r, 1000);
+  const auto b = Accept("key-b", r, 2000);
+  const auto c = Accept("key-c", r, 3000);
+  Write([&](storage::Txn& t) {
+    store_.forget(t, a.order_id);  // final
+    store_.forget(t, c.order_id);  // final; b is still pending
+  });
+  EXPECT_EQ(Expire(1000, 10), 0u) << "created at 1000 is not before 1000";
+  EXPECT_EQ(Expire(5000, 10), 2u);  // a and c; b's order is pending
+  EXPECT_FALSE(Known("key-a"));
+  EXPECT_TRUE(Known("key-b"));
+  EXPECT_FALSE(Known("key-c"));
+  // An expired key is a new key: a retry with it is a new order.
+  EXPECT_EQ(Accept("key-a", r, 6000).kind, AcceptOutcome::Kind::accepted);
+  // b expires once its order is final.
+  Write([&](storage::Txn& t) { store_.forget(t, b.order_id); });
+  EXPECT_EQ(Expire(5000, 10), 1u);
+  EXPECT_FALSE(Known("key-b"));
+  EXPECT_TRUE(Known("key-a")) << "the new key-a was created at 6000";
+  EXPECT_EQ(Expire(5000, 10), 0u);
+}
+
+TEST_F(IntakeStoreTest, ExpiryLooksAtMostAtTheLimitOldestFirst) {
+  auto r = SampleOrder();
+  for (int i = 0; i < 5; ++i) {
+    const auto o = Accept("k" + std::to_string(i), r, 100 * (5 - i));  // k4 is the oldest
+    Write([&](storage::Txn& t) { store_.forget(t, o.order_id); });
+  }
+  EXPECT_EQ(Expire(10'000, 2), 2u);
+  EXPECT_FALSE(Known("k4"));
+  EXPECT_FALSE(Known("k3"));
+  EXPECT_TRUE(Known("k2"));
+  EXPECT_EQ(Expire(10'000, 10), 3u);
+}
+
+TEST_F(IntakeStoreTest, KeysFromBeforeTheTimeIndexAreIndexedOnOpen) {
+  auto r = SampleOrder();
+  const auto a = Accept("old-key", r, 1000);
+  // What an older gateway left: no gw_keys_by_time rows, no "indexed" mark.
+  Write([&](storage::Txn& t) {
+    store_.forget(t, a.order_id);
+    auto by_time = storage::Table::open(t, "gw_keys_by_time");
+    auto meta = storage::Table::open(t, "gw_meta");
+    ASSERT_TRUE(by_time && meta);
+    std::vector<std::vector<std::byte>> rows;
+    by_time->scan(t, {}, [&](std::span<const std::byte> k, std::span<const std::byte>) {
+      rows.emplace_back(k.begin(), k.end());
+      return true;
+    });
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_TRUE(by_time->del(t, rows[0]));
+    EXPECT_TRUE(meta->del(t, storage::Key{}.u8(1).view()));
+  });
+  EXPECT_EQ(Expire(2000, 10), 0u) << "not indexed";
+  Write([&](storage::Txn& t) {
+    auto store = IntakeStore::open(t);
+    ASSERT_TRUE(store.has_value());
+    store_ = *store;
+  });
+  EXPECT_EQ(Expire(2000, 10), 1u);
+  EXPECT_FALSE(Known("old-key"));
 }
 
 }  // namespace

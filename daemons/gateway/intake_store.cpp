@@ -12,11 +12,20 @@ using storage::Key;
 using storage::Txn;
 
 constexpr std::uint8_t kOrderIdCounter = 0;
+constexpr std::uint8_t kKeysIndexed = 1;  // u32 1 once gw_keys_by_time holds every key
 
 Key order_key(std::uint64_t id) { return Key{}.u64(id); }
 
 std::span<const std::byte> key_bytes(std::string_view key) {
   return {reinterpret_cast<const std::byte*>(key.data()), key.size()};
+}
+
+/// gw_keys_by_time row: u64 created ms (BE), then the key's bytes.
+std::vector<std::byte> time_key(std::int64_t created_ms, std::span<const std::byte> key) {
+  const auto prefix = Key{}.u64(static_cast<std::uint64_t>(std::max<std::int64_t>(0, created_ms)));
+  std::vector<std::byte> out(prefix.view().begin(), prefix.view().end());
+  out.insert(out.end(), key.begin(), key.end());
+  return out;
 }
 
 }  // namespace
@@ -29,9 +38,28 @@ std::expected<IntakeStore, std::error_code> IntakeStore::open(Txn& txn) {
   if (!orders) return std::unexpected(orders.error());
   auto meta = storage::Table::open(txn, "gw_meta");
   if (!meta) return std::unexpected(meta.error());
+  auto by_time = storage::Table::open(txn, "gw_keys_by_time");
+  // A read-only open before a gateway that indexes keys ran: reads still work.
+  if (!by_time && txn.writable()) return std::unexpected(by_time.error());
   s.keys_ = *keys;
   s.orders_ = *orders;
   s.meta_ = *meta;
+  if (by_time) s.keys_by_time_ = *by_time;
+  const auto indexed = Key{}.u8(kKeysIndexed);
+  if (txn.writable() && s.meta_.get_pod<std::uint32_t>(txn, indexed.view()) != 1u) {
+    std::vector<std::vector<std::byte>> rows;
+    s.keys_.scan(txn, {}, [&](std::span<const std::byte> k, std::span<const std::byte> v) {
+      storage::StoredMessage m(v);
+      rows.push_back(time_key(m.root<records::IdempotencyRecord>().getCreatedAtMs(), k));
+      return true;
+    });
+    for (const auto& row : rows) {
+      if (auto ec = s.keys_by_time_.put(txn, row, {})) return std::unexpected(ec);
+    }
+    if (auto ec = s.meta_.put_pod(txn, indexed.view(), std::uint32_t{1})) {
+      return std::unexpected(ec);
+    }
+  }
   return s;
 }
 
@@ -84,6 +112,9 @@ std::expected<AcceptOutcome, std::error_code> IntakeStore::accept(
     k.setRequestHash(request_hash);
     k.setCreatedAtMs(now_ms);
     if (auto ec = storage::put_message(keys_, txn, key_bytes(key), kb)) return std::unexpected(ec);
+    if (auto ec = keys_by_time_.put(txn, time_key(now_ms, key_bytes(key)), {})) {
+      return std::unexpected(ec);
+    }
   }
   return AcceptOutcome{AcceptOutcome::Kind::accepted, order_id};
 }
@@ -109,6 +140,32 @@ std::optional<AcceptedOrder> IntakeStore::accepted(Txn& txn, std::uint64_t order
 
 bool IntakeStore::forget(Txn& txn, std::uint64_t order_id) const {
   return orders_.del(txn, order_key(order_id).view());
+}
+
+std::expected<std::size_t, std::error_code> IntakeStore::expire_keys(Txn& txn,
+                                                                     std::int64_t created_before_ms,
+                                                                     std::size_t limit) const {
+  std::vector<std::vector<std::byte>> due;  // gw_keys_by_time rows
+  std::size_t looked = 0;
+  keys_by_time_.scan(txn, {}, [&](std::span<const std::byte> row, std::span<const std::byte>) {
+    if (looked++ >= limit || row.size() < 8) return false;
+    if (static_cast<std::int64_t>(storage::read_u64_be(row)) >= created_before_ms) return false;
+    due.emplace_back(row.begin(), row.end());
+    return true;
+  });
+  std::size_t deleted = 0;
+  for (const auto& row : due) {
+    const auto key = std::span<const std::byte>(row).subspan(8);
+    auto stored = storage::get_message(keys_, txn, key);
+    if (stored) {
+      const auto order_id = stored->root<records::IdempotencyRecord>().getOrderId();
+      if (orders_.get(txn, order_key(order_id).view())) continue;  // still pending: kept
+      keys_.del(txn, key);
+      ++deleted;
+    }
+    keys_by_time_.del(txn, row);
+  }
+  return deleted;
 }
 
 std::uint64_t IntakeStore::accepted_count(Txn& txn) const { return orders_.count(txn); }

@@ -4,14 +4,17 @@
 // Tables in the gateway's LMDB environment (state_dir/gateway, next to the
 // runtime's outbox and inbox marks; integers big-endian):
 //   gw_idempotency  Idempotency-Key bytes -> records::IdempotencyRecord
+//   gw_keys_by_time u64 created ms, key bytes -> (empty): what expiry prunes
 //   gw_orders       u64 order id          -> records::AcceptedOrder
 //   gw_meta         u8 0                  -> u64 last order id (ids start at 1)
+//                   u8 1                  -> u32 1: gw_keys_by_time is complete
 //
 // Invariants: an order id is allocated once (the counter only grows, in the
 // same write transaction that stores the accepted order and appends its
 // createOrder to the outbox); an idempotency key maps to exactly one order id
-// forever; an accepted order stays until the order daemon reported it final
-// (from then on the order daemon's query library answers for it).
+// until it expires (expire_keys: older than the TTL and its order final); an
+// accepted order stays until the order daemon reported it final (from then
+// on the order daemon's query library answers for it).
 //
 // Errors: std::error_code is an LMDB failure (MDB_MAP_FULL, MDB_TXN_FULL),
 // after which the caller aborts the transaction.
@@ -72,8 +75,10 @@ struct AcceptOutcome {
 
 class IntakeStore {
  public:
-  /// Opens the tables; a write txn creates them. Errors: MDB_NOTFOUND (read
-  /// txn, tables absent), MDB_DBS_FULL. Commit `txn` to keep the handles.
+  /// Opens the tables; a write txn creates them, and indexes the keys of an
+  /// environment from before gw_keys_by_time once (a full scan). Errors:
+  /// MDB_NOTFOUND (read txn, tables absent), MDB_DBS_FULL. Commit `txn` to
+  /// keep the handles.
   static std::expected<IntakeStore, std::error_code> open(storage::Txn& txn);
   IntakeStore() = default;
 
@@ -96,6 +101,14 @@ class IntakeStore {
   /// Drops an accepted order once the order daemon reported it final.
   /// Returns true when a row was deleted.
   bool forget(storage::Txn& txn, std::uint64_t order_id) const;
+  /// Expiry: deletes idempotency keys created before `created_before_ms`
+  /// (Unix ms), oldest first, looking at most at `limit` of them; a key whose
+  /// order is still accepted (not final) is kept, so a retry never creates a
+  /// second order for a pending one. Returns how many were deleted.
+  /// Errors: LMDB codes.
+  std::expected<std::size_t, std::error_code> expire_keys(storage::Txn& txn,
+                                                          std::int64_t created_before_ms,
+                                                          std::size_t limit) const;
   /// Number of accepted orders not yet final (a gauge for /metrics).
   std::uint64_t accepted_count(storage::Txn& txn) const;
   /// The last order id allocated (0 before the first order).
@@ -103,6 +116,7 @@ class IntakeStore {
 
  private:
   storage::Table keys_;
+  storage::Table keys_by_time_;
   storage::Table orders_;
   storage::Table meta_;
 };
