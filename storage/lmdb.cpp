@@ -198,6 +198,14 @@ bool Table::del(Txn& txn, std::span<const std::byte> key) const {
   return true;
 }
 
+std::expected<bool, std::error_code> Table::erase(Txn& txn, std::span<const std::byte> key) const {
+  MDB_val k = to_val(key);
+  const int rc = mdb_del(txn.raw(), dbi_, &k, nullptr);
+  if (rc == MDB_NOTFOUND) return false;
+  if (rc) return std::unexpected(std::error_code(rc, lmdb_category()));
+  return true;
+}
+
 void Table::scan(
     Txn& txn, std::span<const std::byte> from,
     const std::function<bool(std::span<const std::byte>, std::span<const std::byte>)>& fn) const {

@@ -169,8 +169,12 @@ class Table {
   std::expected<std::span<std::byte>, std::error_code> put_reserved(Txn& txn,
                                                                     std::span<const std::byte> key,
                                                                     std::size_t size) const;
-  /// Returns true when a row was deleted.
+  /// Returns true when a row was deleted. Aborts the process on any other
+  /// LMDB error (for deletes that cannot fail short of a corrupt environment).
   bool del(Txn& txn, std::span<const std::byte> key) const;
+  /// Like del(), but an LMDB error is returned: a delete copies the pages on
+  /// its path, so it can fail with MDB_MAP_FULL when the map is full.
+  std::expected<bool, std::error_code> erase(Txn& txn, std::span<const std::byte> key) const;
   /// Visits rows with key >= `from` in order while `fn` returns true.
   void scan(Txn& txn, std::span<const std::byte> from,
             const std::function<bool(std::span<const std::byte> key,

@@ -166,6 +166,25 @@ TEST(Env, ReadOnlyOpenOfMissingEnvironmentFails) {
   EXPECT_FALSE(env);
 }
 
+TEST(Table, EraseReportsWhetherARowWasThere) {
+  auto dir = temp_dir();
+  auto env = Env::open({.path = dir});
+  ASSERT_TRUE(env);
+  auto txn = Txn::begin_write(**env);
+  auto t = Table::open(*txn, "t");
+  ASSERT_TRUE(t);
+  ASSERT_FALSE(t->put(*txn, bytes("k"), bytes("v")));
+  auto first = t->erase(*txn, bytes("k"));
+  ASSERT_TRUE(first) << first.error().message();
+  EXPECT_TRUE(*first);
+  EXPECT_FALSE(t->get(*txn, bytes("k")));
+  auto again = t->erase(*txn, bytes("k"));
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(*again);
+  txn->abort();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Table, LastWithPrefixFindsHighestKey) {
   auto dir = temp_dir();
   auto env = Env::open({.path = dir});

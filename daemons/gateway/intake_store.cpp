@@ -160,10 +160,10 @@ std::expected<std::size_t, std::error_code> IntakeStore::expire_keys(Txn& txn,
     if (stored) {
       const auto order_id = stored->root<records::IdempotencyRecord>().getOrderId();
       if (orders_.get(txn, order_key(order_id).view())) continue;  // still pending: kept
-      keys_.del(txn, key);
+      if (auto r = keys_.erase(txn, key); !r) return std::unexpected(r.error());
       ++deleted;
     }
-    keys_by_time_.del(txn, row);
+    if (auto r = keys_by_time_.erase(txn, row); !r) return std::unexpected(r.error());
   }
   return deleted;
 }

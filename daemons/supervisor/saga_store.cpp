@@ -230,8 +230,12 @@ std::expected<std::size_t, std::error_code> SagaStore::prune_final(storage::Txn&
     return true;
   });
   for (const auto& [ended, id] : due) {
-    final_.del(txn, final_key(static_cast<std::int64_t>(ended), id).view());
-    sagas_.del(txn, storage::Key{}.u64(id).view());
+    if (auto r = final_.erase(txn, final_key(static_cast<std::int64_t>(ended), id).view()); !r) {
+      return std::unexpected(r.error());
+    }
+    if (auto r = sagas_.erase(txn, storage::Key{}.u64(id).view()); !r) {
+      return std::unexpected(r.error());
+    }
   }
   return due.size();
 }
