@@ -174,6 +174,36 @@ TEST_F(SagaStoreTest, AnEnvironmentOfVersionOneGetsTheRetentionIndexOnOpen) {
   EXPECT_EQ(active(), (std::set<std::uint64_t>{2}));
 }
 
+TEST_F(SagaStoreTest, QueriesReadAnEnvironmentFromBeforeTheRetentionIndex) {
+  // A version-1 supervisor's tables (no sagas_final), opened read-only by
+  // the gateway or ringmartctl before the new supervisor ran.
+  env_.reset();
+  std::filesystem::remove_all(dir_);
+  {
+    auto env = storage::Env::open({.path = dir_, .map_size_bytes = 16u << 20});
+    ASSERT_TRUE(env);
+    auto txn = storage::Txn::begin_write(**env);
+    for (const char* name : {"sagas_active", "saga_meta"}) {
+      ASSERT_TRUE(storage::Table::open(*txn, name));
+    }
+    auto sagas = storage::Table::open(*txn, "sagas");
+    ASSERT_TRUE(sagas);
+    capnp::MallocMessageBuilder b;
+    auto r = b.initRoot<SagaRecord>();
+    r.setOrderId(5);
+    r.setState(SagaState::COMPLETED);
+    ASSERT_FALSE(storage::put_message(*sagas, *txn, storage::Key{}.u64(5).view(), b));
+    ASSERT_FALSE(txn->commit());
+  }
+  auto q = SagaQueries::open(dir_, 16u << 20);
+  ASSERT_TRUE(q) << q.error().message();
+  auto v = q->get(5);
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->state, "COMPLETED");
+  reopen();  // the fixture's write open (the next supervisor) then indexes it
+  EXPECT_EQ(prune(1, 10), 1u);
+}
+
 TEST_F(SagaStoreTest, AnAbortedTransactionMovesNothing) {
   put(1, SagaState::RUNNING);
   {
