@@ -67,20 +67,20 @@ class StoredMessage {
     kj::ArrayInputStream raw(
         kj::arrayPtr(reinterpret_cast<const kj::byte*>(packed.data()), packed.size()));
     capnp::_::PackedInputStream in(raw);
-    std::uint32_t head[2];  // segment count − 1, size of segment 0 (words); little-endian hosts
-    in.read(head, sizeof head);
-    const std::size_t segments = std::size_t{head[0]} + 1;
-    KJ_REQUIRE(segments <= 512, "packed record with too many segments", segments);
+    // Segment count − 1, then each segment's size in words; little-endian
+    // hosts. On the stack: a read is on every daemon's hot path.
+    constexpr std::size_t kMaxSegments = 512;
+    std::uint32_t table[2 * (kMaxSegments / 2 + 1)];
+    in.read(table, sizeof(capnp::word));
+    const std::size_t segments = std::size_t{table[0]} + 1;
+    KJ_REQUIRE(segments <= kMaxSegments, "packed record with too many segments", segments);
     const std::size_t table_words = segments / 2 + 1;
-    std::vector<std::uint32_t> table((table_words * 2), 0);
-    table[0] = head[0];
-    table[1] = head[1];
-    if (table_words > 1) in.read(table.data() + 2, (table_words - 1) * sizeof(capnp::word));
+    if (table_words > 1) in.read(table + 2, (table_words - 1) * sizeof(capnp::word));
     std::size_t total = table_words;
     for (std::size_t i = 0; i < segments; ++i) total += table[1 + i];
     KJ_REQUIRE(total <= reader_options().traversalLimitInWords, "packed record too large", total);
     words = kj::heapArray<capnp::word>(total);
-    std::memcpy(reinterpret_cast<kj::byte*>(words.begin()), table.data(),
+    std::memcpy(reinterpret_cast<kj::byte*>(words.begin()), table,
                 table_words * sizeof(capnp::word));
     in.read(words.begin() + table_words, (total - table_words) * sizeof(capnp::word));
     return total;
@@ -127,8 +127,9 @@ inline std::error_code put_message(const Table& table, Txn& txn, std::span<const
                                    capnp::MessageBuilder& builder) {
   // Packing never grows a word by more than its tag and a run count: 10 bytes.
   const auto words = capnp::computeSerializedSizeInWords(builder);
+  // Grown, never shrunk: resize() would zero the bytes it adds on every put.
   thread_local std::vector<kj::byte> scratch;
-  scratch.resize(1 + words * 10 + 8);
+  if (const std::size_t need = 1 + words * 10 + 8; scratch.size() < need) scratch.resize(need);
   scratch[0] = static_cast<kj::byte>(kPackedTag);
   kj::ArrayOutputStream stream(kj::arrayPtr(scratch.data() + 1, scratch.size() - 1));
   capnp::writePackedMessage(stream, builder);

@@ -2,6 +2,8 @@
 
 #include <capnp/message.h>
 
+#include <cstring>
+
 #include "daemons/gateway/gateway_records.capnp.h"
 #include "storage/capnp_value.hpp"
 
@@ -23,8 +25,9 @@ std::span<const std::byte> key_bytes(std::string_view key) {
 /// gw_keys_by_time row: u64 created ms (BE), then the key's bytes.
 std::vector<std::byte> time_key(std::int64_t created_ms, std::span<const std::byte> key) {
   const auto prefix = Key{}.u64(static_cast<std::uint64_t>(std::max<std::int64_t>(0, created_ms)));
-  std::vector<std::byte> out(prefix.view().begin(), prefix.view().end());
-  out.insert(out.end(), key.begin(), key.end());
+  std::vector<std::byte> out(8 + key.size());
+  std::memcpy(out.data(), prefix.bytes, 8);
+  if (!key.empty()) std::memcpy(out.data() + 8, key.data(), key.size());
   return out;
 }
 
