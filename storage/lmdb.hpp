@@ -130,6 +130,12 @@ class Txn {
   bool write_ = false;
 };
 
+/// What a bounded delete of time-ordered rows did (a retention pass).
+struct PruneResult {
+  std::size_t deleted = 0;                     ///< rows deleted
+  std::optional<std::int64_t> oldest_kept_ms;  ///< time of the oldest row left (realtime ms)
+};
+
 /// Key helpers: fixed-width big-endian so byte order = numeric order.
 struct Key {
   unsigned char bytes[24];

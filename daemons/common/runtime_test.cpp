@@ -18,6 +18,7 @@
 #include <mutex>
 #include <thread>
 
+#include "daemons/common/retention.hpp"
 #include "storage/capnp_value.hpp"
 
 namespace ringmart::runtime {
@@ -131,6 +132,42 @@ class RuntimeFailureTest : public ::testing::Test {
   ipc::StatusRegion status_;
   std::uint64_t seq_ = 0;
 };
+
+TEST_F(RuntimeFailureTest, RetentionSchedulesTheNextPassFromWhatTheLastOneLeft) {
+  auto created = Runtime::create(DaemonId::RANKING, config_, 2000);
+  ASSERT_TRUE(created) << created.error().message;
+  auto& rt = **created;
+  std::vector<std::int64_t> cutoffs;  // one per pass that ran
+  std::expected<storage::PruneResult, std::error_code> next_result;
+  const Retention::Pass pass = [&](storage::Txn& txn, std::int64_t cutoff, std::size_t batch) {
+    EXPECT_TRUE(txn.writable());
+    EXPECT_EQ(batch, 2u);
+    cutoffs.push_back(cutoff);
+    return next_result;
+  };
+  Retention retention(1000, 2);  // kept 1 s, 2 rows per pass
+
+  next_result = storage::PruneResult{2, std::nullopt};  // a full batch: more are due
+  EXPECT_EQ(retention.run(rt, 10'000, pass), 2u);
+  next_result = storage::PruneResult{1, 9'500};  // the oldest row left comes due at 10,501
+  EXPECT_EQ(retention.run(rt, 10'001, pass), 1u);
+  EXPECT_EQ(retention.run(rt, 11'000, pass), 0u) << "not due: at the earliest 1 s later";
+  next_result = storage::PruneResult{0, std::nullopt};  // nothing left: due a keep time later
+  EXPECT_EQ(retention.run(rt, 11'001, pass), 0u);
+  EXPECT_EQ(retention.run(rt, 12'000, pass), 0u);
+  next_result = std::unexpected(std::make_error_code(std::errc::no_space_on_device));
+  auto failed = retention.run(rt, 12'001, pass);
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error(), std::errc::no_space_on_device);
+  next_result = storage::PruneResult{0, 20'000};
+  EXPECT_EQ(retention.run(rt, 13'000, pass), 0u) << "1 s after an error";
+  EXPECT_EQ(retention.run(rt, 13'001, pass), 0u);
+  EXPECT_EQ(cutoffs, (std::vector<std::int64_t>{9'000, 9'001, 10'001, 11'001, 12'001}));
+
+  Retention forever(0, 2);
+  EXPECT_EQ(forever.run(rt, 1'000'000, pass), 0u);
+  EXPECT_EQ(cutoffs.size(), 5u) << "keep 0: no pass";
+}
 
 TEST_F(RuntimeFailureTest, QuarantinesAMessageWhoseHandlerKeepsFailingAndMovesOn) {
   auto created = Runtime::create(DaemonId::RANKING, config_, 2000);

@@ -109,7 +109,8 @@ Gateway::Gateway(asio::io_context& io, runtime::Runtime& rt, IntakeStore intake,
       // Seeded from the realtime clock so ids stay unique across restarts (a
       // restart takes longer than the ns a previous run could have used up).
       message_counter_(static_cast<std::uint64_t>(realtime_ns())),
-      poll_timer_(io) {}
+      poll_timer_(io),
+      key_expiry_(options.idempotency_key_ttl_ms, kExpireBatch) {}
 
 Gateway::~Gateway() = default;
 
@@ -120,23 +121,16 @@ void Gateway::attach() {
 }
 
 void Gateway::expire_keys() {
-  const auto now = realtime_ms();
-  if (options_.idempotency_key_ttl_ms <= 0 || now < next_expiry_ms_) return;
-  std::size_t expired = 0;
-  auto ec = rt_.transact([&](runtime::Context& ctx) -> std::error_code {
-    auto n = intake_.expire_keys(ctx.txn(), now - options_.idempotency_key_ttl_ms, kExpireBatch);
-    if (!n) return n.error();
-    expired = *n;
-    return {};
-  });
-  if (ec) {
-    log_->error("idempotency key expiry failed: {}", ec.message());
-  } else if (expired > 0) {
-    log_->info("expired {} idempotency keys older than {} h", expired,
-               options_.idempotency_key_ttl_ms / 3'600'000.0);
+  auto expired = key_expiry_.run(rt_, realtime_ms(),
+                                 [&](storage::Txn& txn, std::int64_t cutoff, std::size_t n) {
+                                   return intake_.expire_keys(txn, cutoff, n);
+                                 });
+  if (!expired) {
+    log_->error("idempotency key expiry failed: {}", expired.error().message());
+  } else if (*expired > 0) {
+    log_->info("expired {} idempotency keys older than {} h", *expired,
+               key_expiry_.keep_ms() / 3'600'000.0);
   }
-  // A full batch: more are due, go on at the next tick.
-  next_expiry_ms_ = !ec && expired == kExpireBatch ? 0 : now + 1000;
 }
 
 void Gateway::set_servers(const http::Server* api, const http::Server* admin) {

@@ -31,6 +31,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "daemons/common/retention.hpp"
 #include "daemons/common/runtime.hpp"
 #include "daemons/gateway/intake_store.hpp"
 #include "daemons/gateway/reads.hpp"
@@ -79,7 +80,7 @@ class Gateway {
   Gateway& operator=(const Gateway&) = delete;
 
   /// Installs the runtime's message handler and its tick, which expires
-  /// idempotency keys once a second (call before rt.run()).
+  /// idempotency keys (runtime::Retention; call before rt.run()).
   void attach();
   /// Keys expired per transaction (looked at, at most).
   static constexpr std::size_t kExpireBatch = 1024;
@@ -171,7 +172,7 @@ class Gateway {
   boost::asio::steady_timer poll_timer_;
   bool polling_ = false;
   bool shut_down_ = false;
-  std::int64_t next_expiry_ms_ = 0;  ///< runtime thread: realtime ms of the next expiry pass
+  runtime::Retention key_expiry_;  ///< runtime thread: of idempotency keys
   const http::Server* api_server_ = nullptr;
   const http::Server* admin_server_ = nullptr;
   std::vector<std::optional<ipc::Ring>> rings_;  ///< observers for /metrics, by channel

@@ -473,7 +473,8 @@ class IntakeStoreTest : public ::testing::Test {
     Write([&](storage::Txn& t) {
       auto expired = store_.expire_keys(t, created_before_ms, limit);
       ASSERT_TRUE(expired.has_value()) << expired.error().message();
-      n = *expired;
+      n = expired->deleted;
+      oldest_kept_ = expired->oldest_kept_ms;
     });
     return n;
   }
@@ -485,6 +486,7 @@ class IntakeStoreTest : public ::testing::Test {
   std::filesystem::path dir_;
   std::unique_ptr<storage::Env> env_;
   IntakeStore store_;
+  std::optional<std::int64_t> oldest_kept_;  // of the last Expire()
 };
 
 OrderRequest SampleOrder() {
@@ -556,6 +558,7 @@ TEST_F(IntakeStoreTest, ExpiresKeysOlderThanTheCutOffOnceTheirOrderIsFinal) {
   });
   EXPECT_EQ(Expire(1000, 10), 0u) << "created at 1000 is not before 1000";
   EXPECT_EQ(Expire(5000, 10), 2u);  // a and c; b's order is pending
+  EXPECT_EQ(oldest_kept_, 2000) << "b, kept while pending";
   EXPECT_FALSE(Known("key-a"));
   EXPECT_TRUE(Known("key-b"));
   EXPECT_FALSE(Known("key-c"));
@@ -567,6 +570,7 @@ TEST_F(IntakeStoreTest, ExpiresKeysOlderThanTheCutOffOnceTheirOrderIsFinal) {
   EXPECT_FALSE(Known("key-b"));
   EXPECT_TRUE(Known("key-a")) << "the new key-a was created at 6000";
   EXPECT_EQ(Expire(5000, 10), 0u);
+  EXPECT_EQ(oldest_kept_, 6000);
 }
 
 TEST_F(IntakeStoreTest, ExpiryLooksAtMostAtTheLimitOldestFirst) {

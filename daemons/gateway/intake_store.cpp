@@ -145,30 +145,37 @@ bool IntakeStore::forget(Txn& txn, std::uint64_t order_id) const {
   return orders_.del(txn, order_key(order_id).view());
 }
 
-std::expected<std::size_t, std::error_code> IntakeStore::expire_keys(Txn& txn,
-                                                                     std::int64_t created_before_ms,
-                                                                     std::size_t limit) const {
+std::expected<storage::PruneResult, std::error_code> IntakeStore::expire_keys(
+    Txn& txn, std::int64_t created_before_ms, std::size_t limit) const {
+  storage::PruneResult result;
   std::vector<std::vector<std::byte>> due;  // gw_keys_by_time rows
-  std::size_t looked = 0;
   keys_by_time_.scan(txn, {}, [&](std::span<const std::byte> row, std::span<const std::byte>) {
-    if (looked++ >= limit || row.size() < 8) return false;
-    if (static_cast<std::int64_t>(storage::read_u64_be(row)) >= created_before_ms) return false;
+    if (due.size() >= limit || row.size() < 8) return false;
+    const auto created = static_cast<std::int64_t>(storage::read_u64_be(row));
+    if (created >= created_before_ms) {
+      result.oldest_kept_ms = created;
+      return false;
+    }
     due.emplace_back(row.begin(), row.end());
     return true;
   });
-  std::size_t deleted = 0;
   for (const auto& row : due) {
     const auto key = std::span<const std::byte>(row).subspan(8);
-    auto stored = storage::get_message(keys_, txn, key);
-    if (stored) {
+    if (auto stored = storage::get_message(keys_, txn, key)) {
       const auto order_id = stored->root<records::IdempotencyRecord>().getOrderId();
-      if (orders_.get(txn, order_key(order_id).view())) continue;  // still pending: kept
+      if (orders_.get(txn, order_key(order_id).view())) {  // still pending: kept
+        const auto created = static_cast<std::int64_t>(storage::read_u64_be(row));
+        if (!result.oldest_kept_ms || created < *result.oldest_kept_ms) {
+          result.oldest_kept_ms = created;
+        }
+        continue;
+      }
       if (auto r = keys_.erase(txn, key); !r) return std::unexpected(r.error());
-      ++deleted;
+      ++result.deleted;
     }
     if (auto r = keys_by_time_.erase(txn, row); !r) return std::unexpected(r.error());
   }
-  return deleted;
+  return result;
 }
 
 std::uint64_t IntakeStore::accepted_count(Txn& txn) const { return orders_.count(txn); }

@@ -104,11 +104,11 @@ class IntakeStore {
   /// Expiry: deletes idempotency keys created before `created_before_ms`
   /// (Unix ms), oldest first, looking at most at `limit` of them; a key whose
   /// order is still accepted (not final) is kept, so a retry never creates a
-  /// second order for a pending one. Returns how many were deleted.
-  /// Errors: LMDB codes.
-  std::expected<std::size_t, std::error_code> expire_keys(storage::Txn& txn,
-                                                          std::int64_t created_before_ms,
-                                                          std::size_t limit) const;
+  /// second order for a pending one. Returns how many were deleted, and the
+  /// creation time of the oldest key left. Errors: LMDB codes.
+  std::expected<storage::PruneResult, std::error_code> expire_keys(storage::Txn& txn,
+                                                                   std::int64_t created_before_ms,
+                                                                   std::size_t limit) const;
   /// Number of accepted orders not yet final (a gauge for /metrics).
   std::uint64_t accepted_count(storage::Txn& txn) const;
   /// The last order id allocated (0 before the first order).

@@ -174,7 +174,10 @@ std::expected<SagaDefinition, std::string> SagaDefinition::from_config(
 
 SagaEngine::SagaEngine(SagaDefinition definition, SagaStore store,
                        std::shared_ptr<spdlog::logger> log)
-    : def_(std::move(definition)), store_(store), log_(std::move(log)) {}
+    : def_(std::move(definition)),
+      store_(store),
+      log_(std::move(log)),
+      retention_(def_.final_retention_ms, kPruneBatch) {}
 
 std::string SagaEngine::step_name(int step) const {
   return step < static_cast<int>(def_.steps.size()) ? step_kind_name(def_.steps[step].kind)
@@ -515,23 +518,16 @@ std::error_code SagaEngine::on_timeout(runtime::Context& ctx, SagaRecord::Builde
 }
 
 void SagaEngine::prune(runtime::Runtime& rt, std::int64_t now_ms) {
-  if (def_.final_retention_ms <= 0 || now_ms < next_prune_ms_) return;
-  std::size_t pruned = 0;
-  auto ec = rt.transact([&](runtime::Context& ctx) -> std::error_code {
-    auto n = store_.prune_final(ctx.txn(), now_ms - def_.final_retention_ms, kPruneBatch);
-    if (!n) return n.error();
-    pruned = *n;
-    return {};
-  });
-  if (ec) {
-    log_->error("saga retention failed: {}", ec.message());
-    pruned = 0;
-  } else if (pruned > 0) {
-    log_->info("retention: deleted {} final sagas that ended over {} h ago", pruned,
-               def_.final_retention_ms / 3'600'000.0);
+  auto pruned =
+      retention_.run(rt, now_ms, [&](storage::Txn& txn, std::int64_t cutoff, std::size_t n) {
+        return store_.prune_final(txn, cutoff, n);
+      });
+  if (!pruned) {
+    log_->error("saga retention failed: {}", pruned.error().message());
+  } else if (*pruned > 0) {
+    log_->info("retention: deleted {} final sagas that ended over {} h ago", *pruned,
+               retention_.keep_ms() / 3'600'000.0);
   }
-  // A full batch: more are due, go on at the next tick.
-  next_prune_ms_ = pruned == kPruneBatch ? 0 : now_ms + 1000;
 }
 
 void SagaEngine::on_tick(runtime::Runtime& rt, std::int64_t now_ms) {

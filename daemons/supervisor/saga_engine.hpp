@@ -31,6 +31,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "daemons/common/retention.hpp"
 #include "daemons/common/runtime.hpp"
 #include "daemons/supervisor/saga_store.hpp"
 
@@ -74,8 +75,9 @@ class SagaEngine {
   /// Stale replies (not the command in flight) are ignored.
   std::error_code on_message(runtime::Context& ctx, msg::Envelope::Reader m);
   /// Retries or gives up on commands whose deadline (realtime ms) passed;
-  /// once a second, deletes up to kPruneBatch final sagas past their
-  /// retention (again on the next tick while more are due).
+  /// deletes up to kPruneBatch final sagas past their retention when a pass
+  /// is due (runtime::Retention: again on the next tick while more are due,
+  /// else when the oldest one left comes due).
   void on_tick(runtime::Runtime& rt, std::int64_t now_ms);
   /// Final sagas deleted per retention transaction.
   static constexpr std::size_t kPruneBatch = 1024;
@@ -126,7 +128,7 @@ class SagaEngine {
   std::shared_ptr<spdlog::logger> log_;
   std::map<std::uint64_t, std::int64_t> deadlines_;  // order id -> realtime ms
   SagaTotals totals_;                                // committed sagas only
-  std::int64_t next_prune_ms_ = 0;                   // realtime ms of the next retention pass
+  runtime::Retention retention_;                     // of final sagas
   /// Builders of RUNNING/COMPENSATING records as committed, by order id. A
   /// record is in here only between commits: load() takes it out, save()'s
   /// after_commit puts it back, so a transaction that aborts never leaves a

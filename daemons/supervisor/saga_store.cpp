@@ -220,14 +220,17 @@ void SagaStore::scan_active(
   });
 }
 
-std::expected<std::size_t, std::error_code> SagaStore::prune_final(storage::Txn& txn,
-                                                                   std::int64_t ended_before_ms,
-                                                                   std::size_t limit) const {
+std::expected<storage::PruneResult, std::error_code> SagaStore::prune_final(
+    storage::Txn& txn, std::int64_t ended_before_ms, std::size_t limit) const {
+  storage::PruneResult result;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> due;  // (ended ms, id)
   final_.scan(txn, {}, [&](std::span<const std::byte> k, std::span<const std::byte>) {
     if (due.size() >= limit || k.size() != 16) return false;
-    const auto ended = storage::read_u64_be(k);
-    if (static_cast<std::int64_t>(ended) >= ended_before_ms) return false;
+    const auto ended = static_cast<std::int64_t>(storage::read_u64_be(k));
+    if (ended >= ended_before_ms) {
+      result.oldest_kept_ms = ended;
+      return false;
+    }
     due.emplace_back(ended, storage::read_u64_be(k, 8));
     return true;
   });
@@ -239,7 +242,8 @@ std::expected<std::size_t, std::error_code> SagaStore::prune_final(storage::Txn&
       return std::unexpected(r.error());
     }
   }
-  return due.size();
+  result.deleted = due.size();
+  return result;
 }
 
 SagaTotals SagaStore::totals(storage::Txn& txn) const {

@@ -111,12 +111,12 @@ class SagaStore {
                    const std::function<bool(std::uint64_t saga_id, SagaRecord::Reader)>& fn) const;
   /// Retention: deletes at most `limit` final sagas (COMPLETED, FAILED,
   /// ABANDONED) that ended before `ended_before_ms` (realtime), oldest first,
-  /// with their index rows; returns how many. Sagas that are not final are
-  /// never touched, and the totals keep counting pruned sagas (they count
-  /// every saga run). Errors: LMDB codes.
-  std::expected<std::size_t, std::error_code> prune_final(storage::Txn& txn,
-                                                          std::int64_t ended_before_ms,
-                                                          std::size_t limit) const;
+  /// with their index rows; returns how many, and when the oldest final saga
+  /// left ended. Sagas that are not final are never touched, and the totals
+  /// keep counting pruned sagas (they count every saga run). Errors: LMDB codes.
+  std::expected<storage::PruneResult, std::error_code> prune_final(storage::Txn& txn,
+                                                                   std::int64_t ended_before_ms,
+                                                                   std::size_t limit) const;
   /// The persisted totals.
   SagaTotals totals(storage::Txn& txn) const;
   /// The API/operator view of a stored record (records of either layout:

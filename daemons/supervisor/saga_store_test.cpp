@@ -67,7 +67,8 @@ class SagaStoreTest : public ::testing::Test {
     write([&](storage::Txn& t) {
       auto pruned = store_.prune_final(t, ended_before_ms, limit);
       ASSERT_TRUE(pruned) << pruned.error().message();
-      n = *pruned;
+      n = pruned->deleted;
+      oldest_kept_ = pruned->oldest_kept_ms;
     });
     return n;
   }
@@ -95,6 +96,7 @@ class SagaStoreTest : public ::testing::Test {
   std::string dir_;
   std::unique_ptr<storage::Env> env_;
   SagaStore store_;
+  std::optional<std::int64_t> oldest_kept_;  // of the last prune()
 };
 
 TEST_F(SagaStoreTest, IndexAndTotalsFollowEveryStateChange) {
@@ -134,18 +136,21 @@ TEST_F(SagaStoreTest, RetentionDeletesOnlyFinalSagasThatEndedBeforeTheCutOffOlde
   put(7, SagaState::COMPLETED, 9000);  // recent
 
   EXPECT_EQ(prune(500, 10), 0u) << "ended at 500 is not before 500";
+  EXPECT_EQ(oldest_kept_, 500);
   EXPECT_EQ(prune(2500, 2), 2u);  // the limit; oldest first: 5 (500), 1 (1000)
   EXPECT_EQ(stored(), (std::set<std::uint64_t>{2, 3, 4, 6, 7}));
   EXPECT_EQ(prune(2500, 10), 1u);  // 6 (2000)
   EXPECT_EQ(prune(5000, 10), 1u);  // 3 (3000)
   EXPECT_EQ(stored(), (std::set<std::uint64_t>{2, 4, 7}));
   EXPECT_EQ(prune(5000, 10), 0u);
+  EXPECT_EQ(oldest_kept_, 9000) << "the oldest final saga left: 7";
   EXPECT_EQ(active(), (std::set<std::uint64_t>{2, 4}));
   // The totals count every saga run, pruned ones too.
   EXPECT_EQ(totals(),
             (SagaTotals{.running = 1, .completed = 3, .failed = 1, .stuck = 1, .abandoned = 1}));
   reopen();
   EXPECT_EQ(prune(10000, 10), 1u);  // 7: the index survived the reopen
+  EXPECT_EQ(oldest_kept_, std::nullopt) << "no final saga left";
   EXPECT_EQ(stored(), (std::set<std::uint64_t>{2, 4}));
 }
 
