@@ -1,5 +1,6 @@
 // Tests for ringmart::http: a real Server on a real Unix socket in a temp dir,
-// driven by UnixClient (and raw POSIX sockets where the client is too polite).
+// driven by UnixClient, AsyncUnixClient (and raw POSIX sockets where the
+// clients are too polite).
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -8,9 +9,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <filesystem>
 #include <future>
@@ -18,6 +21,7 @@
 #include <string>
 #include <thread>
 
+#include "http/async_client.hpp"
 #include "http/client.hpp"
 #include "http/server.hpp"
 
@@ -31,6 +35,17 @@ namespace {
 json body_of(const rh::ClientResponse& r) { return json::parse(r.body); }
 
 // --- raw POSIX helpers, for bytes UnixClient would never send --------------
+
+// Leaves a socket file at `path` that nobody listens on (connect: refused).
+bool bind_dead_socket(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+  const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return bound;
+}
 
 int raw_connect(const std::string& path) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -111,6 +126,18 @@ class HttpTest : public ::testing::Test {
     server_.reset();
   }
 
+  // Serves POST /v1/hit, answering {"n": how many hits so far}, and closes a
+  // connection idle for `idle`.
+  void serve_hits_closing_idle_after(std::chrono::milliseconds idle) {
+    rh::ServerOptions opts;
+    opts.idle_timeout_ms = static_cast<unsigned>(idle.count());
+    auto& s = make_server(opts);
+    s.route("POST", "/v1/hit", [this](auto&, rh::ResponderPtr r) {
+      r->send(rh::json_response(200, {{"n", ++hits_}}));
+    });
+    run();
+  }
+
   rh::UnixClient client(std::chrono::milliseconds timeout = 5s) {
     return rh::UnixClient(path_, timeout);
   }
@@ -119,6 +146,7 @@ class HttpTest : public ::testing::Test {
   asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
   std::unique_ptr<rh::Server> server_;
   std::thread thread_;
+  std::atomic<int> hits_{0};
   std::string dir_;
   std::string path_;
 };
@@ -461,14 +489,7 @@ TEST_F(HttpTest, ClientTimeoutAndLateSendIsHarmless) {
 }
 
 TEST_F(HttpTest, IdleTimeoutClosesAndClientRetriesOnce) {
-  rh::ServerOptions opts;
-  opts.idle_timeout_ms = 100;
-  auto& s = make_server(opts);
-  std::atomic<int> hits{0};
-  s.route("POST", "/v1/hit", [&hits](auto&, rh::ResponderPtr r) {
-    r->send(rh::json_response(200, {{"n", ++hits}}));
-  });
-  run();
+  serve_hits_closing_idle_after(100ms);
 
   // A silent connection is closed by the server.
   int fd = raw_connect(path_);
@@ -548,13 +569,7 @@ TEST_F(HttpTest, ClientErrorsWhenNoServer) {
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error(), std::errc::no_such_file_or_directory);
 
-  // A socket file nobody listens on.
-  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path_.c_str());
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ::close(fd);
+  ASSERT_TRUE(bind_dead_socket(path_));  // a socket file nobody listens on
   auto refused = client().request("GET", "/v1/health");
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error(), std::errc::connection_refused);
@@ -585,6 +600,145 @@ TEST_F(HttpTest, ServerStopClosesConnections) {
   ASSERT_FALSE(res);  // closed without an answer (fresh connection: no retry)
   EXPECT_EQ(res.error(), std::errc::connection_aborted) << res.error().message();
   EXPECT_NE(::access(path_.c_str(), F_OK), 0);
+}
+
+// --- AsyncUnixClient ---------------------------------------------------------
+
+using AsyncResult = std::expected<rh::ClientResponse, std::error_code>;
+
+// Runs `body(executor)` (a coroutine) to completion on a private io_context:
+// the client side, on this thread, apart from the server's.
+template <class Body>
+void run_client(Body body) {
+  asio::io_context cio;
+  std::exception_ptr failure;
+  asio::co_spawn(cio, body(cio.get_executor()), [&](std::exception_ptr e) { failure = e; });
+  cio.run();
+  if (failure) std::rethrow_exception(failure);
+}
+
+TEST_F(HttpTest, AsyncClientsShareOneThreadEachWithItsOwnConnection) {
+  // The server answers nothing until all kClients requests are in: clients
+  // that waited for each other would deadlock into timeouts instead.
+  constexpr int kClients = 8;
+  constexpr int kRounds = 5;
+  auto& s = make_server();
+  auto held = std::make_shared<std::vector<std::pair<rh::ResponderPtr, std::string>>>();
+  s.route("POST", "/v1/echo/{n}", [held](const rh::Request& req, rh::ResponderPtr r) {
+    held->emplace_back(std::move(r), req.params.at("n") + ":" + req.body);
+    if (held->size() < kClients) return;
+    for (auto& [responder, text] : *held) responder->send(rh::json_response(200, {{"echo", text}}));
+    held->clear();
+  });
+  run();
+
+  // All clients on one io_context, run by this thread; `one` and `results`
+  // outlive it.
+  std::vector<std::vector<AsyncResult>> results(kClients);
+  asio::io_context cio;
+  auto one = [&](int c) -> asio::awaitable<void> {
+    rh::AsyncUnixClient client(cio.get_executor(), path_, 5s);
+    std::map<std::string, std::string> headers;
+    headers["X-Client"] = std::to_string(c);
+    for (int round = 0; round < kRounds; ++round) {
+      const std::string body = "{\"round\":" + std::to_string(round) + "}";
+      results[c].push_back(
+          co_await client.request("POST", "/v1/echo/" + std::to_string(c), body, headers));
+    }
+  };
+  std::exception_ptr failure;
+  for (int c = 0; c < kClients; ++c) {
+    asio::co_spawn(cio, one(c), [&](std::exception_ptr e) {
+      if (e) failure = e;
+    });
+  }
+  cio.run();
+  if (failure) std::rethrow_exception(failure);
+
+  for (int c = 0; c < kClients; ++c) {
+    ASSERT_EQ(results[c].size(), static_cast<std::size_t>(kRounds));
+    for (int round = 0; round < kRounds; ++round) {
+      const auto& r = results[c][round];
+      ASSERT_TRUE(r) << "client " << c << " round " << round << ": " << r.error().message();
+      EXPECT_EQ(r->status, 200);
+      EXPECT_EQ(r->headers.at("content-type"), "application/json");
+      EXPECT_EQ(body_of(*r)["echo"],
+                std::to_string(c) + ":{\"round\":" + std::to_string(round) + "}");
+    }
+  }
+  EXPECT_EQ(server_->accepted_connections(), static_cast<std::uint64_t>(kClients));
+}
+
+TEST_F(HttpTest, AsyncClientTimeoutThenANewConnection) {
+  auto& s = make_server();
+  auto held = std::make_shared<std::vector<rh::ResponderPtr>>();
+  s.route("GET", "/v1/slow", [held](auto&, rh::ResponderPtr r) { held->push_back(r); });
+  s.route("GET", "/v1/health", [](auto&, rh::ResponderPtr r) { r->send({}); });
+  run();
+
+  AsyncResult slow, ok;
+  std::chrono::steady_clock::duration elapsed{};
+  run_client([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    rh::AsyncUnixClient client(ex, path_, 100ms);
+    const auto started = std::chrono::steady_clock::now();
+    slow = co_await client.request("GET", "/v1/slow");
+    elapsed = std::chrono::steady_clock::now() - started;
+    ok = co_await client.request("GET", "/v1/health");
+  });
+  ASSERT_FALSE(slow);
+  EXPECT_EQ(slow.error(), std::errc::timed_out);
+  EXPECT_GE(elapsed, 100ms);
+  EXPECT_LT(elapsed, 2s);
+  ASSERT_TRUE(ok) << ok.error().message();
+  EXPECT_EQ(ok->status, 200);
+  EXPECT_EQ(server_->accepted_connections(), 2u);  // the timed-out one was closed
+  asio::post(io_, [held] { held->clear(); });
+}
+
+TEST_F(HttpTest, AsyncClientRetriesOnceWhenTheServerClosedTheKeptConnection) {
+  serve_hits_closing_idle_after(100ms);
+
+  AsyncResult first, second;
+  run_client([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    rh::AsyncUnixClient client(ex, path_, 5s);
+    first = co_await client.request("POST", "/v1/hit", "{}");
+    asio::steady_timer pause(ex, 300ms);  // the server drops the kept-alive connection
+    co_await pause.async_wait(asio::use_awaitable);
+    second = co_await client.request("POST", "/v1/hit", "{}");
+  });
+  ASSERT_TRUE(first) << first.error().message();
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_EQ(body_of(*second)["n"], 2);  // executed exactly once more
+  EXPECT_EQ(server_->accepted_connections(), 2u);
+}
+
+TEST_F(HttpTest, AsyncClientErrors) {
+  AsyncResult missing, refused, bad, moved_from;
+  auto request = [](rh::AsyncUnixClient& c, std::string target) {
+    return c.request("GET", std::move(target));
+  };
+  run_client([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    rh::AsyncUnixClient client(ex, path_, 5s);
+    missing = co_await request(client, "/v1/health");
+    co_return;
+  });
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error(), std::errc::no_such_file_or_directory);
+
+  ASSERT_TRUE(bind_dead_socket(path_));  // a socket file nobody listens on
+  run_client([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    rh::AsyncUnixClient client(ex, path_, 5s);
+    refused = co_await request(client, "/v1/health");
+    bad = co_await request(client, "/v1/has space");
+    rh::AsyncUnixClient taken = std::move(client);
+    moved_from = co_await request(client, "/v1/health");
+  });
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), std::errc::connection_refused);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error(), std::errc::invalid_argument);
+  ASSERT_FALSE(moved_from);
+  EXPECT_EQ(moved_from.error(), std::errc::bad_file_descriptor);
 }
 
 }  // namespace

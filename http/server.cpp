@@ -25,6 +25,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "http/text.hpp"
+
 namespace ringmart::http {
 
 namespace asio = boost::asio;
@@ -53,22 +55,9 @@ Response error_response(int status, std::string_view code, std::string_view mess
 
 namespace {
 
-// ---------------------------------------------------------------------------
-// Small string helpers
-
-std::string to_string(beast::string_view sv) { return std::string(sv.data(), sv.size()); }
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) {
-    return static_cast<char>((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
-  });
-  return out;
-}
-
-bool has_ctl(std::string_view s) {
-  return s.find_first_of("\r\n") != std::string_view::npos || s.find('\0') != s.npos;
-}
+using detail::has_ctl;
+using detail::lower;
+using detail::to_string;
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';

@@ -38,11 +38,8 @@ std::string Reply::describe() const {
 Api::Api(std::string socket_path, std::chrono::milliseconds timeout)
     : path_(socket_path), client_(std::move(socket_path), timeout) {}
 
-Reply Api::call(std::string_view method, std::string_view target, const json& body,
-                const std::map<std::string, std::string>& headers) {
+Reply to_reply(std::expected<http::ClientResponse, std::error_code> response) {
   Reply reply;
-  const std::string payload = body.is_null() ? std::string() : body.dump();
-  auto response = client_.request(method, target, payload, headers);
   if (!response) {
     reply.transport = response.error();
     return reply;
@@ -57,6 +54,24 @@ Reply Api::call(std::string_view method, std::string_view target, const json& bo
     }
   }
   return reply;
+}
+
+Reply Api::call(std::string_view method, std::string_view target, const json& body,
+                const std::map<std::string, std::string>& headers) {
+  const std::string payload = body.is_null() ? std::string() : body.dump();
+  return to_reply(client_.request(method, target, payload, headers));
+}
+
+AsyncApi::AsyncApi(boost::asio::any_io_executor executor, std::string socket_path,
+                   std::chrono::milliseconds timeout)
+    : client_(std::move(executor), std::move(socket_path), timeout) {}
+
+boost::asio::awaitable<Reply> AsyncApi::call(std::string method, std::string target, json body,
+                                             std::map<std::string, std::string> headers) {
+  std::string payload = body.is_null() ? std::string() : body.dump();
+  auto response = co_await client_.request(std::move(method), std::move(target), std::move(payload),
+                                           std::move(headers));
+  co_return to_reply(std::move(response));
 }
 
 std::optional<uint64_t> get_u64(const json& object, std::string_view key) {

@@ -1,5 +1,6 @@
-// ringmart-replay — a thin JSON layer over ringmart::http::UnixClient for the
-// storefront/admin API (docs/api.md). One Api per thread.
+// ringmart-replay — a thin JSON layer over ringmart::http::UnixClient (Api,
+// one per thread) and ringmart::http::AsyncUnixClient (AsyncApi, many per
+// thread, from coroutines) for the storefront/admin API (docs/api.md).
 #pragma once
 
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "http/async_client.hpp"
 #include "http/client.hpp"
 
 namespace ringmart::replay {
@@ -54,6 +56,28 @@ class Api {
   std::string path_;
   http::UnixClient client_;
 };
+
+/// One keep-alive connection to one socket, used from coroutines on the
+/// executor it was made with, one call at a time.
+class AsyncApi {
+ public:
+  /// `timeout` bounds each request (connect + write + read).
+  AsyncApi(boost::asio::any_io_executor executor, std::string socket_path,
+           std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+  /// Same as Api::call, as a coroutine. Parameters are taken by value: they
+  /// live in the coroutine frame.
+  boost::asio::awaitable<Reply> call(std::string method, std::string target,
+                                     nlohmann::json body = nullptr,
+                                     std::map<std::string, std::string> headers = {});
+
+ private:
+  http::AsyncUnixClient client_;
+};
+
+/// The Reply of a client result: a transport error, or the status, headers and
+/// body parsed as JSON (`bad_json` when a non-empty body is not JSON).
+Reply to_reply(std::expected<http::ClientResponse, std::error_code> response);
 
 /// Reads a non-negative integer member (an id, cents, units) of a JSON object;
 /// nullopt when absent or of another type.

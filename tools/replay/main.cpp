@@ -40,7 +40,9 @@ int main(int argc, char** argv) {
                                  "without it a generated data set is used");
   app.add_option("--runtime-dir", runtime_dir, "ringmart runtime directory (api.sock, admin.sock)")
       ->required();
-  app.add_option("--concurrency", concurrency, "worker threads / connections")
+  app.add_option(
+         "--concurrency", concurrency,
+         "connections (set-up and verify: one thread each; the replay runs them all on one thread)")
       ->check(CLI::Range(1u, 1024u))
       ->capture_default_str();
   app.add_option("--limit", limit, "replay only the first N orders (0 = all)")

@@ -4,6 +4,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
@@ -18,6 +23,7 @@
 
 namespace ringmart::replay {
 
+namespace asio = boost::asio;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using olist::Dataset;
@@ -68,6 +74,21 @@ Reply call_with_retry(Api& api, std::string_view method, const std::string& targ
     reply = api.call(method, target, body, headers);
     if (!retry(reply) || attempt >= attempts) return reply;
     std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
+  }
+}
+
+/// call_with_retry as a coroutine: the pauses are timers, so the other
+/// clients on the thread go on meanwhile.
+template <class Retry>
+asio::awaitable<Reply> call_with_retry(AsyncApi& api, std::string method, std::string target,
+                                       json body, std::map<std::string, std::string> headers,
+                                       int attempts, Retry retry) {
+  asio::steady_timer pause(co_await asio::this_coro::executor);
+  for (int attempt = 1;; ++attempt) {
+    Reply reply = co_await api.call(method, target, body, headers);
+    if (!retry(reply) || attempt >= attempts) co_return reply;
+    pause.expires_after(std::chrono::milliseconds(100 * attempt));
+    co_await pause.async_wait(asio::use_awaitable);
   }
 }
 
@@ -357,9 +378,11 @@ json order_request(const Dataset& data, const Ids& ids, const Options& options, 
 
 bool terminal(const std::string& status) { return status == "COMPLETED" || status == "FAILED"; }
 
-/// Places and follows one order; fills `out`.
-void replay_one(Api& api, const Dataset& data, const Ids& ids, const Options& options, size_t i,
-                Clock::time_point t0, OrderOutcome& out) {
+/// Places and follows one order; fills `out`. The references must outlive
+/// the coroutine (run_replay's frame holds them).
+asio::awaitable<void> replay_one(AsyncApi& api, const Dataset& data, const Ids& ids,
+                                 const Options& options, size_t i, Clock::time_point t0,
+                                 OrderOutcome& out) {
   const Order& o = data.orders[i];
   const json body = order_request(data, ids, options, i);
   std::map<std::string, std::string> headers = {
@@ -377,10 +400,10 @@ void replay_one(Api& api, const Dataset& data, const Ids& ids, const Options& op
   };
 
   const auto deadline = Clock::now() + options.order_timeout;
-  Reply r = call_with_retry(api, "POST", "/v1/orders", body, headers, 5, any_retryable);
+  Reply r = co_await call_with_retry(api, "POST", "/v1/orders", body, headers, 5, any_retryable);
   if (!r.ok()) {
     set_error("POST /v1/orders " + r.kind(), "POST /v1/orders: " + r.describe());
-    return;
+    co_return;
   }
   out.order_id = get_u64(r.body, "order_id");
   // Only a 202 (accepted, PENDING) or, when waiting, a 201 (the outcome) with
@@ -392,12 +415,12 @@ void replay_one(Api& api, const Dataset& data, const Ids& ids, const Options& op
     set_error("POST /v1/orders: not a 201/202 with a matching Location",
               "POST /v1/orders: HTTP " + std::to_string(r.status) + " " + r.body.dump());
     out.order_id.reset();
-    return;
+    co_return;
   }
   if (!out.order_id) {
     set_error("POST /v1/orders: reply without order_id",
               "POST /v1/orders: HTTP " + std::to_string(r.status) + " " + r.body.dump());
-    return;
+    co_return;
   }
   json order = r.body;
   std::string status = get_string(order, "status").value_or("");
@@ -407,24 +430,24 @@ void replay_one(Api& api, const Dataset& data, const Ids& ids, const Options& op
     if (Clock::now() >= deadline) {
       set_error("still PENDING after order timeout",
                 "still PENDING after " + fixed(options.order_timeout.count() / 1000.0, 1) + " s");
-      return;
+      co_return;
     }
-    r = call_with_retry(api, "GET", target, nullptr, {}, 5, any_retryable);
+    r = co_await call_with_retry(api, "GET", target, nullptr, {}, 5, any_retryable);
     if (!r.ok()) {
       set_error("GET /v1/orders/{id} " + r.kind(), "GET " + target + ": " + r.describe());
-      return;
+      co_return;
     }
     order = r.body;
     status = get_string(order, "status").value_or("");
     if (get_u64(order, "order_id") != out.order_id) {
       set_error("response for another order", "GET " + target + " answered " + order.dump());
-      return;
+      co_return;
     }
   }
   const auto t1 = Clock::now();
   if (!terminal(status)) {
     set_error("unexpected order status", "unexpected order " + order.dump());
-    return;
+    co_return;
   }
   out.status = status;
   out.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count();
@@ -436,27 +459,44 @@ void replay_one(Api& api, const Dataset& data, const Ids& ids, const Options& op
 
 ReplayResult run_replay(const Dataset& data, const Ids& ids, const Options& options) {
   ReplayResult result;
-  result.outcomes.resize(data.orders.size());
+  const size_t n = data.orders.size();
+  result.outcomes.resize(n);
   std::atomic<size_t> done{0}, failed{0};
   const auto client_timeout = options.wait + std::chrono::seconds(10);
   const auto start = Clock::now();
   {
-    Progress progress(options.progress, "replay", data.orders.size(), done, failed);
-    parallel_for(
-        data.orders.size(), options.concurrency,
-        [&] { return Api(api_socket(options).string(), client_timeout); },
-        [&](Api& api, size_t i) {
-          OrderOutcome& out = result.outcomes[i];
-          auto t0 = Clock::now();
-          if (options.arrival_rate_per_s > 0) {
-            t0 = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
-                             static_cast<double>(i) / options.arrival_rate_per_s));
-            std::this_thread::sleep_until(t0);
-          }
-          replay_one(api, data, ids, options, i, t0, out);
-          if (out.status != "COMPLETED") failed.fetch_add(1);
-          done.fetch_add(1);
-        });
+    Progress progress(options.progress, "replay", n, done, failed);
+    // One thread runs every client: a coroutine per connection takes the next
+    // order when its last one ended (the load generator should cost the
+    // machine it measures as little as it can).
+    asio::io_context io(1);
+    size_t next = 0;
+    auto client = [&]() -> asio::awaitable<void> {
+      AsyncApi api(io.get_executor(), api_socket(options).string(), client_timeout);
+      asio::steady_timer pace(io);
+      for (size_t i; (i = next++) < n;) {
+        OrderOutcome& out = result.outcomes[i];
+        auto t0 = Clock::now();
+        if (options.arrival_rate_per_s > 0) {
+          t0 = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                           static_cast<double>(i) / options.arrival_rate_per_s));
+          pace.expires_at(t0);
+          co_await pace.async_wait(asio::use_awaitable);
+        }
+        co_await replay_one(api, data, ids, options, i, t0, out);
+        if (out.status != "COMPLETED") failed.fetch_add(1);
+        done.fetch_add(1);
+      }
+    };
+    std::exception_ptr failure;
+    const size_t clients = std::clamp<size_t>(n, 1, std::max<unsigned>(options.concurrency, 1));
+    for (size_t c = 0; c < clients; ++c) {
+      asio::co_spawn(io, client(), [&failure](std::exception_ptr e) {
+        if (e && !failure) failure = e;
+      });
+    }
+    io.run();
+    if (failure) std::rethrow_exception(failure);
   }
   result.wall_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return result;

@@ -28,8 +28,9 @@ enum ExitCode : int {
 };
 
 struct Options {
-  std::filesystem::path runtime_dir;     ///< holds api.sock and admin.sock
-  unsigned concurrency = 16;             ///< worker threads for set-up, replay and verify (>= 1)
+  std::filesystem::path runtime_dir;  ///< holds api.sock and admin.sock
+  unsigned concurrency = 16;  ///< connections: threads for set-up and verify, coroutines on one
+                              ///< thread for the replay (>= 1)
   std::chrono::milliseconds wait{5000};  ///< wait_ms of each long poll (1 .. 30000)
   /// POST each order with `Prefer: wait=<wait in s>` (RFC 7240), so the POST
   /// itself answers with the outcome (201) and one request serves an order;
@@ -111,9 +112,10 @@ struct ReplayResult {
   double wall_seconds = 0;
 };
 
-/// Replays the orders with options.concurrency threads, each with its own
-/// connection to api.sock, taking orders in sequence from a shared index: POST
-/// /v1/orders with Idempotency-Key = key_prefix + source_id (retried with the
+/// Replays the orders with options.concurrency clients, each with its own
+/// connection to api.sock, all on one thread (coroutines on a private
+/// io_context that the calling thread runs), taking orders in sequence from a
+/// shared index: POST /v1/orders with Idempotency-Key = key_prefix + source_id (retried with the
 /// same key on transport errors, 503 and 504), then long-polls GET
 /// /v1/orders/{id}?wait_ms= until the status is not PENDING. With
 /// options.arrival_rate_per_s > 0 the orders are paced (open loop). Never
