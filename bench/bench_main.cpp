@@ -229,18 +229,26 @@ Phase run_api(const olist::Dataset& data, const Args& args, const std::string& d
   // Closed loop.
   std::vector<replay::ReplayResult> closed;
   const auto cpu0 = (*sys)->cpu_seconds();
+  const double client_cpu0 = self_cpu_seconds();
   double wall = 0;
   std::size_t terminal = 0, completed = 0, errors = 0;
+  json per_round = json::array();  // the spread of the host, round by round
   for (unsigned r = 0; r < rounds; ++r) {
     ro.key_prefix = "c" + std::to_string(r) + "-";
     closed.push_back(replay::run_replay(data, ids[r], ro));
     wall += closed.back().wall_seconds;
+    std::size_t round_terminal = 0;
     for (const auto& o : closed.back().outcomes) {
       if (!o.error_kind.empty()) ++errors;
-      if (!o.status.empty()) ++terminal;
+      if (!o.status.empty()) ++round_terminal;
       if (o.status == "COMPLETED") ++completed;
     }
+    terminal += round_terminal;
+    per_round.push_back(closed.back().wall_seconds > 0
+                            ? static_cast<double>(round_terminal) / closed.back().wall_seconds
+                            : 0.0);
   }
+  const double client_cpu = self_cpu_seconds() - client_cpu0;
   const auto cpu1 = (*sys)->cpu_seconds();
   json cpu_per_daemon = json::object();
   for (const auto& [name, s] : cpu1) {
@@ -250,16 +258,21 @@ Phase run_api(const olist::Dataset& data, const Args& args, const std::string& d
   const double cpu = bench::total(cpu1) - bench::total(cpu0);
   phase.closed_us = latencies(closed);
   const double orders_per_s = wall > 0 ? static_cast<double>(terminal) / wall : 0;
-  phase.figures = {{"durability", durability},
-                   {"clients", ro.concurrency},
-                   {"orders", terminal},
-                   {"completed", completed},
-                   {"errors", errors},
-                   {"wall_s", wall},
-                   {"orders_per_s", orders_per_s},
-                   {"latency_ms", latency_json(phase.closed_us)},
-                   {"cpu_s_per_1000_orders", cpu * 1000.0 / std::max<double>(1, terminal)},
-                   {"cpu_s_per_1000_orders_by_daemon", cpu_per_daemon}};
+  phase.figures = {
+      {"durability", durability},
+      {"clients", ro.concurrency},
+      {"orders", terminal},
+      {"completed", completed},
+      {"errors", errors},
+      {"wall_s", wall},
+      {"orders_per_s", orders_per_s},
+      {"orders_per_s_by_round", per_round},
+      {"latency_ms", latency_json(phase.closed_us)},
+      // The replay's own CPU (this process): the load generator
+      // shares the cores with the system it measures.
+      {"load_generator_cpu_s_per_1000_orders", client_cpu * 1000.0 / std::max<double>(1, terminal)},
+      {"cpu_s_per_1000_orders", cpu * 1000.0 / std::max<double>(1, terminal)},
+      {"cpu_s_per_1000_orders_by_daemon", cpu_per_daemon}};
   std::fprintf(
       stderr, "api %-7s closed loop: %zu orders, %.0f orders/s, p50 %.2f ms, p99 %.2f ms\n",
       durability.c_str(), terminal, orders_per_s, phase.figures["latency_ms"]["p50"].get<double>(),

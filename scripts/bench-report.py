@@ -84,6 +84,13 @@ def main():
         w(f"| one saga step end to end (ring in, supervisor batch + commit, ring out), process / fsync "
           f"| {r['saga_step_us']:,.1f} µs / {(r.get('saga_step_fsync_us') or 0):,.0f} µs |")
     w(f"| CPU seconds per 1,000 orders (all daemons, api.sock run) | {num(r.get('cpu_s_per_1000_orders'), 3)} |")
+    closed = r.get("api_process", {})
+    if closed.get("load_generator_cpu_s_per_1000_orders") is not None:
+        w(f"| CPU seconds per 1,000 orders of the load generator (api.sock run, same cores) | "
+          f"{num(closed['load_generator_cpu_s_per_1000_orders'], 3)} |")
+    if closed.get("orders_per_s_by_round"):
+        w("| api.sock orders/s, round by round (the host's spread) | "
+          + " / ".join(num(x) for x in closed["orders_per_s_by_round"]) + " |")
     core = r.get("api_process", {}).get("saga_core", {})
     if core:
         w(f"| CPU seconds per 1,000 orders (saga core, daemons + injector) | {num(core.get('cpu_s_per_1000_orders'), 3)} |")
