@@ -32,6 +32,11 @@ namespace ringmart::storage {
 /// first segment); 0x50 would need 81 segments.
 inline constexpr std::byte kPackedTag{0x50};
 
+/// First segment size, in words, for a MallocMessageBuilder of one record on a
+/// hot path: 1 KiB holds every fixed-size record; a longer one (long names)
+/// grows a second segment. The default (1024 words) callocs 8 KiB per record.
+inline constexpr unsigned kRecordBuilderWords = 128;
+
 /// An owned, aligned copy of a stored message, readable as a Cap'n Proto struct.
 class StoredMessage {
  public:

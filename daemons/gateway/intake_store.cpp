@@ -88,7 +88,7 @@ std::expected<AcceptOutcome, std::error_code> IntakeStore::accept(
       meta_.get_pod<std::uint64_t>(txn, counter_key.view()).value_or(0) + 1;
   if (auto ec = meta_.put_pod(txn, counter_key.view(), order_id)) return std::unexpected(ec);
 
-  capnp::MallocMessageBuilder builder;
+  capnp::MallocMessageBuilder builder(storage::kRecordBuilderWords);
   auto o = builder.initRoot<records::AcceptedOrder>();
   o.setOrderId(order_id);
   o.setUserId(request.user_id);
@@ -109,7 +109,7 @@ std::expected<AcceptOutcome, std::error_code> IntakeStore::accept(
   }
 
   if (!key.empty()) {
-    capnp::MallocMessageBuilder kb;
+    capnp::MallocMessageBuilder kb(storage::kRecordBuilderWords);
     auto k = kb.initRoot<records::IdempotencyRecord>();
     k.setOrderId(order_id);
     k.setRequestHash(request_hash);

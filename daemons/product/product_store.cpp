@@ -353,7 +353,7 @@ void ProductStore::scan_reservations(
 }
 
 std::error_code ProductStore::put_product(Txn& txn, const ProductView& p) const {
-  capnp::MallocMessageBuilder b;
+  capnp::MallocMessageBuilder b(storage::kRecordBuilderWords);
   auto r = b.initRoot<records::Product>();
   r.setId(p.id);
   set_text(r.initName(p.name.size()), p.name);
@@ -367,7 +367,7 @@ std::error_code ProductStore::put_product(Txn& txn, const ProductView& p) const 
 
 std::error_code ProductStore::put_reservation(Txn& txn, std::uint64_t order_id,
                                               const ReservationView& v) const {
-  capnp::MallocMessageBuilder b;
+  capnp::MallocMessageBuilder b(storage::kRecordBuilderWords);
   auto r = b.initRoot<records::Reservation>();
   r.setState(to_record(v.state));
   r.setCode(v.code);

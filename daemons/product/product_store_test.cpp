@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "storage/capnp_value.hpp"
+
 namespace ringmart::product {
 namespace {
 
@@ -105,6 +107,28 @@ TEST_F(ProductStoreTest, CreatesProductsWithIdsFromOne) {
     EXPECT_EQ(store_.unit_price_cents(t, 2), 0);
     EXPECT_FALSE(store_.unit_price_cents(t, 3));
   });
+}
+
+TEST_F(ProductStoreTest, TheLongestNamesOutgrowTheRecordBuilderAndStillReadBack) {
+  // 200 + 100 four-byte code points: 1.2 KB of text, more than the 1 KiB
+  // first segment of a record builder, so the record has two segments.
+  std::string name, category;
+  for (std::size_t i = 0; i < kMaxNameChars; ++i) name += "\xF0\x9F\x8D\xB5";
+  for (std::size_t i = 0; i < kMaxCategoryChars; ++i) category += "\xF0\x9F\x8F\xA0";
+  ASSERT_GT(name.size() + category.size(), storage::kRecordBuilderWords * sizeof(capnp::word));
+  write([&](storage::Txn& t) {
+    auto a = ok(store_.create_product(t, name, category, 990, 3, kNow));
+    ASSERT_EQ(a.code, Code::OK);
+    EXPECT_EQ(ok(store_.adjust_stock(t, a.id, 2)).code, Code::OK);  // a rewrite of the record
+  });
+  auto txn = storage::Txn::begin_read(*env_);
+  ASSERT_TRUE(txn);
+  auto p = store_.find(*txn, 1);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->name, name);
+  EXPECT_EQ(p->category, category);
+  EXPECT_EQ(p->stock, 5);
+  EXPECT_EQ(p->price_cents, 990);
 }
 
 TEST_F(ProductStoreTest, RejectsInvalidProductWithoutCreating) {

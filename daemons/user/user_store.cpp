@@ -139,7 +139,7 @@ std::expected<Outcome, std::error_code> UserStore::register_user(Txn& txn, std::
       counters_.get_pod<std::uint64_t>(txn, counter_key.view()).value_or(0) + 1;
   if (auto ec = counters_.put_pod(txn, counter_key.view(), id)) return std::unexpected(ec);
 
-  capnp::MallocMessageBuilder b;
+  capnp::MallocMessageBuilder b(storage::kRecordBuilderWords);
   auto u = b.initRoot<records::User>();
   u.setId(id);
   set_text(u.initName(name.size()), name);
@@ -322,7 +322,7 @@ std::error_code UserStore::put_history(Txn& txn, std::uint64_t user_id,
   const auto prefix = user_key(user_id);
   auto last = history_.last_with_prefix(txn, prefix.view());
   const std::uint64_t seq = last ? storage::read_u64_be(last->first, 8) + 1 : 1;
-  capnp::MallocMessageBuilder b;
+  capnp::MallocMessageBuilder b(storage::kRecordBuilderWords);
   auto r = b.initRoot<records::HistoryEntry>();
   r.setDelta(e.delta);
   r.setReason(to_record(e.reason));
@@ -332,7 +332,7 @@ std::error_code UserStore::put_history(Txn& txn, std::uint64_t user_id,
 }
 
 std::error_code UserStore::put_balance(Txn& txn, const UserView& user) const {
-  capnp::MallocMessageBuilder b;
+  capnp::MallocMessageBuilder b(storage::kRecordBuilderWords);
   auto u = b.initRoot<records::User>();
   u.setId(user.id);
   set_text(u.initName(user.name.size()), user.name);
@@ -344,7 +344,7 @@ std::error_code UserStore::put_balance(Txn& txn, const UserView& user) const {
 
 std::error_code UserStore::put_deduction(Txn& txn, std::uint64_t order_id,
                                          const DeductionView& d) const {
-  capnp::MallocMessageBuilder b;
+  capnp::MallocMessageBuilder b(storage::kRecordBuilderWords);
   auto r = b.initRoot<records::Deduction>();
   r.setUserId(d.user_id);
   r.setPoints(d.points);
