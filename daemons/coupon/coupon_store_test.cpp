@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "storage/store_test.hpp"
+
 namespace ringmart::coupon {
 namespace {
 
@@ -15,27 +17,8 @@ using storage::Txn;
 
 constexpr std::int64_t kNow = 1'700'000'000;  // fixed "now" (Unix seconds)
 
-class CouponStoreTest : public ::testing::Test {
+class CouponStoreTest : public storage::testing::StoreTest<CouponStore> {
  protected:
-  void SetUp() override {
-    std::string t = "/tmp/rm-coupon-XXXXXX";
-    ASSERT_NE(mkdtemp(t.data()), nullptr);
-    dir_ = t;
-    auto env = storage::Env::open({.path = dir_, .map_size_bytes = 64ull << 20});
-    ASSERT_TRUE(env) << env.error().message();
-    env_ = std::move(*env);
-    auto txn = Txn::begin_write(*env_);
-    ASSERT_TRUE(txn);
-    auto store = CouponStore::open(*txn);
-    ASSERT_TRUE(store) << store.error().message();
-    store_ = *store;
-    ASSERT_FALSE(txn->commit());
-  }
-  void TearDown() override {
-    env_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
   /// Runs `fn` in a write transaction and commits it.
   template <class F>
   auto write(F&& fn) {
@@ -94,10 +77,6 @@ class CouponStoreTest : public ::testing::Test {
     EXPECT_TRUE(c);
     return c.value_or(CouponTemplate{});
   }
-
-  std::string dir_;
-  std::unique_ptr<storage::Env> env_;
-  CouponStore store_;
 };
 
 TEST_F(CouponStoreTest, CreateCouponStoresTemplateWithIdsFromOne) {

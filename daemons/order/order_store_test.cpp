@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "storage/store_test.hpp"
+
 namespace ringmart::order {
 namespace {
 
@@ -30,27 +32,8 @@ NewOrder sample_order(std::uint64_t id) {
   return o;
 }
 
-class OrderStoreTest : public ::testing::Test {
+class OrderStoreTest : public storage::testing::StoreTest<OrderStore> {
  protected:
-  void SetUp() override {
-    std::string t = "/tmp/rm-order-XXXXXX";
-    ASSERT_NE(mkdtemp(t.data()), nullptr);
-    dir_ = t;
-    auto env = storage::Env::open({.path = dir_, .map_size_bytes = 64ull << 20});
-    ASSERT_TRUE(env) << env.error().message();
-    env_ = std::move(*env);
-    auto txn = Txn::begin_write(*env_);
-    ASSERT_TRUE(txn);
-    auto store = OrderStore::open(*txn);
-    ASSERT_TRUE(store) << store.error().message();
-    store_ = *store;
-    ASSERT_FALSE(txn->commit());
-  }
-  void TearDown() override {
-    env_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
   /// Runs `fn` in a write transaction, commits it and returns fn's value.
   template <class F>
   auto write(F&& fn) {
@@ -78,10 +61,6 @@ class OrderStoreTest : public ::testing::Test {
   FailOrderResult fail(std::uint64_t id, msg::Code reason, std::int64_t now_ms) {
     return write([&](Txn& t) { return store_.fail_order(t, id, reason, now_ms); });
   }
-
-  std::string dir_;
-  std::unique_ptr<storage::Env> env_;
-  OrderStore store_;
 };
 
 const CouponTerms kFixed1000{

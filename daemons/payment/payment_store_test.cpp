@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "daemons/payment/payment_gateway.hpp"
+#include "storage/store_test.hpp"
 
 namespace ringmart::payment {
 namespace {
@@ -25,27 +26,8 @@ PgResponse pg_answer(PgOutcome outcome, std::string transaction_id = {}) {
   return r;
 }
 
-class PaymentStoreTest : public ::testing::Test {
+class PaymentStoreTest : public storage::testing::StoreTest<PaymentStore> {
  protected:
-  void SetUp() override {
-    std::string t = "/tmp/rm-payment-XXXXXX";
-    ASSERT_NE(mkdtemp(t.data()), nullptr);
-    dir_ = t;
-    auto env = storage::Env::open({.path = dir_, .map_size_bytes = 64ull << 20});
-    ASSERT_TRUE(env) << env.error().message();
-    env_ = std::move(*env);
-    auto txn = Txn::begin_write(*env_);
-    ASSERT_TRUE(txn);
-    auto store = PaymentStore::open(*txn);
-    ASSERT_TRUE(store) << store.error().message();
-    store_ = *store;
-    ASSERT_FALSE(txn->commit());
-  }
-  void TearDown() override {
-    env_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
   /// Runs a command like main.cpp with a zero-latency gateway: one write
   /// transaction, the gateway called when the step asks for it.
   template <class F>
@@ -103,9 +85,6 @@ class PaymentStoreTest : public ::testing::Test {
     return p ? p->status : PaymentStatus::authorizing;
   }
 
-  std::string dir_;
-  std::unique_ptr<storage::Env> env_;
-  PaymentStore store_;
   SimulatedPaymentGateway gateway_{0};
   int gateway_calls_ = 0;
 };

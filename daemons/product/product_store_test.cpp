@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "storage/capnp_value.hpp"
+#include "storage/store_test.hpp"
 
 namespace ringmart::product {
 namespace {
@@ -17,27 +18,8 @@ using msg::Code;
 
 constexpr std::int64_t kNow = 1'700'000'000'000;
 
-class ProductStoreTest : public ::testing::Test {
+class ProductStoreTest : public storage::testing::StoreTest<ProductStore> {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/product_store_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto env = storage::Env::open({.path = dir_, .map_size_bytes = 64u << 20});
-    ASSERT_TRUE(env) << env.error().message();
-    env_ = std::move(*env);
-    auto txn = storage::Txn::begin_write(*env_);
-    ASSERT_TRUE(txn);
-    auto store = ProductStore::open(*txn);
-    ASSERT_TRUE(store) << store.error().message();
-    store_ = *store;
-    ASSERT_FALSE(txn->commit());
-  }
-  void TearDown() override {
-    env_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
   // Runs `fn` in a committed write transaction.
   void write(const std::function<void(storage::Txn&)>& fn) {
     auto txn = storage::Txn::begin_write(*env_);
@@ -80,10 +62,6 @@ class ProductStoreTest : public ::testing::Test {
     for (const auto& p : page.items) out.push_back(p.id);
     return out;
   }
-
-  std::string dir_;
-  std::unique_ptr<storage::Env> env_;
-  ProductStore store_;
 };
 
 TEST_F(ProductStoreTest, CreatesProductsWithIdsFromOne) {

@@ -9,6 +9,8 @@
 #include <tuple>
 #include <vector>
 
+#include "storage/store_test.hpp"
+
 namespace ringmart::ranking {
 namespace {
 
@@ -16,27 +18,8 @@ namespace {
 constexpr std::int64_t kNow = 1'700'000'000'000;
 constexpr std::int64_t kDayStart = kNow / kMsPerDay * kMsPerDay;
 
-class RankingStoreTest : public ::testing::Test {
+class RankingStoreTest : public storage::testing::StoreTest<RankingStore> {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/ranking_store_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto env = storage::Env::open({.path = dir_, .map_size_bytes = 64u << 20});
-    ASSERT_TRUE(env) << env.error().message();
-    env_ = std::move(*env);
-    auto txn = storage::Txn::begin_write(*env_);
-    ASSERT_TRUE(txn);
-    auto store = RankingStore::open(*txn);
-    ASSERT_TRUE(store) << store.error().message();
-    store_ = *store;
-    ASSERT_FALSE(txn->commit());
-  }
-  void TearDown() override {
-    env_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
   bool complete(std::uint64_t order, std::vector<LineQuantity> lines, std::int64_t at_ms) {
     auto txn = storage::Txn::begin_write(*env_);
     EXPECT_TRUE(txn);
@@ -50,10 +33,6 @@ class RankingStoreTest : public ::testing::Test {
     EXPECT_TRUE(txn);
     return store_.bestsellers(*txn, now_ms, days, limit);
   }
-
-  std::string dir_;
-  std::unique_ptr<storage::Env> env_;
-  RankingStore store_;
 };
 
 TEST(UtcDayTest, SplitsAtUtcMidnight) {

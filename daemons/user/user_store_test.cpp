@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "storage/store_test.hpp"
+
 namespace ringmart::user {
 namespace {
 
@@ -17,27 +19,8 @@ using msg::Code;
 
 constexpr std::int64_t kNow = 1'700'000'000'000;
 
-class UserStoreTest : public ::testing::Test {
+class UserStoreTest : public storage::testing::StoreTest<UserStore> {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/user_store_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto env = storage::Env::open({.path = dir_, .map_size_bytes = 64u << 20});
-    ASSERT_TRUE(env) << env.error().message();
-    env_ = std::move(*env);
-    auto txn = storage::Txn::begin_write(*env_);
-    ASSERT_TRUE(txn);
-    auto store = UserStore::open(*txn);
-    ASSERT_TRUE(store) << store.error().message();
-    store_ = *store;
-    ASSERT_FALSE(txn->commit());
-  }
-  void TearDown() override {
-    env_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
   // Runs `fn` in a committed write transaction.
   void write(const std::function<void(storage::Txn&)>& fn) {
     auto txn = storage::Txn::begin_write(*env_);
@@ -78,10 +61,6 @@ class UserStoreTest : public ::testing::Test {
     write([&](storage::Txn& t) { out = ok(store_.restore_points(t, order, kNow + 5)); });
     return out;
   }
-
-  std::string dir_;
-  std::unique_ptr<storage::Env> env_;
-  UserStore store_;
 };
 
 TEST_F(UserStoreTest, RegistersUsersWithIdsFromOne) {

@@ -1,0 +1,55 @@
+// ringmart::storage — the GoogleTest fixture of the domain store tests: a
+// real LMDB environment in a fresh temporary directory with one store's
+// tables opened in it. Test-only (includes gtest); not part of the library.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "storage/lmdb.hpp"
+
+namespace ringmart::storage::testing {
+
+/// SetUp: makes TMPDIR/ringmart-store-XXXXXX, opens an Env there (map
+/// kMapSizeBytes, durability `process`) and `Store::open(txn)` in one
+/// committed write transaction; a failure of any step fails the test.
+/// TearDown: closes the Env and removes the directory. `Store` is a domain
+/// store (default-constructible, `static std::expected<Store, std::error_code>
+/// open(Txn&)`). Single-threaded, like the tests.
+template <class Store>
+class StoreTest : public ::testing::Test {
+ protected:
+  static constexpr std::uint64_t kMapSizeBytes = 64ull << 20;
+
+  void SetUp() override {
+    std::string dir = (std::filesystem::temp_directory_path() / "ringmart-store-XXXXXX").string();
+    ASSERT_NE(mkdtemp(dir.data()), nullptr);
+    dir_ = dir;
+    auto env = Env::open({.path = dir_, .map_size_bytes = kMapSizeBytes});
+    ASSERT_TRUE(env) << env.error().message();
+    env_ = std::move(*env);
+    auto txn = Txn::begin_write(*env_);
+    ASSERT_TRUE(txn) << txn.error().message();
+    auto store = Store::open(*txn);
+    ASSERT_TRUE(store) << store.error().message();
+    store_ = std::move(*store);
+    ASSERT_FALSE(txn->commit());
+  }
+
+  void TearDown() override {
+    env_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  std::string dir_;           ///< the environment's directory
+  std::unique_ptr<Env> env_;  ///< open from SetUp to TearDown
+  Store store_;               ///< its tables, opened in env_
+};
+
+}  // namespace ringmart::storage::testing
