@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -39,6 +40,15 @@ class StoreTest : public ::testing::Test {
     auto store = Store::open(*txn);
     ASSERT_TRUE(store) << store.error().message();
     store_ = std::move(*store);
+    ASSERT_FALSE(txn->commit());
+  }
+
+  /// Runs `fn` in a write transaction and commits it (a failed begin or
+  /// commit fails the test).
+  void write(const std::function<void(Txn&)>& fn) {
+    auto txn = Txn::begin_write(*env_);
+    ASSERT_TRUE(txn) << txn.error().message();
+    fn(*txn);
     ASSERT_FALSE(txn->commit());
   }
 

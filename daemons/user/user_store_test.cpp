@@ -21,13 +21,6 @@ constexpr std::int64_t kNow = 1'700'000'000'000;
 
 class UserStoreTest : public storage::testing::StoreTest<UserStore> {
  protected:
-  // Runs `fn` in a committed write transaction.
-  void write(const std::function<void(storage::Txn&)>& fn) {
-    auto txn = storage::Txn::begin_write(*env_);
-    ASSERT_TRUE(txn);
-    fn(*txn);
-    ASSERT_FALSE(txn->commit());
-  }
   Outcome ok(std::expected<Outcome, std::error_code> r) {
     EXPECT_TRUE(r) << r.error().message();
     return r ? *r : Outcome{.code = Code::INTERNAL};
