@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <expected>
 #include <functional>
+#include <string>
 #include <system_error>
+#include <utility>
 
 #include "daemons/common/runtime.hpp"
 #include "storage/lmdb.hpp"
@@ -26,15 +28,18 @@ class Retention {
       storage::Txn&, std::int64_t cutoff_ms, std::size_t batch)>;
 
   /// Rows are kept `keep_ms` (<= 0: forever, run() never does anything);
-  /// a pass deletes at most `batch` of them.
-  Retention(std::int64_t keep_ms, std::size_t batch) : keep_ms_(keep_ms), batch_(batch) {}
+  /// a pass deletes at most `batch` of them. `what` names the rows in the
+  /// log lines ("final sagas", "idempotency keys").
+  Retention(std::int64_t keep_ms, std::size_t batch, std::string what)
+      : keep_ms_(keep_ms), batch_(batch), what_(std::move(what)) {}
 
   /// When a pass is due at `now_ms` (realtime), runs `pass` in one write
   /// transaction of `rt` with the cut-off now − keep. The next pass is due at
   /// the next call after a full batch (more rows are due), else when the
   /// oldest row left comes due (at the earliest in 1 s; rows added later come
-  /// due later still), and 1 s after an error. Returns the rows deleted (0
-  /// when no pass was due). Errors: the transaction's (nothing deleted).
+  /// due later still), and 1 s after an error. Logs through rt.log(): the
+  /// rows deleted (info) or the error. Returns the rows deleted (0 when no
+  /// pass was due). Errors: the transaction's (nothing deleted).
   std::expected<std::size_t, std::error_code> run(Runtime& rt, std::int64_t now_ms,
                                                   const Pass& pass) {
     if (keep_ms_ <= 0 || now_ms < next_ms_) return 0;
@@ -46,8 +51,13 @@ class Retention {
       return {};
     });
     if (ec) {
+      rt.log()->error("retention of {} failed: {}", what_, ec.message());
       next_ms_ = now_ms + kMinIntervalMs;
       return std::unexpected(ec);
+    }
+    if (result.deleted > 0) {
+      rt.log()->info("retention: deleted {} {} older than {} h", result.deleted, what_,
+                     static_cast<double>(keep_ms_) / 3'600'000.0);
     }
     if (result.deleted >= batch_) {
       next_ms_ = 0;
@@ -65,6 +75,7 @@ class Retention {
   static constexpr std::int64_t kMinIntervalMs = 1000;
   std::int64_t keep_ms_;
   std::size_t batch_;
+  std::string what_;
   std::int64_t next_ms_ = 0;  // realtime ms of the next pass; 0 = at the next call
 };
 

@@ -145,7 +145,7 @@ TEST_F(RuntimeFailureTest, RetentionSchedulesTheNextPassFromWhatTheLastOneLeft) 
     cutoffs.push_back(cutoff);
     return next_result;
   };
-  Retention retention(1000, 2);  // kept 1 s, 2 rows per pass
+  Retention retention(1000, 2, "test rows");  // kept 1 s, 2 rows per pass
 
   next_result = storage::PruneResult{2, std::nullopt};  // a full batch: more are due
   EXPECT_EQ(retention.run(rt, 10'000, pass), 2u);
@@ -164,7 +164,7 @@ TEST_F(RuntimeFailureTest, RetentionSchedulesTheNextPassFromWhatTheLastOneLeft) 
   EXPECT_EQ(retention.run(rt, 13'001, pass), 0u);
   EXPECT_EQ(cutoffs, (std::vector<std::int64_t>{9'000, 9'001, 10'001, 11'001, 12'001}));
 
-  Retention forever(0, 2);
+  Retention forever(0, 2, "test rows");
   EXPECT_EQ(forever.run(rt, 1'000'000, pass), 0u);
   EXPECT_EQ(cutoffs.size(), 5u) << "keep 0: no pass";
 }

@@ -177,7 +177,7 @@ SagaEngine::SagaEngine(SagaDefinition definition, SagaStore store,
     : def_(std::move(definition)),
       store_(store),
       log_(std::move(log)),
-      retention_(def_.final_retention_ms, kPruneBatch) {}
+      retention_(def_.final_retention_ms, kPruneBatch, "final sagas") {}
 
 std::string SagaEngine::step_name(int step) const {
   return step < static_cast<int>(def_.steps.size()) ? step_kind_name(def_.steps[step].kind)
@@ -518,16 +518,10 @@ std::error_code SagaEngine::on_timeout(runtime::Context& ctx, SagaRecord::Builde
 }
 
 void SagaEngine::prune(runtime::Runtime& rt, std::int64_t now_ms) {
-  auto pruned =
-      retention_.run(rt, now_ms, [&](storage::Txn& txn, std::int64_t cutoff, std::size_t n) {
-        return store_.prune_final(txn, cutoff, n);
-      });
-  if (!pruned) {
-    log_->error("saga retention failed: {}", pruned.error().message());
-  } else if (*pruned > 0) {
-    log_->info("retention: deleted {} final sagas that ended over {} h ago", *pruned,
-               retention_.keep_ms() / 3'600'000.0);
-  }
+  // Logged by Retention; an error is retried on a later tick.
+  (void)retention_.run(rt, now_ms, [&](storage::Txn& txn, std::int64_t cutoff, std::size_t n) {
+    return store_.prune_final(txn, cutoff, n);
+  });
 }
 
 void SagaEngine::on_tick(runtime::Runtime& rt, std::int64_t now_ms) {
