@@ -1,4 +1,5 @@
-// ringmart::http — a small blocking HTTP/1.1 client over a Unix domain socket,
+// ringmart::http — a small blocking HTTP/1.1 client over a Unix domain socket
+// (AsyncUnixClient driven on a private io_context),
 // for tools (replay, load generators) and integration tests.
 //
 // Threading: one UnixClient per thread; it keeps one keep-alive connection and
