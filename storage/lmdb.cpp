@@ -166,8 +166,17 @@ std::expected<Table, std::error_code> Table::open(Txn& txn, const char* name) {
   return Table(dbi);
 }
 
+std::expected<Table, std::error_code> Table::open_added(Txn& txn, const char* name) {
+  auto t = open(txn, name);
+  if (!t && !txn.writable() && t.error() == std::error_code(MDB_NOTFOUND, lmdb_category())) {
+    return Table(0, /*absent=*/true);
+  }
+  return t;
+}
+
 std::optional<std::span<const std::byte>> Table::get(Txn& txn,
                                                      std::span<const std::byte> key) const {
+  if (absent_) return std::nullopt;
   MDB_val k = to_val(key), v;
   int rc = mdb_get(txn.raw(), dbi_, &k, &v);
   if (rc == MDB_NOTFOUND) return std::nullopt;
@@ -177,6 +186,7 @@ std::optional<std::span<const std::byte>> Table::get(Txn& txn,
 
 std::error_code Table::put(Txn& txn, std::span<const std::byte> key,
                            std::span<const std::byte> value) const {
+  if (absent_) return lmdb_error(EACCES);
   MDB_val k = to_val(key), v = to_val(value);
   int rc = mdb_put(txn.raw(), dbi_, &k, &v, 0);
   return rc ? lmdb_error(rc) : std::error_code{};
@@ -184,6 +194,7 @@ std::error_code Table::put(Txn& txn, std::span<const std::byte> key,
 
 std::expected<std::span<std::byte>, std::error_code> Table::put_reserved(
     Txn& txn, std::span<const std::byte> key, std::size_t size) const {
+  if (absent_) return std::unexpected(lmdb_error(EACCES));
   MDB_val k = to_val(key), v{size, nullptr};
   int rc = mdb_put(txn.raw(), dbi_, &k, &v, MDB_RESERVE);
   if (rc) return std::unexpected(lmdb_error(rc));
@@ -191,6 +202,7 @@ std::expected<std::span<std::byte>, std::error_code> Table::put_reserved(
 }
 
 bool Table::del(Txn& txn, std::span<const std::byte> key) const {
+  if (absent_) fatal("mdb_del", EACCES);
   MDB_val k = to_val(key);
   int rc = mdb_del(txn.raw(), dbi_, &k, nullptr);
   if (rc == MDB_NOTFOUND) return false;
@@ -199,6 +211,7 @@ bool Table::del(Txn& txn, std::span<const std::byte> key) const {
 }
 
 std::expected<bool, std::error_code> Table::erase(Txn& txn, std::span<const std::byte> key) const {
+  if (absent_) return std::unexpected(lmdb_error(EACCES));
   MDB_val k = to_val(key);
   const int rc = mdb_del(txn.raw(), dbi_, &k, nullptr);
   if (rc == MDB_NOTFOUND) return false;
@@ -209,6 +222,7 @@ std::expected<bool, std::error_code> Table::erase(Txn& txn, std::span<const std:
 void Table::scan(
     Txn& txn, std::span<const std::byte> from,
     const std::function<bool(std::span<const std::byte>, std::span<const std::byte>)>& fn) const {
+  if (absent_) return;
   MDB_cursor* c = nullptr;
   int rc = mdb_cursor_open(txn.raw(), dbi_, &c);
   if (rc) fatal("mdb_cursor_open", rc);
@@ -224,6 +238,7 @@ void Table::scan(
 
 std::optional<std::pair<std::span<const std::byte>, std::span<const std::byte>>>
 Table::last_with_prefix(Txn& txn, std::span<const std::byte> prefix) const {
+  if (absent_) return std::nullopt;
   // Seek to the first key after the prefix range, then step back once.
   std::string upper(reinterpret_cast<const char*>(prefix.data()), prefix.size());
   while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xff) upper.pop_back();
@@ -249,6 +264,7 @@ Table::last_with_prefix(Txn& txn, std::span<const std::byte> prefix) const {
 }
 
 std::uint64_t Table::count(Txn& txn) const {
+  if (absent_) return 0;
   MDB_stat st;
   mdb_stat(txn.raw(), dbi_, &st);
   return st.ms_entries;

@@ -161,6 +161,11 @@ class Table {
   /// keep the Table: handles stay valid for the Env's life.
   /// Errors: MDB_NOTFOUND (read-only and absent), MDB_DBS_FULL.
   static std::expected<Table, std::error_code> open(Txn& txn, const char* name);
+  /// Opens a table that a later version of its store added (an index): like
+  /// open(), but in a read-only transaction of an environment its writer has
+  /// not upgraded yet, the absent table opens as empty: reads find nothing,
+  /// writes fail with EACCES. Errors: MDB_DBS_FULL.
+  static std::expected<Table, std::error_code> open_added(Txn& txn, const char* name);
   Table() = default;
 
   /// Returns the value or nullopt; errors other than not-found abort (they mean
@@ -207,8 +212,9 @@ class Table {
   }
 
  private:
-  explicit Table(MDB_dbi dbi) : dbi_(dbi) {}
+  explicit Table(MDB_dbi dbi, bool absent = false) : dbi_(dbi), absent_(absent) {}
   MDB_dbi dbi_ = 0;
+  bool absent_ = false;  ///< open_added() of a table the environment lacks
 };
 
 /// A read-only view of another daemon's environment and the tables its

@@ -185,6 +185,48 @@ TEST(Table, EraseReportsWhetherARowWasThere) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(Table, AnAddedTableAReadOnlyOpenFindsMissingReadsAsEmpty) {
+  auto dir = temp_dir();
+  {
+    auto env = Env::open({.path = dir});  // an "older version": no table "index"
+    ASSERT_TRUE(env);
+    auto txn = Txn::begin_write(**env);
+    auto t = Table::open(*txn, "rows");
+    ASSERT_TRUE(t);
+    ASSERT_FALSE(t->put(*txn, bytes("k"), bytes("v")));
+    ASSERT_FALSE(txn->commit());
+  }
+  {
+    auto env = Env::open({.path = dir, .read_only = true});
+    ASSERT_TRUE(env);
+    auto txn = Txn::begin_read(**env);
+    ASSERT_TRUE(txn);
+    auto plain = Table::open(*txn, "index");
+    ASSERT_FALSE(plain);
+    EXPECT_EQ(plain.error(), lmdb_error(MDB_NOTFOUND));
+    auto added = Table::open_added(*txn, "index");
+    ASSERT_TRUE(added) << added.error().message();
+    EXPECT_FALSE(added->get(*txn, bytes("rows")));  // not the main table's names
+    int visited = 0;
+    added->scan(*txn, {}, [&](auto, auto) { return ++visited, true; });
+    EXPECT_EQ(visited, 0);
+    EXPECT_EQ(added->count(*txn), 0u);
+    EXPECT_FALSE(added->last_with_prefix(*txn, {}));
+    EXPECT_EQ(added->put(*txn, bytes("k"), bytes("v")), lmdb_error(EACCES));
+  }
+  {
+    auto env = Env::open({.path = dir});  // the writer creates it
+    ASSERT_TRUE(env);
+    auto txn = Txn::begin_write(**env);
+    auto added = Table::open_added(*txn, "index");
+    ASSERT_TRUE(added);
+    ASSERT_FALSE(added->put(*txn, bytes("k"), bytes("v")));
+    EXPECT_EQ(added->count(*txn), 1u);
+    ASSERT_FALSE(txn->commit());
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Table, LastWithPrefixFindsHighestKey) {
   auto dir = temp_dir();
   auto env = Env::open({.path = dir});

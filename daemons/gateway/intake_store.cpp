@@ -41,13 +41,13 @@ std::expected<IntakeStore, std::error_code> IntakeStore::open(Txn& txn) {
   if (!orders) return std::unexpected(orders.error());
   auto meta = storage::Table::open(txn, "gw_meta");
   if (!meta) return std::unexpected(meta.error());
-  auto by_time = storage::Table::open(txn, "gw_keys_by_time");
-  // A read-only open before a gateway that indexes keys ran: reads still work.
-  if (!by_time && txn.writable()) return std::unexpected(by_time.error());
+  // The key-time index came later: an older environment opened read-only has none yet.
+  auto by_time = storage::Table::open_added(txn, "gw_keys_by_time");
+  if (!by_time) return std::unexpected(by_time.error());
   s.keys_ = *keys;
   s.orders_ = *orders;
   s.meta_ = *meta;
-  if (by_time) s.keys_by_time_ = *by_time;
+  s.keys_by_time_ = *by_time;
   const auto indexed = Key{}.u8(kKeysIndexed);
   if (txn.writable() && s.meta_.get_pod<std::uint32_t>(txn, indexed.view()) != 1u) {
     std::vector<std::vector<std::byte>> rows;

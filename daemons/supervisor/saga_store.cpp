@@ -139,9 +139,10 @@ std::expected<SagaStore, std::error_code> SagaStore::open(storage::Txn& txn) {
                              {&s.active_, "sagas_active"},
                              {&s.final_, "sagas_final"},
                              {&s.meta_, "saga_meta"}}) {
-    auto t = storage::Table::open(txn, name);
-    // Read-only, before a supervisor that keeps sagas_final ran: reads still work.
-    if (!t && table == &s.final_ && !txn.writable()) continue;
+    // sagas_final came with store version 2: an older environment opened
+    // read-only has none yet.
+    auto t = table == &s.final_ ? storage::Table::open_added(txn, name)
+                                : storage::Table::open(txn, name);
     if (!t) return std::unexpected(t.error());
     *table = *t;
   }
