@@ -270,13 +270,25 @@ TEST(Operations, HungDaemonOfACrashedSupervisorDoesNotHoldUpTheNextOne) {
   ASSERT_EQ(::kill(hung, SIGSTOP), 0);
   // Not System::kill_supervisor(): that waits for the children to go.
   const pid_t old_supervisor = sys.supervisor_pid();
+  const pid_t old_gateway = sys.daemon_pid("gateway");
+  ASSERT_GT(old_gateway, 0);
   ASSERT_EQ(::kill(old_supervisor, SIGKILL), 0);
   ::waitpid(old_supervisor, nullptr, 0);
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(sys.start(false));
   // The new supervisor gives its predecessor's daemons 1 s, then SIGKILLs
   // the hung one, so the whole system serves again well within the 5 s the
-  // old per-daemon SIGTERM grace took for this daemon alone.
+  // old per-daemon SIGTERM grace took for this daemon alone. Until the new
+  // generation runs, the dying old gateway may still answer the health
+  // check, so wait for new daemons first.
+  ASSERT_TRUE(eventually(
+      [&] {
+        const pid_t product = sys.daemon_pid("product");
+        const pid_t gateway = sys.daemon_pid("gateway");
+        return product > 0 && product != hung && gateway > 0 && gateway != old_gateway;
+      },
+      4000))
+      << sys.log();
   ASSERT_TRUE(sys.wait_healthy(4000)) << sys.log();
   const auto ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
