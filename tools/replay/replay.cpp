@@ -11,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cmath>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <mutex>
@@ -667,7 +668,9 @@ VerifyResult verify(const Dataset& data, const Ids& ids, const ReplayResult& res
   auto make_api = [&] { return Api(api_socket(options).string(), std::chrono::seconds(30)); };
 
   // 1. Orders: fetch each; terminal; amounts.
-  std::vector<bool> completed(n_orders, false);
+  // One byte per order, not std::vector<bool>: parallel_for's threads write
+  // neighbouring entries, and vector<bool> packs them into shared words.
+  std::vector<std::uint8_t> completed(n_orders, 0);
   std::vector<int64_t> points_used(n_orders, 0);
   std::vector<std::string> final_status(n_orders);
   parallel_for(n_orders, options.concurrency, make_api, [&](Api& api, size_t i) {
@@ -706,7 +709,7 @@ VerifyResult verify(const Dataset& data, const Ids& ids, const ReplayResult& res
       }
       return;
     }
-    completed[i] = true;
+    completed[i] = 1;
     const auto subtotal = get_i64(b, "subtotal");
     const auto shipping = get_i64(b, "shipping");
     const auto discount = get_i64(b, "discount");
