@@ -940,6 +940,23 @@ std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::
   return logger;
 }
 
+std::expected<std::unique_ptr<Runtime>, int> create_from_command_line(int argc, char** argv,
+                                                                      DaemonId self) {
+  const char* name = daemon_name(self);
+  auto rt = Runtime::create(self, parse_command_line(argc, argv, name));
+  if (!rt) {
+    std::fprintf(stderr, "ringmart-%s: %s\n", name, rt.error().message.c_str());
+    return std::unexpected(rt.error().exit_code);
+  }
+  return std::move(*rt);
+}
+
+void warn_unexpected(spdlog::logger& log, msg::Envelope::Reader message) {
+  log.warn("unexpected message type {} from {} (message {}); ignored",
+           static_cast<unsigned>(message.getPayload().which()), daemon_name(message.getSender()),
+           message.getMessageId());
+}
+
 Config parse_command_line(int argc, char** argv, const std::string& daemon_name) {
   CLI::App app("ringmart " + daemon_name + " daemon");
   std::string state_dir, runtime_dir, config_file;

@@ -49,6 +49,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "daemons/common/config.hpp"
@@ -282,6 +283,57 @@ void report_start_failure(DaemonId self, const Config& config, const std::string
 /// Parses "--state-dir DIR --runtime-dir DIR [--config FILE]" (CLI11) and
 /// loads the config; prints the error and exits 2 on bad arguments.
 Config parse_command_line(int argc, char** argv, const std::string& daemon_name);
+
+/// What a daemon's start gives its main(): the runtime and the store its
+/// opener returned.
+template <class Store>
+struct Started {
+  std::unique_ptr<Runtime> runtime;
+  Store store;
+};
+
+/// The first half of start_daemon: parse_command_line (which exits 2 on bad
+/// arguments), then Runtime::create for `self`. Errors: the exit code for
+/// main(), StartError::exit_code, after printing the message to stderr.
+std::expected<std::unique_ptr<Runtime>, int> create_from_command_line(int argc, char** argv,
+                                                                      DaemonId self);
+
+/// The store type an opener for start_daemon returns.
+template <class Open>
+using OpenedStore = typename std::invoke_result_t<Open&, Runtime&>::value_type;
+
+/// The start every daemon but the supervisor shares: create_from_command_line,
+/// then `open(Runtime&)`, which returns std::expected<Store, std::error_code>
+/// (open_store<Store> for a domain store). Errors: the exit code for main():
+/// that of create_from_command_line, or kExitCannotStart after
+/// report_start_failure("cannot open the <daemon> tables: ...") when `open`
+/// failed. Call it once, on the thread that then runs the loop.
+template <class Open>
+std::expected<Started<OpenedStore<Open>>, int> start_daemon(int argc, char** argv, DaemonId self,
+                                                            Open open) {
+  auto rt = create_from_command_line(argc, argv, self);
+  if (!rt) return std::unexpected(rt.error());
+  auto store = open(**rt);
+  if (!store) {
+    report_start_failure(self, (*rt)->config(),
+                         std::string("cannot open the ") + daemon_name(self) +
+                             " tables: " + store.error().message());
+    return std::unexpected(kExitCannotStart);
+  }
+  return Started<OpenedStore<Open>>{std::move(*rt), std::move(*store)};
+}
+
+/// start_daemon with open_store<Store>: a domain daemon (user, product,
+/// coupon, order, payment, ranking).
+template <class Store>
+std::expected<Started<Store>, int> start_daemon(int argc, char** argv, DaemonId self) {
+  return start_daemon(argc, argv, self, open_store<Store>);
+}
+
+/// The default branch of a daemon's message switch: logs a warning naming the
+/// payload type, the sender and the message id. The message is consumed and
+/// has no effect (a newer sender's type this build does not know).
+void warn_unexpected(spdlog::logger& log, msg::Envelope::Reader message);
 
 using msg::code_name;  // "OUT_OF_STOCK" (schemas/codes.hpp)
 

@@ -12,10 +12,10 @@
 #include <boost/asio/signal_set.hpp>
 #include <chrono>
 #include <condition_variable>
-#include <cstdio>
 #include <exception>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "daemons/common/runtime.hpp"
 #include "daemons/gateway/gateway.hpp"
@@ -35,24 +35,15 @@ constexpr auto kIoDrain = std::chrono::seconds(3);
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto config = runtime::parse_command_line(argc, argv, "gateway");
-  auto created = runtime::Runtime::create(ringmart::msg::DaemonId::GATEWAY, config);
-  if (!created) {
-    std::fprintf(stderr, "ringmart-gateway: %s\n", created.error().message.c_str());
-    return created.error().exit_code;
-  }
-  runtime::Runtime& rt = **created;
+  auto started = runtime::start_daemon(argc, argv, ringmart::msg::DaemonId::GATEWAY,
+                                       gateway::Gateway::open_tables);
+  if (!started) return started.error();
+  runtime::Runtime& rt = *started->runtime;
+  const auto& config = rt.config();
   auto log = rt.log();
 
-  auto intake = gateway::Gateway::open_tables(rt);
-  if (!intake) {
-    runtime::report_start_failure(ringmart::msg::DaemonId::GATEWAY, config,
-                                  "cannot open the gateway tables: " + intake.error().message());
-    return runtime::kExitCannotStart;
-  }
-
   asio::io_context io(1);
-  gateway::Gateway gw(io, rt, *intake, gateway::GatewayOptions::from(config));
+  gateway::Gateway gw(io, rt, std::move(started->store), gateway::GatewayOptions::from(config));
   gw.attach();
 
   http::Server api(io, {.socket_path = config.runtime_dir + "/api.sock", .socket_mode = 0660});

@@ -1,7 +1,6 @@
 // ringmart-order: the order daemon. Wires OrderStore to the runtime's rings
 // and sends what the store reports (orderCreated starts the saga; completion
 // and failure notify ranking and the gateway once).
-#include <cstdio>
 
 #include "daemons/common/runtime.hpp"
 #include "daemons/order/order_store.hpp"
@@ -34,28 +33,19 @@ void fill_finalized(msg::Envelope::Payload::Builder p, std::uint64_t order_id, b
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto config = runtime::parse_command_line(argc, argv, "order");
-  auto rt = runtime::Runtime::create(msg::DaemonId::ORDER, config);
-  if (!rt) {
-    std::fprintf(stderr, "ringmart-order: %s\n", rt.error().message.c_str());
-    return rt.error().exit_code;
-  }
-  auto log = (*rt)->log();
+  auto started = runtime::start_daemon<order::OrderStore>(argc, argv, msg::DaemonId::ORDER);
+  if (!started) return started.error();
+  runtime::Runtime& rt = *started->runtime;
+  auto& store = started->store;
+  auto log = rt.log();
 
-  auto store = runtime::open_store<order::OrderStore>(**rt);
-  if (!store) {
-    runtime::report_start_failure(ringmart::msg::DaemonId::ORDER, config,
-                                  "cannot open the order tables: " + store.error().message());
-    return runtime::kExitCannotStart;
-  }
-
-  (*rt)->on_message([&](runtime::Context& ctx, msg::Envelope::Reader m) -> std::error_code {
+  rt.on_message([&](runtime::Context& ctx, msg::Envelope::Reader m) -> std::error_code {
     auto payload = m.getPayload();
     switch (payload.which()) {
       case msg::Envelope::Payload::CREATE_ORDER: {
         auto c = payload.getCreateOrder();
         const auto order_id = c.getOrderId();
-        auto r = store->create_order(ctx.txn(), order::new_order_from(c), ctx.now_ms());
+        auto r = store.create_order(ctx.txn(), order::new_order_from(c), ctx.now_ms());
         if (!r) return r.error();
         if (r->code != msg::Code::OK) {
           // The gateway validates orders first: this is a gateway/store mismatch.
@@ -77,10 +67,10 @@ int main(int argc, char** argv) {
       }
       case msg::Envelope::Payload::APPLY_COUPON: {
         auto a = payload.getApplyCoupon();
-        auto r = store->apply_coupon(ctx.txn(), a.getOrderId(),
-                                     {.discount_type = a.getDiscountType(),
-                                      .discount_value = a.getDiscountValue(),
-                                      .min_order_cents = a.getMinOrderCents()});
+        auto r = store.apply_coupon(ctx.txn(), a.getOrderId(),
+                                    {.discount_type = a.getDiscountType(),
+                                     .discount_value = a.getDiscountValue(),
+                                     .min_order_cents = a.getMinOrderCents()});
         if (!r) return r.error();
         log->debug("order={} applyCoupon -> {} discount={}{} {}", a.getOrderId(),
                    order::failure_reason_name(r->code), r->discount_cents,
@@ -95,11 +85,11 @@ int main(int argc, char** argv) {
       case msg::Envelope::Payload::COMPLETE_ORDER: {
         auto c = payload.getCompleteOrder();
         const auto order_id = c.getOrderId();
-        auto r = store->complete_order(ctx.txn(), order_id,
-                                       {.discount_cents = c.getDiscountCents(),
-                                        .points_used = c.getPointsUsed(),
-                                        .paid_cents = c.getPaidCents()},
-                                       ctx.now_ms());
+        auto r = store.complete_order(ctx.txn(), order_id,
+                                      {.discount_cents = c.getDiscountCents(),
+                                       .points_used = c.getPointsUsed(),
+                                       .paid_cents = c.getPaidCents()},
+                                      ctx.now_ms());
         if (!r) return r.error();
         if (r->code != msg::Code::OK) {
           // No orderCompleted can carry a failure: the saga step stays
@@ -125,7 +115,7 @@ int main(int argc, char** argv) {
       case msg::Envelope::Payload::FAIL_ORDER: {
         auto f = payload.getFailOrder();
         const auto order_id = f.getOrderId();
-        auto r = store->fail_order(ctx.txn(), order_id, f.getReason(), ctx.now_ms());
+        auto r = store.fail_order(ctx.txn(), order_id, f.getReason(), ctx.now_ms());
         if (!r) return r.error();
         if (r->code != msg::Code::OK) {
           log->warn("order={} failOrder refused: {}", order_id, r->detail);
@@ -145,12 +135,10 @@ int main(int argc, char** argv) {
                         [&](auto p) { fill_finalized(p, order_id, false, f.getReason()); });
       }
       default:
-        log->warn("unexpected message type {} from {} (message {})",
-                  static_cast<unsigned>(payload.which()), runtime::daemon_name(m.getSender()),
-                  m.getMessageId());
+        runtime::warn_unexpected(*log, m);
         return {};
     }
   });
-  (*rt)->install_signal_handlers();
-  return (*rt)->run();
+  rt.install_signal_handlers();
+  return rt.run();
 }

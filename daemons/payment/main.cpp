@@ -9,7 +9,6 @@
 // AUTHORIZED for a capture), and the saga's retry of the same command asks the
 // gateway again.
 #include <algorithm>
-#include <cstdio>
 #include <vector>
 
 #include "daemons/common/runtime.hpp"
@@ -46,21 +45,13 @@ void fill_reply(msg::Envelope::Payload::Builder p, PaymentCommand command, msg::
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto config = runtime::parse_command_line(argc, argv, "payment");
-  auto rt = runtime::Runtime::create(msg::DaemonId::PAYMENT, config);
-  if (!rt) {
-    std::fprintf(stderr, "ringmart-payment: %s\n", rt.error().message.c_str());
-    return rt.error().exit_code;
-  }
-  auto log = (*rt)->log();
-
-  auto store = runtime::open_store<payment::PaymentStore>(**rt);
-  if (!store) {
-    runtime::report_start_failure(ringmart::msg::DaemonId::PAYMENT, config,
-                                  "cannot open the payment tables: " + store.error().message());
-    return runtime::kExitCannotStart;
-  }
-  const auto latency_ms = std::max<std::int64_t>(0, config.get_int("payment", "latency_ms", 0));
+  auto started = runtime::start_daemon<payment::PaymentStore>(argc, argv, msg::DaemonId::PAYMENT);
+  if (!started) return started.error();
+  runtime::Runtime& rt = *started->runtime;
+  auto& store = started->store;
+  auto log = rt.log();
+  const auto latency_ms =
+      std::max<std::int64_t>(0, rt.config().get_int("payment", "latency_ms", 0));
   payment::SimulatedPaymentGateway gateway(latency_ms);
   log->info("payment gateway: simulated, latency {} ms", latency_ms);
 
@@ -84,7 +75,7 @@ int main(int argc, char** argv) {
   auto apply_answer = [&](runtime::Context& ctx, std::uint64_t order_id, PgOperation op,
                           std::uint64_t message_id, const payment::PgResponse& answer,
                           const payment::Payment& called_about) -> std::error_code {
-    auto step = store->apply_gateway_answer(ctx.txn(), order_id, op, answer, ctx.now_ms());
+    auto step = store.apply_gateway_answer(ctx.txn(), order_id, op, answer, ctx.now_ms());
     if (!step) return step.error();
     log->debug("order={} {} -> {} status={}", order_id, payment::operation_name(op),
                payment::outcome_name(answer.outcome),
@@ -137,13 +128,13 @@ int main(int argc, char** argv) {
                         .due_ms = due_ms};
     // Only once the AUTHORIZING/attempt record is durable; dropped on abort.
     ctx.after_commit([&, entry = std::move(entry)]() mutable {
-      (*rt)->wake_at(entry.due_ms);
+      rt.wake_at(entry.due_ms);
       pending.push_back(std::move(entry));
     });
     return {};
   };
 
-  (*rt)->on_message([&](runtime::Context& ctx, msg::Envelope::Reader m) -> std::error_code {
+  rt.on_message([&](runtime::Context& ctx, msg::Envelope::Reader m) -> std::error_code {
     auto payload = m.getPayload();
     switch (payload.which()) {
       case msg::Envelope::Payload::START_PAYMENT: {
@@ -153,19 +144,19 @@ int main(int argc, char** argv) {
           log->debug("order={} startPayment retry while the authorization is in flight", order_id);
           return {};
         }
-        auto step = store->start_payment(ctx.txn(),
-                                         {.order_id = order_id,
-                                          .amount_cents = s.getAmountCents(),
-                                          .token = s.getPaymentToken(),
-                                          .installments = s.getInstallments()},
-                                         ctx.now_ms());
+        auto step = store.start_payment(ctx.txn(),
+                                        {.order_id = order_id,
+                                         .amount_cents = s.getAmountCents(),
+                                         .token = s.getPaymentToken(),
+                                         .installments = s.getInstallments()},
+                                        ctx.now_ms());
         if (!step) return step.error();
         return drive(ctx, PaymentCommand::start, order_id, m.getMessageId(), *step);
       }
       case msg::Envelope::Payload::COMPLETE_PAYMENT: {
         const auto order_id = payload.getCompletePayment().getOrderId();
         if (in_flight(order_id, {PgOperation::capture})) return {};
-        auto step = store->complete_payment(ctx.txn(), order_id, ctx.now_ms());
+        auto step = store.complete_payment(ctx.txn(), order_id, ctx.now_ms());
         if (!step) return step.error();
         if (step->code == msg::Code::ORDER_NOT_FOUND) {
           log->warn("order={} completePayment without a payment", order_id);
@@ -175,19 +166,17 @@ int main(int argc, char** argv) {
       case msg::Envelope::Payload::CANCEL_PAYMENT: {
         const auto order_id = payload.getCancelPayment().getOrderId();
         if (in_flight(order_id, {PgOperation::void_authorization, PgOperation::refund})) return {};
-        auto step = store->cancel_payment(ctx.txn(), order_id, ctx.now_ms());
+        auto step = store.cancel_payment(ctx.txn(), order_id, ctx.now_ms());
         if (!step) return step.error();
         return drive(ctx, PaymentCommand::cancel, order_id, m.getMessageId(), *step);
       }
       default:
-        log->warn("unexpected message type {} from {} (message {})",
-                  static_cast<unsigned>(payload.which()), runtime::daemon_name(m.getSender()),
-                  m.getMessageId());
+        runtime::warn_unexpected(*log, m);
         return {};
     }
   });
 
-  (*rt)->on_tick([&](std::int64_t now_ms) {
+  rt.on_tick([&](std::int64_t now_ms) {
     if (pending.empty()) return;
     std::vector<PendingAnswer> due;
     std::erase_if(pending, [&](PendingAnswer& a) {
@@ -196,7 +185,7 @@ int main(int argc, char** argv) {
       return true;
     });
     for (const auto& a : due) {
-      if (auto ec = (*rt)->transact([&](runtime::Context& ctx) {
+      if (auto ec = rt.transact([&](runtime::Context& ctx) {
             return apply_answer(ctx, a.order_id, a.operation, a.message_id, a.answer, a.payment);
           })) {
         // Nothing was recorded: the saga's retry of the command asks the PG again.
@@ -204,9 +193,9 @@ int main(int argc, char** argv) {
                    payment::operation_name(a.operation), ec.message());
       }
     }
-    for (const auto& a : pending) (*rt)->wake_at(a.due_ms);
+    for (const auto& a : pending) rt.wake_at(a.due_ms);
   });
 
-  (*rt)->install_signal_handlers();
-  return (*rt)->run();
+  rt.install_signal_handlers();
+  return rt.run();
 }

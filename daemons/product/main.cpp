@@ -3,8 +3,6 @@
 // Applies createProduct / adjustStock from the gateway and deductInventory /
 // restoreInventory from the supervisor's saga (docs/domains.md), each inside
 // the runtime's batch transaction, and replies through the outbox.
-#include <cstdio>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,29 +19,21 @@ namespace product = ringmart::product;
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto config = runtime::parse_command_line(argc, argv, "product");
-  auto rt = runtime::Runtime::create(ringmart::msg::DaemonId::PRODUCT, config);
-  if (!rt) {
-    std::fprintf(stderr, "ringmart-product: %s\n", rt.error().message.c_str());
-    return rt.error().exit_code;
-  }
-  auto log = (*rt)->log();
+  auto started =
+      runtime::start_daemon<product::ProductStore>(argc, argv, ringmart::msg::DaemonId::PRODUCT);
+  if (!started) return started.error();
+  runtime::Runtime& rt = *started->runtime;
+  auto& store = started->store;
+  auto log = rt.log();
 
-  auto store = runtime::open_store<product::ProductStore>(**rt);
-  if (!store) {
-    runtime::report_start_failure(ringmart::msg::DaemonId::PRODUCT, config,
-                                  "cannot open the product tables: " + store.error().message());
-    return runtime::kExitCannotStart;
-  }
-
-  (*rt)->on_message([&](runtime::Context& ctx, Envelope::Reader m) -> std::error_code {
+  rt.on_message([&](runtime::Context& ctx, Envelope::Reader m) -> std::error_code {
     const auto payload = m.getPayload();
     switch (payload.which()) {
       case Envelope::Payload::CREATE_PRODUCT: {
         auto in = payload.getCreateProduct();
-        auto out = store->create_product(ctx.txn(), ringmart::storage::to_string(in.getName()),
-                                         ringmart::storage::to_string(in.getCategory()),
-                                         in.getPriceCents(), in.getStock(), ctx.now_ms());
+        auto out = store.create_product(ctx.txn(), ringmart::storage::to_string(in.getName()),
+                                        ringmart::storage::to_string(in.getCategory()),
+                                        in.getPriceCents(), in.getStock(), ctx.now_ms());
         if (!out) return out.error();
         log->debug("createProduct msg={} -> {} id={}", m.getMessageId(),
                    runtime::code_name(out->code), out->id);
@@ -56,7 +46,7 @@ int main(int argc, char** argv) {
       }
       case Envelope::Payload::ADJUST_STOCK: {
         auto in = payload.getAdjustStock();
-        auto out = store->adjust_stock(ctx.txn(), in.getProductId(), in.getDelta());
+        auto out = store.adjust_stock(ctx.txn(), in.getProductId(), in.getDelta());
         if (!out) return out.error();
         log->debug("adjustStock product={} delta={} -> {} stock={}", in.getProductId(),
                    in.getDelta(), runtime::code_name(out->code), out->value);
@@ -75,7 +65,7 @@ int main(int argc, char** argv) {
         for (auto l : in.getLines()) {
           lines.push_back({.product_id = l.getProductId(), .quantity = l.getQuantity()});
         }
-        auto out = store->deduct_inventory(ctx.txn(), in.getOrderId(), lines, ctx.now_ms());
+        auto out = store.deduct_inventory(ctx.txn(), in.getOrderId(), lines, ctx.now_ms());
         if (!out) return out.error();
         log->debug("saga={} order={} deductInventory lines={} -> {} {}", m.getSagaId(),
                    in.getOrderId(), lines.size(), runtime::code_name(out->code), out->detail);
@@ -87,7 +77,7 @@ int main(int argc, char** argv) {
       }
       case Envelope::Payload::RESTORE_INVENTORY: {
         const auto order_id = payload.getRestoreInventory().getOrderId();
-        auto out = store->restore_inventory(ctx.txn(), order_id, ctx.now_ms());
+        auto out = store.restore_inventory(ctx.txn(), order_id, ctx.now_ms());
         if (!out) return out.error();
         log->debug("saga={} order={} restoreInventory lines={} {}", m.getSagaId(), order_id,
                    out->value, out->detail);
@@ -98,12 +88,10 @@ int main(int argc, char** argv) {
         });
       }
       default:
-        log->warn("unexpected message type {} from {} (msg={}); ignored",
-                  static_cast<int>(payload.which()), runtime::daemon_name(m.getSender()),
-                  m.getMessageId());
+        runtime::warn_unexpected(*log, m);
         return {};
     }
   });
-  (*rt)->install_signal_handlers();
-  return (*rt)->run();
+  rt.install_signal_handlers();
+  return rt.run();
 }

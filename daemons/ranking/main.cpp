@@ -3,8 +3,6 @@
 // Counts each `orderCompleted` from the order daemon once (docs/domains.md,
 // "ranking") inside the runtime's batch transaction. It sends nothing; the
 // gateway reads best sellers through RankingQueries.
-#include <cstdio>
-#include <optional>
 #include <vector>
 
 #include "daemons/common/runtime.hpp"
@@ -19,27 +17,17 @@ namespace ranking = ringmart::ranking;
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto config = runtime::parse_command_line(argc, argv, "ranking");
-  auto rt = runtime::Runtime::create(ringmart::msg::DaemonId::RANKING, config);
-  if (!rt) {
-    std::fprintf(stderr, "ringmart-ranking: %s\n", rt.error().message.c_str());
-    return rt.error().exit_code;
-  }
-  auto log = (*rt)->log();
+  auto started =
+      runtime::start_daemon<ranking::RankingStore>(argc, argv, ringmart::msg::DaemonId::RANKING);
+  if (!started) return started.error();
+  runtime::Runtime& rt = *started->runtime;
+  auto& store = started->store;
+  auto log = rt.log();
 
-  auto store = runtime::open_store<ranking::RankingStore>(**rt);
-  if (!store) {
-    runtime::report_start_failure(ringmart::msg::DaemonId::RANKING, config,
-                                  "cannot open the ranking tables: " + store.error().message());
-    return runtime::kExitCannotStart;
-  }
-
-  (*rt)->on_message([&](runtime::Context& ctx, Envelope::Reader m) -> std::error_code {
+  rt.on_message([&](runtime::Context& ctx, Envelope::Reader m) -> std::error_code {
     const auto payload = m.getPayload();
     if (payload.which() != Envelope::Payload::ORDER_COMPLETED) {
-      log->warn("unexpected message type {} from {} (msg={}); ignored",
-                static_cast<int>(payload.which()), runtime::daemon_name(m.getSender()),
-                m.getMessageId());
+      runtime::warn_unexpected(*log, m);
       return {};
     }
     auto in = payload.getOrderCompleted();
@@ -48,14 +36,13 @@ int main(int argc, char** argv) {
     for (auto l : in.getLines()) {
       lines.push_back({.product_id = l.getProductId(), .quantity = l.getQuantity()});
     }
-    auto applied =
-        store->record_completed(ctx.txn(), in.getOrderId(), lines, in.getCompletedAtMs());
+    auto applied = store.record_completed(ctx.txn(), in.getOrderId(), lines, in.getCompletedAtMs());
     if (!applied) return applied.error();
     log->debug("saga={} order={} orderCompleted lines={} day={} {}", m.getSagaId(), in.getOrderId(),
                lines.size(), ranking::utc_day(in.getCompletedAtMs()),
                *applied ? "counted" : "already counted");
     return {};
   });
-  (*rt)->install_signal_handlers();
-  return (*rt)->run();
+  rt.install_signal_handlers();
+  return rt.run();
 }

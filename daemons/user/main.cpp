@@ -3,8 +3,6 @@
 // Applies registerUser / chargePoints from the gateway and deductPoints /
 // restorePoints from the supervisor's saga (docs/domains.md), each inside the
 // runtime's batch transaction, and replies through the outbox.
-#include <cstdio>
-#include <optional>
 #include <string>
 
 #include "daemons/common/runtime.hpp"
@@ -19,28 +17,20 @@ namespace runtime = ringmart::runtime;
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto config = runtime::parse_command_line(argc, argv, "user");
-  auto rt = runtime::Runtime::create(ringmart::msg::DaemonId::USER, config);
-  if (!rt) {
-    std::fprintf(stderr, "ringmart-user: %s\n", rt.error().message.c_str());
-    return rt.error().exit_code;
-  }
-  auto log = (*rt)->log();
+  auto started =
+      runtime::start_daemon<ringmart::user::UserStore>(argc, argv, ringmart::msg::DaemonId::USER);
+  if (!started) return started.error();
+  runtime::Runtime& rt = *started->runtime;
+  auto& store = started->store;
+  auto log = rt.log();
 
-  auto store = runtime::open_store<ringmart::user::UserStore>(**rt);
-  if (!store) {
-    runtime::report_start_failure(ringmart::msg::DaemonId::USER, config,
-                                  "cannot open the user tables: " + store.error().message());
-    return runtime::kExitCannotStart;
-  }
-
-  (*rt)->on_message([&](runtime::Context& ctx, Envelope::Reader m) -> std::error_code {
+  rt.on_message([&](runtime::Context& ctx, Envelope::Reader m) -> std::error_code {
     const auto payload = m.getPayload();
     switch (payload.which()) {
       case Envelope::Payload::REGISTER_USER: {
         auto in = payload.getRegisterUser();
-        auto out = store->register_user(ctx.txn(), ringmart::storage::to_string(in.getName()),
-                                        ringmart::storage::to_string(in.getEmail()), ctx.now_ms());
+        auto out = store.register_user(ctx.txn(), ringmart::storage::to_string(in.getName()),
+                                       ringmart::storage::to_string(in.getEmail()), ctx.now_ms());
         if (!out) return out.error();
         log->debug("registerUser msg={} -> {} id={}", m.getMessageId(),
                    runtime::code_name(out->code), out->id);
@@ -53,7 +43,7 @@ int main(int argc, char** argv) {
       }
       case Envelope::Payload::CHARGE_POINTS: {
         auto in = payload.getChargePoints();
-        auto out = store->charge_points(ctx.txn(), in.getUserId(), in.getAmount(), ctx.now_ms());
+        auto out = store.charge_points(ctx.txn(), in.getUserId(), in.getAmount(), ctx.now_ms());
         if (!out) return out.error();
         log->debug("chargePoints user={} amount={} -> {} balance={}", in.getUserId(),
                    in.getAmount(), runtime::code_name(out->code), out->value);
@@ -67,8 +57,8 @@ int main(int argc, char** argv) {
       }
       case Envelope::Payload::DEDUCT_POINTS: {
         auto in = payload.getDeductPoints();
-        auto out = store->deduct_points(ctx.txn(), in.getOrderId(), in.getUserId(), in.getPoints(),
-                                        ctx.now_ms());
+        auto out = store.deduct_points(ctx.txn(), in.getOrderId(), in.getUserId(), in.getPoints(),
+                                       ctx.now_ms());
         if (!out) return out.error();
         log->debug("saga={} order={} deductPoints user={} points={} -> {}", m.getSagaId(),
                    in.getOrderId(), in.getUserId(), in.getPoints(), runtime::code_name(out->code));
@@ -80,7 +70,7 @@ int main(int argc, char** argv) {
       }
       case Envelope::Payload::RESTORE_POINTS: {
         const auto order_id = payload.getRestorePoints().getOrderId();
-        auto out = store->restore_points(ctx.txn(), order_id, ctx.now_ms());
+        auto out = store.restore_points(ctx.txn(), order_id, ctx.now_ms());
         if (!out) return out.error();
         log->debug("saga={} order={} restorePoints user={} points={} {}", m.getSagaId(), order_id,
                    out->id, out->value, out->detail);
@@ -91,12 +81,10 @@ int main(int argc, char** argv) {
         });
       }
       default:
-        log->warn("unexpected message type {} from {} (msg={}); ignored",
-                  static_cast<int>(payload.which()), runtime::daemon_name(m.getSender()),
-                  m.getMessageId());
+        runtime::warn_unexpected(*log, m);
         return {};
     }
   });
-  (*rt)->install_signal_handlers();
-  return (*rt)->run();
+  rt.install_signal_handlers();
+  return rt.run();
 }
