@@ -46,6 +46,13 @@ std::string fixed(double value, int decimals) {
   return buf;
 }
 
+/// Whether process `pid` heart-beat in `slot` since it started: before, the
+/// slot still shows the previous process's heartbeat.
+bool heart_beating(const ipc::DaemonSlot& slot, pid_t pid) {
+  const auto hb = slot.heartbeat_ms.load();
+  return pid != 0 && slot.pid.load() == pid && hb > 0 && hb >= slot.started_ms.load();
+}
+
 }  // namespace
 
 std::string chaos_config(int heartbeat_timeout_ms, int backoff_max_ms,
@@ -397,13 +404,23 @@ std::optional<FaultRecord> Nemesis::inject(FaultKind kind, DaemonId target) {
   Pending p;
   p.record.kind = kind;
   p.record.target = kind == FaultKind::reboot ? DaemonId::SUPERVISOR : target;
+  // Whether this supervisor heart-beat yet (its slot names it). The watchdog
+  // below acts only then: a supervisor hung before that would wait for
+  // systemd's start timeout (TimeoutStartSec), far beyond a run, so it is not
+  // hung on purpose.
+  bool supervisor_beating = false;
   {
     auto status = system_.open_status();
     if (status) {
       for (auto id : runtime::all_daemons()) {
         p.old_pids[runtime::index(id)] = status->slot(runtime::index(id)).pid.load();
       }
+      supervisor_beating = heart_beating(status->slot(runtime::index(DaemonId::SUPERVISOR)),
+                                         system_.supervisor_pid());
     }
+  }
+  if (kind == FaultKind::stop && target == DaemonId::SUPERVISOR && !supervisor_beating) {
+    return std::nullopt;
   }
   const bool whole_system =
       kind == FaultKind::reboot || (kind == FaultKind::kill && target == DaemonId::SUPERVISOR);
@@ -557,10 +574,8 @@ void Nemesis::monitor_loop() {
       const pid_t sup = system_.supervisor_pid();
       const auto& slot = status->slot(runtime::index(DaemonId::SUPERVISOR));
       const auto hb = slot.heartbeat_ms.load();
-      // Only once this supervisor heart-beat (its slot names it): before, the
-      // slot still shows the previous generation's heartbeat.
-      if (sup != 0 && slot.pid.load() == sup && hb > 0 && t - hb > options_.heartbeat_timeout_ms &&
-          hb >= slot.started_ms.load()) {
+      // Only once this supervisor heart-beat (its slot names it).
+      if (heart_beating(slot, sup) && t - hb > options_.heartbeat_timeout_ms) {
         if (system_.kill_supervisor()) {
           std::lock_guard lock(mutex_);
           ++counters_.watchdog_kills;
