@@ -7,45 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include "ipc/shm_segment.hpp"
-
 namespace ringmart::bench {
-
-std::string unique_shm_name(std::string_view tag) {
-  static std::atomic<unsigned> counter{0};
-  return "/rm-bench-" + std::to_string(::getpid()) + "-" + std::string(tag) + "-" +
-         std::to_string(counter.fetch_add(1, std::memory_order_relaxed));
-}
-
-ShmNames::~ShmNames() {
-  for (const auto& n : names_) ipc::ShmSegment::unlink(n);
-}
-
-const std::string& ShmNames::add(std::string_view tag) {
-  names_.push_back(unique_shm_name(tag));
-  return names_.back();
-}
-
-TempDir::TempDir(const std::string& base) {
-  std::string templ = base + "/rm-bench-XXXXXX";
-  if (::mkdtemp(templ.data()) == nullptr) {
-    std::perror(("mkdtemp " + templ).c_str());
-    std::abort();
-  }
-  path_ = templ;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
 
 Child Child::spawn(const std::vector<std::string>& args, int inherit_fd) {
   // Resolve before fork: the child must exec exactly this binary.

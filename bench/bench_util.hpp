@@ -1,9 +1,10 @@
 // ringmart bench — helpers shared by the benchmark binaries: spawning a peer
-// process (fork + exec of the running binary, never a thread), per-run
-// shared-memory names and temporary directories, the machine's load average.
+// process (fork + exec of the running binary, never a thread) and the
+// machine's load average. Per-run temporary directories and shared-memory
+// names come from testkit/ (kBenchPrefix).
 //
 // Nothing here is used by the product; the benchmarks must not depend on
-// tests/ (CI never builds bench/, and bench/ builds with tests off).
+// tests/ (the bench preset builds bench/ with the tests off).
 #pragma once
 
 #include <sys/types.h>
@@ -17,36 +18,9 @@
 
 namespace ringmart::bench {
 
-/// "/rm-bench-<pid>-<tag>-<n>": unique per process and per call.
-std::string unique_shm_name(std::string_view tag);
-
-/// Unlinks the shared-memory names it was given when destroyed.
-class ShmNames {
- public:
-  ShmNames() = default;
-  ShmNames(const ShmNames&) = delete;
-  ShmNames& operator=(const ShmNames&) = delete;
-  ~ShmNames();
-  const std::string& add(std::string_view tag);
-
- private:
-  std::vector<std::string> names_;
-};
-
-/// A mkdtemp directory "<base>/rm-bench-XXXXXX", removed recursively when
-/// destroyed. `base` must be on the disk being measured (not tmpfs) for the
-/// LMDB figures to mean anything. Aborts when the directory cannot be made.
-class TempDir {
- public:
-  explicit TempDir(const std::string& base = "/tmp");
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir();
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+/// The prefix of the benchmarks' temporary directories and shared-memory
+/// names (testkit::TempDir, testkit::ShmNames).
+inline constexpr const char* kBenchPrefix = "rm-bench";
 
 /// A child process running this same executable with `args` (argv[1..]).
 /// It dies with the parent (PR_SET_PDEATHSIG) and is SIGKILLed and reaped on

@@ -12,13 +12,14 @@
 #include "bench/bench_util.hpp"
 #include "storage/lmdb.hpp"
 #include "storage/outbox.hpp"
+#include "testkit/temp_dir.hpp"
 
 namespace ringmart::bench {
 namespace {
 
 void BM_LmdbCommit(benchmark::State& state, storage::Durability durability) {
   const auto per_txn = static_cast<int>(state.range(0));
-  TempDir dir("/var/tmp");
+  testkit::TempDir dir(kBenchPrefix, "/var/tmp");
   auto env = storage::Env::open({.path = dir.path(), .durability = durability});
   if (!env) {
     state.SkipWithError(("env open: " + env.error().message()).c_str());

@@ -22,6 +22,7 @@
 #include "ipc/doorbell.hpp"
 #include "ipc/ring.hpp"
 #include "ipc/shm_segment.hpp"
+#include "testkit/shm_names.hpp"
 
 namespace ringmart::bench {
 namespace {
@@ -90,7 +91,7 @@ void wait_readable(const ipc::Ring& ring, ipc::Doorbell& bell, WaitMode mode) {
 void BM_RingPushPop(benchmark::State& state) {
   const auto bytes = static_cast<std::size_t>(state.range(0));
   const auto batch = static_cast<int>(state.range(1));
-  ShmNames names;
+  testkit::ShmNames names(kBenchPrefix);
   auto ring = ipc::Ring::create(names.add("pp"), 1 << 20);
   if (!ring) {
     state.SkipWithError(("ring create: " + ring.error().message()).c_str());
@@ -126,7 +127,7 @@ void BM_RingPushPop(benchmark::State& state) {
 /// (wall clock). The first round trip (peer exec + attach) is not timed.
 void BM_RingRoundTrip(benchmark::State& state, WaitMode mode) {
   const auto bytes = static_cast<std::size_t>(state.range(0));
-  ShmNames names;
+  testkit::ShmNames names(kBenchPrefix);
   const std::string req_name = names.add("req");
   const std::string resp_name = names.add("resp");
   const std::string bells_name = names.add("bells");

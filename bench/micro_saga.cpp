@@ -22,6 +22,7 @@
 #include "bench/bench_util.hpp"
 #include "daemons/supervisor/saga_engine.hpp"
 #include "storage/capnp_value.hpp"
+#include "testkit/temp_dir.hpp"
 
 namespace ringmart::bench {
 namespace {
@@ -140,7 +141,7 @@ class Supervisor {
 };
 
 void BM_SagaStep(benchmark::State& state, const char* durability) {
-  TempDir dir("/var/tmp");
+  testkit::TempDir dir(kBenchPrefix, "/var/tmp");
   Supervisor sup;
   if (auto err = sup.start(dir.path(), durability); !err.empty()) {
     state.SkipWithError(("supervisor: " + err).c_str());

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 
+#include "testkit/temp_dir.hpp"
 #include "tools/olist/generate.hpp"
 
 namespace ringmart::bench {
@@ -16,14 +17,8 @@ namespace {
 
 class MonolithTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char t[] = "/tmp/rm-monolith-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(t), nullptr);
-    dir_ = t;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string env_dir(const std::string& name) { return (dir_ / name).string(); }
-  std::filesystem::path dir_;
+  std::string env_dir(const std::string& name) { return dir_ / name; }
+  testkit::TempDir dir_{"rm-monolith-test"};
 };
 
 /// 400 orders, stock for 90% of the units, a quarter paying with a token

@@ -15,7 +15,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
-#include <filesystem>
 #include <future>
 #include <memory>
 #include <string>
@@ -24,9 +23,11 @@
 #include "http/async_client.hpp"
 #include "http/client.hpp"
 #include "http/server.hpp"
+#include "testkit/temp_dir.hpp"
 
 namespace rh = ringmart::http;
 namespace asio = boost::asio;
+namespace testkit = ringmart::testkit;
 using namespace std::chrono_literals;
 using nlohmann::json;
 
@@ -93,17 +94,9 @@ std::size_t count(std::string_view hay, std::string_view needle) {
 
 class HttpTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/ringmart-http-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/api.sock";
-  }
+  void SetUp() override { path_ = dir_ / "api.sock"; }
 
-  void TearDown() override {
-    shutdown();
-    std::filesystem::remove_all(dir_);
-  }
+  void TearDown() override { shutdown(); }
 
   rh::Server& make_server(rh::ServerOptions opts = {}) {
     opts.socket_path = path_;
@@ -142,12 +135,12 @@ class HttpTest : public ::testing::Test {
     return rh::UnixClient(path_, timeout);
   }
 
+  testkit::TempDir dir_{"ringmart-http"};  // first: removed after everything in it
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
   std::unique_ptr<rh::Server> server_;
   std::thread thread_;
   std::atomic<int> hits_{0};
-  std::string dir_;
   std::string path_;
 };
 
@@ -555,7 +548,7 @@ TEST_F(HttpTest, SocketFileModeStaleFileAndUnlinkOnStop) {
 
 TEST_F(HttpTest, StartFailsWhenDirectoryMissing) {
   asio::io_context io;
-  rh::Server s(io, rh::ServerOptions{.socket_path = dir_ + "/missing/api.sock"});
+  rh::Server s(io, rh::ServerOptions{.socket_path = dir_ / "missing/api.sock"});
   try {
     s.start();
     FAIL() << "start() should throw";

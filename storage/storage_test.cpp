@@ -2,27 +2,23 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
-#include <filesystem>
 #include <string>
 
 #include "storage/capnp_value.hpp"
 #include "storage/lmdb.hpp"
 #include "storage/outbox.hpp"
+#include "testkit/temp_dir.hpp"
 
 namespace ringmart::storage {
 namespace {
-
-std::string temp_dir() {
-  std::string t = "/tmp/rm-storage-XXXXXX";
-  return mkdtemp(t.data());
-}
 
 std::span<const std::byte> bytes(const std::string& s) {
   return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
 }
 
 TEST(Outbox, AssignsGapFreeSequencesPerReceiverAndPrunes) {
-  auto dir = temp_dir();
+  const testkit::TempDir tmp("rm-storage");
+  const std::string& dir = tmp.path();
   auto env = Env::open({.path = dir});
   ASSERT_TRUE(env);
   auto txn = Txn::begin_write(**env);
@@ -60,11 +56,11 @@ TEST(Outbox, AssignsGapFreeSequencesPerReceiverAndPrunes) {
   // Sequence numbers continue after pruning.
   EXPECT_EQ(*outbox->next_seq(*txn2, 3), 6u);
   txn2->abort();
-  std::filesystem::remove_all(dir);
 }
 
 TEST(Inbox, MarkSurvivesReopenOnlyWhenCommitted) {
-  auto dir = temp_dir();
+  const testkit::TempDir tmp("rm-storage");
+  const std::string& dir = tmp.path();
   {
     auto env = Env::open({.path = dir, .durability = Durability::fsync});
     ASSERT_TRUE(env);
@@ -83,11 +79,11 @@ TEST(Inbox, MarkSurvivesReopenOnlyWhenCommitted) {
   auto inbox = Inbox::open(*txn);
   EXPECT_EQ(inbox->mark(*txn, 1), 41u);
   EXPECT_EQ(inbox->mark(*txn, 2), 0u);
-  std::filesystem::remove_all(dir);
 }
 
 TEST(Env, MapFullIsAnErrorValueAndLeavesEarlierDataIntact) {
-  auto dir = temp_dir();
+  const testkit::TempDir tmp("rm-storage");
+  const std::string& dir = tmp.path();
   auto env = Env::open({.path = dir, .map_size_bytes = 256 * 1024});
   ASSERT_TRUE(env);
   {
@@ -109,23 +105,19 @@ TEST(Env, MapFullIsAnErrorValueAndLeavesEarlierDataIntact) {
   ASSERT_TRUE(v);
   EXPECT_EQ(v->size(), 4u);
   EXPECT_FALSE(t->get(*rtxn, Key{}.u64(1).view()));
-  std::filesystem::remove_all(dir);
 }
 
 TEST(Env, WriteMapReservesTheDiskAheadSoAFullDiskIsAnErrorNotSigbus) {
   // A 40 MiB tmpfs under a 256 MiB map: with MDB_WRITEMAP the file is sparse,
   // and a store into a hole the file system cannot fill would be SIGBUS.
-  auto dir = temp_dir();
+  const testkit::TempDir tmp("rm-storage");
+  const std::string& dir = tmp.path();
   if (::system(("mount -t tmpfs -o size=40m tmpfs " + dir + " 2>/dev/null").c_str()) != 0) {
-    std::filesystem::remove_all(dir);
     GTEST_SKIP() << "cannot mount a tmpfs here (not root?)";
   }
   struct Unmount {
     std::string dir;
-    ~Unmount() {
-      (void)::system(("umount " + dir).c_str());
-      std::filesystem::remove_all(dir);
-    }
+    ~Unmount() { (void)::system(("umount " + dir).c_str()); }
   } unmount{dir};
   auto env = Env::open({.path = dir + "/env", .map_size_bytes = 256ull << 20});
   ASSERT_TRUE(env);
@@ -167,7 +159,8 @@ TEST(Env, ReadOnlyOpenOfMissingEnvironmentFails) {
 }
 
 TEST(Table, EraseReportsWhetherARowWasThere) {
-  auto dir = temp_dir();
+  const testkit::TempDir tmp("rm-storage");
+  const std::string& dir = tmp.path();
   auto env = Env::open({.path = dir});
   ASSERT_TRUE(env);
   auto txn = Txn::begin_write(**env);
@@ -182,11 +175,11 @@ TEST(Table, EraseReportsWhetherARowWasThere) {
   ASSERT_TRUE(again);
   EXPECT_FALSE(*again);
   txn->abort();
-  std::filesystem::remove_all(dir);
 }
 
 TEST(Table, AnAddedTableAReadOnlyOpenFindsMissingReadsAsEmpty) {
-  auto dir = temp_dir();
+  const testkit::TempDir tmp("rm-storage");
+  const std::string& dir = tmp.path();
   {
     auto env = Env::open({.path = dir});  // an "older version": no table "index"
     ASSERT_TRUE(env);
@@ -224,11 +217,11 @@ TEST(Table, AnAddedTableAReadOnlyOpenFindsMissingReadsAsEmpty) {
     EXPECT_EQ(added->count(*txn), 1u);
     ASSERT_FALSE(txn->commit());
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST(Table, LastWithPrefixFindsHighestKey) {
-  auto dir = temp_dir();
+  const testkit::TempDir tmp("rm-storage");
+  const std::string& dir = tmp.path();
   auto env = Env::open({.path = dir});
   auto txn = Txn::begin_write(**env);
   auto t = Table::open(*txn, "t");
@@ -242,7 +235,6 @@ TEST(Table, LastWithPrefixFindsHighestKey) {
   EXPECT_EQ(read_u64_be(last->first, 8), 30u);
   EXPECT_FALSE(t->last_with_prefix(*txn, Key{}.u64(9).view()));
   EXPECT_EQ(t->count(*txn), 9u);
-  std::filesystem::remove_all(dir);
 }
 
 namespace {
@@ -271,9 +263,9 @@ class CapnpValue : public ::testing::Test {
   }
   void TearDown() override {
     if (txn_) txn_->abort();
-    std::filesystem::remove_all(dir_);
   }
-  std::string dir_ = temp_dir();
+  testkit::TempDir tmp_{"rm-storage"};  // first: removed after the rest
+  const std::string dir_ = tmp_.path();
   std::unique_ptr<Env> env_;
   std::optional<Txn> txn_;
   Table table_;

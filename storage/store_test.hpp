@@ -1,37 +1,34 @@
 // ringmart::storage — the GoogleTest fixture of the domain store tests: a
 // real LMDB environment in a fresh temporary directory with one store's
-// tables opened in it. Test-only (includes gtest); not part of the library.
+// tables opened in it. Test-only (includes gtest; link ringmart::testkit);
+// not part of the library.
 #pragma once
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <cstdint>
-#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 
 #include "storage/lmdb.hpp"
+#include "testkit/temp_dir.hpp"
 
 namespace ringmart::storage::testing {
 
-/// SetUp: makes TMPDIR/ringmart-store-XXXXXX, opens an Env there (map
-/// kMapSizeBytes, durability `process`) and `Store::open(txn)` in one
-/// committed write transaction; a failure of any step fails the test.
-/// TearDown: closes the Env and removes the directory. `Store` is a domain
-/// store (default-constructible, `static std::expected<Store, std::error_code>
-/// open(Txn&)`). Single-threaded, like the tests.
+/// The directory is TMPDIR/ringmart-store-XXXXXX (testkit::TempDir), removed
+/// with the fixture. SetUp: opens an Env there (map kMapSizeBytes, durability
+/// `process`) and `Store::open(txn)` in one committed write transaction; a
+/// failure of any step fails the test. TearDown: closes the Env. `Store` is a
+/// domain store (default-constructible, `static std::expected<Store,
+/// std::error_code> open(Txn&)`). Single-threaded, like the tests.
 template <class Store>
 class StoreTest : public ::testing::Test {
  protected:
   static constexpr std::uint64_t kMapSizeBytes = 64ull << 20;
 
   void SetUp() override {
-    std::string dir = (std::filesystem::temp_directory_path() / "ringmart-store-XXXXXX").string();
-    ASSERT_NE(mkdtemp(dir.data()), nullptr);
-    dir_ = dir;
     auto env = Env::open({.path = dir_, .map_size_bytes = kMapSizeBytes});
     ASSERT_TRUE(env) << env.error().message();
     env_ = std::move(*env);
@@ -52,14 +49,12 @@ class StoreTest : public ::testing::Test {
     ASSERT_FALSE(txn->commit());
   }
 
-  void TearDown() override {
-    env_.reset();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
+  void TearDown() override { env_.reset(); }
 
-  std::string dir_;           ///< the environment's directory
-  std::unique_ptr<Env> env_;  ///< open from SetUp to TearDown
-  Store store_;               ///< its tables, opened in env_
+  testkit::TempDir tmp_{"ringmart-store"};  ///< first member: removed after the rest
+  const std::string dir_ = tmp_.path();     ///< the environment's directory
+  std::unique_ptr<Env> env_;                ///< open from SetUp to TearDown
+  Store store_;                             ///< its tables, opened in env_
 };
 
 }  // namespace ringmart::storage::testing

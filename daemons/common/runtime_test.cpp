@@ -20,6 +20,7 @@
 
 #include "daemons/common/retention.hpp"
 #include "storage/capnp_value.hpp"
+#include "testkit/temp_dir.hpp"
 
 namespace ringmart::runtime {
 namespace {
@@ -30,12 +31,9 @@ constexpr unsigned long long kPoison = 13;
 
 /// Config::load over a file holding `text`; the directory is removed after.
 std::expected<Config, std::string> load_config(const std::string& text) {
-  std::string t = "/tmp/rm-config-XXXXXX";
-  const std::string dir = mkdtemp(t.data());
-  std::ofstream(dir + "/cfg.toml") << text;
-  auto cfg = Config::load(dir + "/state", dir + "/run", dir + "/cfg.toml");
-  std::filesystem::remove_all(dir);
-  return cfg;
+  const testkit::TempDir dir("rm-config");
+  std::ofstream(dir / "cfg.toml") << text;
+  return Config::load(dir / "state", dir / "run", dir / "cfg.toml");
 }
 
 TEST(ConfigTest, BatchMaxDefaultsByDurabilityAndAnExplicitValueWins) {
@@ -59,8 +57,6 @@ TEST(ConfigTest, BatchMaxDefaultsByDurabilityAndAnExplicitValueWins) {
 class RuntimeFailureTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string t = "/tmp/rm-runtime-XXXXXX";
-    base_ = mkdtemp(t.data());
     std::ofstream(base_ + "/cfg.toml") << "[runtime]\nquarantine_after = 3\nspin_us = 0\n";
     auto cfg = Config::load(base_ + "/state", base_ + "/run", base_ + "/cfg.toml");
     ASSERT_TRUE(cfg) << cfg.error();
@@ -72,10 +68,7 @@ class RuntimeFailureTest : public ::testing::Test {
     status_ = std::move(*ipc::StatusRegion::open(status_name(prefix)));
   }
 
-  void TearDown() override {
-    remove_transport(config_);
-    std::filesystem::remove_all(base_);
-  }
+  void TearDown() override { remove_transport(config_); }
 
   /// Pushes a reply envelope carrying `id` as the order daemon would.
   void push(std::uint64_t id) {
@@ -126,7 +119,8 @@ class RuntimeFailureTest : public ::testing::Test {
     return out;
   }
 
-  std::string base_;
+  testkit::TempDir tmp_{"rm-runtime"};  // first: removed after the rest
+  const std::string base_ = tmp_.path();
   Config config_;
   ipc::Ring ring_;
   ipc::StatusRegion status_;

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "storage/capnp_value.hpp"
+#include "testkit/temp_dir.hpp"
 
 namespace ringmart::supervisor {
 namespace {
@@ -32,8 +33,6 @@ struct Received {
 class SagaEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string t = "/tmp/rm-saga-XXXXXX";
-    base_ = mkdtemp(t.data());
     std::ofstream(base_ + "/cfg.toml")
         << "[saga.start_payment]\ntimeout_ms = 200\nmax_attempts = 2\n"
         << "[saga]\ncompensation_timeout_ms = 300\ncompensation_max_attempts = 2\n"
@@ -55,7 +54,6 @@ class SagaEngineTest : public ::testing::Test {
   void TearDown() override {
     stop_supervisor();
     runtime::remove_transport(config_);
-    std::filesystem::remove_all(base_);
   }
 
   void start_supervisor() {
@@ -206,7 +204,8 @@ class SagaEngineTest : public ::testing::Test {
     return false;
   }
 
-  std::string base_;
+  testkit::TempDir tmp_{"rm-saga"};  // first: removed after the rest
+  const std::string base_ = tmp_.path();
   runtime::Config config_;
   std::unique_ptr<runtime::Runtime> rt_;
   std::optional<SagaEngine> engine_;

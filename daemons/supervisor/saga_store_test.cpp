@@ -7,29 +7,20 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <set>
 #include <string>
 
 #include "schemas/codes.hpp"
+#include "testkit/temp_dir.hpp"
 
 namespace ringmart::supervisor {
 namespace {
 
 class SagaStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/saga_store_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    reopen();
-  }
-  void TearDown() override {
-    env_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  void SetUp() override { reopen(); }
   void reopen() {
     env_.reset();
     auto env = storage::Env::open({.path = dir_, .map_size_bytes = 16u << 20});
@@ -93,7 +84,8 @@ class SagaStoreTest : public ::testing::Test {
     return store_.totals(*txn);
   }
 
-  std::string dir_;
+  testkit::TempDir tmp_{"saga_store_test"};  // first: removed after env_ closed
+  const std::string dir_ = tmp_.path();
   std::unique_ptr<storage::Env> env_;
   SagaStore store_;
   std::optional<std::int64_t> oldest_kept_;  // of the last prune()

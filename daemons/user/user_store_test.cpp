@@ -272,21 +272,19 @@ TEST(UserQueriesTest, OpenFailsForMissingEnvironment) {
 }
 
 TEST(UserQueriesTest, OpenFailsWhenTablesDoNotExistYet) {
-  char tmpl[] = "/tmp/user_store_test.XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const testkit::TempDir dir("user_store_test");
   {
     // An environment created by someone else, without the user tables.
-    auto env = storage::Env::open({.path = tmpl, .map_size_bytes = 64u << 20});
+    auto env = storage::Env::open({.path = dir.path(), .map_size_bytes = 64u << 20});
     ASSERT_TRUE(env);
     auto txn = storage::Txn::begin_write(**env);
     ASSERT_TRUE(txn);
     ASSERT_TRUE(storage::Table::open(*txn, "other"));
     ASSERT_FALSE(txn->commit());
   }
-  auto q = UserQueries::open(tmpl, 64u << 20);
+  auto q = UserQueries::open(dir.path(), 64u << 20);
   ASSERT_FALSE(q);
   EXPECT_EQ(q.error(), storage::lmdb_error(MDB_NOTFOUND));
-  std::filesystem::remove_all(tmpl);
 }
 
 TEST_F(UserStoreTest, ScansUsersHistoryAndDeductions) {

@@ -29,6 +29,7 @@
 #include "ipc/ring.hpp"
 #include "storage/capnp_value.hpp"
 #include "storage/outbox.hpp"
+#include "testkit/temp_dir.hpp"
 #include "tests/integration/system.hpp"
 
 namespace ringmart::checker {
@@ -60,9 +61,6 @@ std::string dump(const Report& r) { return r.to_json().dump(2); }
 class CheckerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/checker_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    base_ = tmpl;
     options_.state_dir = base_ + "/state";
     options_.runtime_dir = base_ + "/run";
     std::filesystem::create_directories(options_.state_dir);
@@ -79,7 +77,6 @@ class CheckerTest : public ::testing::Test {
     }
     build_scenario();
   }
-  void TearDown() override { std::filesystem::remove_all(base_); }
 
   // Runs `fn` in a committed write transaction of `daemon`'s environment. The
   // environment is closed again before returning: LMDB forbids one process
@@ -320,7 +317,8 @@ class CheckerTest : public ::testing::Test {
     return r.value_or(Report{});
   }
 
-  std::string base_;
+  testkit::TempDir tmp_{"checker_test"};  // first: removed after the rest
+  const std::string base_ = tmp_.path();
   Options options_;
   runtime::Config config_;
 };

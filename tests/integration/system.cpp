@@ -23,12 +23,10 @@ std::string System::bin_dir() {
 
 System::System(std::string extra_config, std::string durability)
     : durability_(std::move(durability)) {
-  std::string t = "/tmp/ringmart-it-XXXXXX";
-  base_ = mkdtemp(t.data());
-  state_dir_ = base_ + "/state";
-  run_dir_ = base_ + "/run";
-  config_path_ = base_ + "/ringmart.toml";
-  log_path_ = base_ + "/ringmart.log";
+  state_dir_ = base_ / "state";
+  run_dir_ = base_ / "run";
+  config_path_ = base_ / "ringmart.toml";
+  log_path_ = base_ / "ringmart.log";
   std::filesystem::create_directories(state_dir_);
   std::filesystem::create_directories(run_dir_);
   rewrite_config(extra_config);
@@ -78,13 +76,13 @@ System::~System() {
     ::kill(supervisor_, SIGKILL);
     ::waitpid(supervisor_, nullptr, 0);
   }
-  // Children die with the supervisor (PDEATHSIG); remove what a crash left in /dev/shm.
+  // Children die with the supervisor (PDEATHSIG); remove what a crash left in
+  // /dev/shm. base_ (the state) goes after this body.
   const auto prefix = runtime::shm_prefix(run_dir_).substr(1);
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec)) {
     if (e.path().filename().string().rfind(prefix, 0) == 0) std::filesystem::remove(e.path(), ec);
   }
-  if (!::getenv("RINGMART_KEEP_TEST_DIRS")) std::filesystem::remove_all(base_, ec);
 }
 
 bool System::start(bool wait) {

@@ -13,6 +13,7 @@
 
 #include "http/client.hpp"
 #include "ipc/status_region.hpp"
+#include "testkit/temp_dir.hpp"
 
 namespace ringmart::test {
 
@@ -83,7 +84,7 @@ class System {
   HttpResult call(http::UnixClient& client, const std::string& method, const std::string& target,
                   const json& body, const std::map<std::string, std::string>& headers);
   std::string durability_;
-  std::string base_;
+  testkit::TempDir base_{"ringmart-it"};  // state, runtime, config, log
   std::string state_dir_;
   std::string run_dir_;
   std::string config_path_;

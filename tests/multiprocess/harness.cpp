@@ -10,44 +10,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
-#include <filesystem>
 #include <stdexcept>
 #include <utility>
-
-#include "ipc/shm_segment.hpp"
 
 #ifndef RINGMART_MP_PEER
 #error "RINGMART_MP_PEER must name the ringmart-mp-peer executable"
 #endif
 
 namespace ringmart::mp {
-
-std::string unique_shm_name(const std::string& tag) {
-  static std::atomic<unsigned> n{0};
-  return "/rm-mp-" + std::to_string(::getpid()) + "-" + tag + "-" + std::to_string(n++);
-}
-
-ShmNames::~ShmNames() {
-  for (const auto& n : names_) ipc::ShmSegment::unlink(n);
-}
-
-const std::string& ShmNames::add(const std::string& tag) {
-  names_.push_back(unique_shm_name(tag));
-  return names_.back();
-}
-
-TempDir::TempDir() {
-  std::string t = "/tmp/rm-mp-" + std::to_string(::getpid()) + "-XXXXXX";
-  if (::mkdtemp(t.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  path_ = t;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
 
 Peer Peer::spawn(const std::vector<std::string>& args) {
   int fds[2];

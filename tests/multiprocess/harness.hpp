@@ -1,6 +1,6 @@
 // Test-side helpers: spawning ringmart-mp-peer as a real separate process
-// (fork + exec), per-run shared-memory names and temporary directories that
-// are removed at the end, and a seeded random source for kill timing.
+// (fork + exec) and a seeded random source for kill timing. Per-run
+// shared-memory names and temporary directories come from testkit/.
 #pragma once
 
 #include <sys/types.h>
@@ -13,34 +13,9 @@
 
 namespace ringmart::mp {
 
-/// "/rm-mp-<pid>-<tag>-<n>": unique per test run and per call.
-std::string unique_shm_name(const std::string& tag);
-
-/// Unlinks the shared-memory names it was given when destroyed.
-class ShmNames {
- public:
-  ShmNames() = default;
-  ShmNames(const ShmNames&) = delete;
-  ShmNames& operator=(const ShmNames&) = delete;
-  ~ShmNames();
-  const std::string& add(const std::string& tag);
-
- private:
-  std::vector<std::string> names_;
-};
-
-/// A mkdtemp directory under /tmp, removed recursively when destroyed.
-class TempDir {
- public:
-  TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir();
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+/// The prefix of these tests' temporary directories and shared-memory names
+/// (testkit::TempDir, testkit::ShmNames).
+inline constexpr const char* kMpPrefix = "rm-mp";
 
 /// A running ringmart-mp-peer. Its stdout is a pipe to the test; stderr is
 /// inherited. Killed (SIGKILL) and reaped on destruction if still running, and

@@ -10,6 +10,7 @@
 
 #include "ipc/ring.hpp"
 #include "ipc/status_region.hpp"
+#include "testkit/shm_names.hpp"
 #include "tests/multiprocess/harness.hpp"
 #include "tests/multiprocess/mp_common.hpp"
 
@@ -47,7 +48,8 @@ class RingMp : public ::testing::Test {
         (unsigned long long)ws.cancels);
   }
 
-  ShmNames shm_;  // unlinked when the fixture is destroyed, after the test body's peers
+  testkit::ShmNames shm_{
+      kMpPrefix};  // unlinked when the fixture is destroyed, after the test body's peers
   std::string status_name_;
   ipc::StatusRegion status_;
 };

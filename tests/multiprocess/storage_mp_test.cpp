@@ -17,6 +17,8 @@
 #include "ipc/status_region.hpp"
 #include "storage/lmdb.hpp"
 #include "storage/outbox.hpp"
+#include "testkit/shm_names.hpp"
+#include "testkit/temp_dir.hpp"
 #include "tests/multiprocess/harness.hpp"
 #include "tests/multiprocess/mp_common.hpp"
 
@@ -66,7 +68,8 @@ class StorageMp : public ::testing::TestWithParam<Durability> {
     return env ? std::move(*env) : nullptr;
   }
 
-  ShmNames shm_;  // unlinked when the fixture is destroyed, after the test body's peers
+  testkit::ShmNames shm_{
+      kMpPrefix};  // unlinked when the fixture is destroyed, after the test body's peers
   std::string status_name_;
   ipc::StatusRegion status_;
 };
@@ -80,7 +83,7 @@ TEST_P(StorageMp, ConsumerKilledBeforeAckAppliesEveryMessageExactlyOnce) {
   constexpr int kMinRounds = 20, kMaxRounds = 45;
   const std::uint64_t kBudget = kN / 50;  // records pushed per kill round
   const PayloadSpec spec{8, 200};
-  TempDir dir;
+  testkit::TempDir dir(kMpPrefix);
   Ring ring = make_ring("inbox", 4096);
   ASSERT_TRUE(ring.valid());
   ipc::Doorbell bell = status_.doorbell(kPeerSlot);
@@ -195,7 +198,7 @@ int raw_live_readers(const std::string& dir) {
 // killed child is cleared by Env::open.
 TEST_P(StorageMp, WriterKilledInsideTransactionLeavesNoPartialState) {
   constexpr int kRounds = 3;
-  TempDir dir;
+  testkit::TempDir dir(kMpPrefix);
   const std::string pad(200, 'x');
   // Keeps the environment open throughout (as the gateway's query library
   // would), so LMDB's lock table survives the kills instead of being reset.
@@ -254,7 +257,7 @@ TEST_P(StorageMp, RelayKilledRepeatedlyDeliversEverySeqAndPrunesOutbox) {
   const std::uint64_t kN = GetParam() == Durability::process ? 20'000 : 4'000;
   constexpr int kRounds = 30;
   const PayloadSpec spec{8, 300};
-  TempDir dir;
+  testkit::TempDir dir(kMpPrefix);
   Ring ring = make_ring("relay", 8192);
   ASSERT_TRUE(ring.valid());
   ipc::DoorbellWord& word = status_.slot(kTestSlot).doorbell;

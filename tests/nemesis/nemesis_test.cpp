@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "ipc/crash_point.hpp"
+#include "testkit/temp_dir.hpp"
 #include "tools/olist/generate.hpp"
 
 namespace ringmart::nemesis {
@@ -145,14 +146,10 @@ class CrashPointTest : public ::testing::TestWithParam<std::string_view> {
     ASSERT_TRUE(ids.has_value()) << ids.error().message;
     ids_ = new replay::Ids(std::move(*ids));
     ASSERT_TRUE((*sys)->stop()) << "clean stop of the seed system";
-    char t[] = "/tmp/ringmart-nemesis-seed-XXXXXX";
-    ASSERT_NE(::mkdtemp(t), nullptr);
-    seed_ = new fs::path(t);
+    seed_ = new testkit::TempDir("ringmart-nemesis-seed");
     ASSERT_TRUE(copy_state((*sys)->state_dir(), *seed_ / "state"));
   }
   static void TearDownTestSuite() {
-    std::error_code ec;
-    if (seed_) fs::remove_all(*seed_, ec);
     delete seed_;
     delete ids_;
     delete data_;
@@ -249,12 +246,12 @@ class CrashPointTest : public ::testing::TestWithParam<std::string_view> {
 
   static olist::Dataset* data_;
   static replay::Ids* ids_;
-  static fs::path* seed_;
+  static testkit::TempDir* seed_;
 };
 
 olist::Dataset* CrashPointTest::data_ = nullptr;
 replay::Ids* CrashPointTest::ids_ = nullptr;
-fs::path* CrashPointTest::seed_ = nullptr;
+testkit::TempDir* CrashPointTest::seed_ = nullptr;
 
 TEST_P(CrashPointTest, EveryDaemonCrashesThereRestartsAndKeepsEveryInvariant) {
   ASSERT_NE(seed_, nullptr) << "the seed system failed";

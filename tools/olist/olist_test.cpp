@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <random>
 #include <string>
 
+#include "testkit/temp_dir.hpp"
 #include "tools/olist/csv.hpp"
 #include "tools/olist/generate.hpp"
 
@@ -17,28 +17,17 @@ using namespace ringmart::olist;
 
 namespace {
 
-/// A fresh temporary directory, removed at the end of the test.
-class TempDir {
+/// The test's CSV files, in a fresh directory removed at the end of the test.
+class CsvDir {
  public:
-  TempDir() {
-    std::random_device rd;
-    path_ =
-        fs::temp_directory_path() / ("olist_test_" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
+  fs::path path() const { return dir_.path(); }
   void write(const std::string& name, const std::string& text) const {
-    std::ofstream(path_ / name, std::ios::binary) << text;
+    std::ofstream(path() / name, std::ios::binary) << text;
   }
 
  private:
-  fs::path path_;
+  ringmart::testkit::TempDir dir_{"olist_test"};
 };
-
 const char* kTranslation =
     "\xEF\xBB\xBFproduct_category_name,product_category_name_english\r\n"
     "beleza_saude,health_beauty\r\n"
@@ -68,7 +57,7 @@ const char* kPayments =
     "o2,1,credit_card,0,12.00\r\n"
     "o9,1,voucher,1,99.00\r\n";
 
-void write_all(const TempDir& dir) {
+void write_all(const CsvDir& dir) {
   dir.write(kTranslationFile, kTranslation);
   dir.write(kProductsFile, kProducts);
   dir.write(kItemsFile, kItems);
@@ -146,7 +135,7 @@ TEST(Csv, Errors) {
 }
 
 TEST(LoadOlist, GroupsLinesAndSums) {
-  TempDir dir;
+  CsvDir dir;
   write_all(dir);
   auto d = load_olist(dir.path());
   ASSERT_TRUE(d.has_value()) << d.error();
@@ -201,7 +190,7 @@ TEST(LoadOlist, GroupsLinesAndSums) {
 }
 
 TEST(LoadOlist, StockFactorAndLimit) {
-  TempDir dir;
+  CsvDir dir;
   write_all(dir);
   auto half = load_olist(dir.path(), {.stock_factor = 0.5});
   ASSERT_TRUE(half.has_value()) << half.error();
@@ -221,7 +210,7 @@ TEST(LoadOlist, StockFactorAndLimit) {
 }
 
 TEST(LoadOlist, MissingFile) {
-  TempDir dir;
+  CsvDir dir;
   write_all(dir);
   fs::remove(dir.path() / kPaymentsFile);
   auto d = load_olist(dir.path());
@@ -235,7 +224,7 @@ TEST(LoadOlist, MissingFile) {
 }
 
 TEST(LoadOlist, MalformedRowNamesFileAndLine) {
-  TempDir dir;
+  CsvDir dir;
   write_all(dir);
   dir.write(
       kItemsFile,

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "http/server.hpp"
+#include "testkit/temp_dir.hpp"
 #include "tools/olist/generate.hpp"
 #include "tools/olist/olist.hpp"
 #include "tools/replay/api.hpp"
@@ -300,9 +301,6 @@ class FakeRingmart {
 class ReplayTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/ringmart-replay-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     options_.runtime_dir = dir_;
     options_.concurrency = 8;
     options_.wait = 1000ms;
@@ -310,17 +308,15 @@ class ReplayTest : public ::testing::Test {
     options_.order_timeout = 10000ms;
     options_.progress = false;
   }
-  void TearDown() override {
-    fake_.reset();
-    fs::remove_all(dir_);
-  }
+  void TearDown() override { fake_.reset(); }
   FakeRingmart& start_fake() {
     fake_ = std::make_unique<FakeRingmart>(dir_);
     fake_->start();
     return *fake_;
   }
 
-  fs::path dir_;
+  testkit::TempDir tmp_{"ringmart-replay"};  // first: removed after the rest
+  const fs::path dir_ = tmp_.path();
   replay::Options options_;
   std::unique_ptr<FakeRingmart> fake_;
 };
