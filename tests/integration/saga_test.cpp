@@ -106,10 +106,10 @@ class SagaTest : public ::testing::Test {
     } else {
       EXPECT_EQ(p["status"], payment_status) << p.dump();
     }
-    auto saga = sys_->admin("GET", "/v1/sagas/" + std::to_string(id));
-    EXPECT_EQ(saga.status, 200);
-    EXPECT_EQ(saga.body["state"], "FAILED");
-    EXPECT_EQ(saga.body["failure_reason"], reason);
+    // The saga ends just after its order (on the order daemon's reply).
+    auto saga = sys_->wait_saga(id);
+    EXPECT_EQ(saga["state"], "FAILED") << saga.dump();
+    EXPECT_EQ(saga["failure_reason"], reason);
   }
 
   static System* sys_;
@@ -148,8 +148,7 @@ TEST_F(SagaTest, HappyPathCompletesEveryStep) {
     if (units != 2) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_EQ(units, 2);
-  auto saga = sys_->admin("GET", "/v1/sagas/" + std::to_string(id));
-  EXPECT_EQ(saga.body["state"], "COMPLETED");
+  EXPECT_EQ(sys_->wait_saga(id)["state"], "COMPLETED");
 }
 
 TEST_F(SagaTest, OutOfStockCompensatesCoupon) {

@@ -233,4 +233,19 @@ json System::wait_order(std::int64_t order_id, int timeout_ms) {
   return last;
 }
 
+json System::wait_saga(std::int64_t order_id, int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  json last;
+  for (;;) {
+    auto r = admin("GET", "/v1/sagas/" + std::to_string(order_id));
+    if (r.status == 200) {
+      last = r.body;
+      const auto state = last.value("state", "");
+      if (state != "RUNNING" && state != "COMPENSATING") return last;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return last;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 }  // namespace ringmart::test

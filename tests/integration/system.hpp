@@ -73,6 +73,11 @@ class System {
   std::int64_t points(std::int64_t user_id);
   /// Polls GET /v1/orders/{id}?wait_ms until terminal or `timeout_ms`.
   json wait_order(std::int64_t order_id, int timeout_ms = 20000);
+  /// Polls the admin GET /v1/sagas/{id} until the saga left RUNNING and
+  /// COMPENSATING, or `timeout_ms`: its last answer (null if none was 200).
+  /// The saga ends after its order: the supervisor marks it final only once
+  /// the order daemon's orderCompleted/orderFailed reply arrives.
+  json wait_saga(std::int64_t order_id, int timeout_ms = 20000);
 
   const std::string& runtime_dir() const { return run_dir_; }
   const std::string& state_dir() const { return state_dir_; }
