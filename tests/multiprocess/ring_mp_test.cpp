@@ -10,9 +10,9 @@
 
 #include "ipc/ring.hpp"
 #include "ipc/status_region.hpp"
-#include "testkit/shm_names.hpp"
 #include "tests/multiprocess/harness.hpp"
 #include "tests/multiprocess/mp_common.hpp"
+#include "tests/multiprocess/mp_fixture.hpp"
 
 namespace ringmart::mp {
 namespace {
@@ -21,24 +21,8 @@ using ipc::RecordView;
 using ipc::Ring;
 using ipc::RingError;
 
-std::string arg(const char* key, const std::string& v) { return std::string(key) + "=" + v; }
-std::string arg(const char* key, std::uint64_t v) { return arg(key, std::to_string(v)); }
-
-class RingMp : public ::testing::Test {
+class RingMp : public SharedMemoryTest<::testing::Test> {
  protected:
-  void SetUp() override {
-    status_name_ = shm_.add("status");
-    auto s = ipc::StatusRegion::create(status_name_);
-    ASSERT_TRUE(s) << s.error().message();
-    status_ = std::move(*s);
-  }
-
-  Ring make_ring(const std::string& tag, std::size_t capacity) {
-    auto r = Ring::create(shm_.add(tag), capacity);
-    EXPECT_TRUE(r) << r.error().message();
-    return r ? std::move(*r) : Ring{};
-  }
-
   static void print_waits(const char* who, const WaitStats& ws) {
     std::printf(
         "[ multiproc ] %s: sleeps=%llu woken=%llu timeouts=%llu stalls(lost wake-ups)=%llu "
@@ -47,11 +31,6 @@ class RingMp : public ::testing::Test {
         (unsigned long long)ws.timeouts, (unsigned long long)ws.stalls,
         (unsigned long long)ws.cancels);
   }
-
-  testkit::ShmNames shm_{
-      kMpPrefix};  // unlinked when the fixture is destroyed, after the test body's peers
-  std::string status_name_;
-  ipc::StatusRegion status_;
 };
 
 struct OrderedRun {

@@ -17,10 +17,10 @@
 #include "ipc/status_region.hpp"
 #include "storage/lmdb.hpp"
 #include "storage/outbox.hpp"
-#include "testkit/shm_names.hpp"
 #include "testkit/temp_dir.hpp"
 #include "tests/multiprocess/harness.hpp"
 #include "tests/multiprocess/mp_common.hpp"
+#include "tests/multiprocess/mp_fixture.hpp"
 
 namespace ringmart::storage {
 // Names the parameter in test listings ("GetParam() = fsync").
@@ -36,8 +36,6 @@ using ipc::RecordView;
 using ipc::Ring;
 using storage::Durability;
 
-std::string arg(const char* key, const std::string& v) { return std::string(key) + "=" + v; }
-std::string arg(const char* key, std::uint64_t v) { return arg(key, std::to_string(v)); }
 const char* name(Durability d) { return d == Durability::fsync ? "fsync" : "process"; }
 
 std::span<const std::byte> as_bytes(const std::string& s) {
@@ -47,31 +45,13 @@ std::string as_string(std::span<const std::byte> b) {
   return {reinterpret_cast<const char*>(b.data()), b.size()};
 }
 
-class StorageMp : public ::testing::TestWithParam<Durability> {
+class StorageMp : public SharedMemoryTest<::testing::TestWithParam<Durability>> {
  protected:
-  void SetUp() override {
-    status_name_ = shm_.add("status");
-    auto s = ipc::StatusRegion::create(status_name_);
-    ASSERT_TRUE(s) << s.error().message();
-    status_ = std::move(*s);
-  }
-
-  Ring make_ring(const std::string& tag, std::size_t capacity) {
-    auto r = Ring::create(shm_.add(tag), capacity);
-    EXPECT_TRUE(r) << r.error().message();
-    return r ? std::move(*r) : Ring{};
-  }
-
   std::unique_ptr<storage::Env> open_env(const std::string& dir) {
     auto env = storage::Env::open({.path = dir, .durability = GetParam()});
     EXPECT_TRUE(env) << env.error().message();
     return env ? std::move(*env) : nullptr;
   }
-
-  testkit::ShmNames shm_{
-      kMpPrefix};  // unlinked when the fixture is destroyed, after the test body's peers
-  std::string status_name_;
-  ipc::StatusRegion status_;
 };
 
 // 5. Consumer killed before acknowledging: a consumer peer applies records in
