@@ -251,7 +251,7 @@ void fill_node(capnp::MallocMessageBuilder& b) {
 class CapnpValue : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto env = Env::open({.path = dir_});
+    auto env = Env::open({.path = dir_.path()});
     ASSERT_TRUE(env);
     env_ = std::move(*env);
     auto txn = Txn::begin_write(*env_);
@@ -264,8 +264,7 @@ class CapnpValue : public ::testing::Test {
   void TearDown() override {
     if (txn_) txn_->abort();
   }
-  testkit::TempDir tmp_{"rm-storage"};  // first: removed after the rest
-  const std::string dir_ = tmp_.path();
+  testkit::TempDir dir_{"rm-storage"};  // first: removed after the rest
   std::unique_ptr<Env> env_;
   std::optional<Txn> txn_;
   Table table_;

@@ -29,7 +29,7 @@ class StoreTest : public ::testing::Test {
   static constexpr std::uint64_t kMapSizeBytes = 64ull << 20;
 
   void SetUp() override {
-    auto env = Env::open({.path = dir_, .map_size_bytes = kMapSizeBytes});
+    auto env = Env::open({.path = dir_.path(), .map_size_bytes = kMapSizeBytes});
     ASSERT_TRUE(env) << env.error().message();
     env_ = std::move(*env);
     auto txn = Txn::begin_write(*env_);
@@ -51,8 +51,7 @@ class StoreTest : public ::testing::Test {
 
   void TearDown() override { env_.reset(); }
 
-  testkit::TempDir tmp_{"ringmart-store"};  ///< first member: removed after the rest
-  const std::string dir_ = tmp_.path();     ///< the environment's directory
+  testkit::TempDir dir_{"ringmart-store"};  ///< the environment's; first: removed last
   std::unique_ptr<Env> env_;                ///< open from SetUp to TearDown
   Store store_;                             ///< its tables, opened in env_
 };

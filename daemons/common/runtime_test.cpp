@@ -57,8 +57,8 @@ TEST(ConfigTest, BatchMaxDefaultsByDurabilityAndAnExplicitValueWins) {
 class RuntimeFailureTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::ofstream(base_ + "/cfg.toml") << "[runtime]\nquarantine_after = 3\nspin_us = 0\n";
-    auto cfg = Config::load(base_ + "/state", base_ + "/run", base_ + "/cfg.toml");
+    std::ofstream(base_ / "cfg.toml") << "[runtime]\nquarantine_after = 3\nspin_us = 0\n";
+    auto cfg = Config::load(base_ / "state", base_ / "run", base_ / "cfg.toml");
     ASSERT_TRUE(cfg) << cfg.error();
     config_ = *cfg;
     std::filesystem::create_directories(config_.runtime_dir);
@@ -119,8 +119,7 @@ class RuntimeFailureTest : public ::testing::Test {
     return out;
   }
 
-  testkit::TempDir tmp_{"rm-runtime"};  // first: removed after the rest
-  const std::string base_ = tmp_.path();
+  testkit::TempDir base_{"rm-runtime"};  // first: removed after the rest
   Config config_;
   ipc::Ring ring_;
   ipc::StatusRegion status_;

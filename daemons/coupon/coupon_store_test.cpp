@@ -330,7 +330,7 @@ TEST_F(CouponStoreTest, ReadOnlyQueriesSeeCommittedData) {
   const auto uc = issue(id, 7).user_coupon_id;
   ASSERT_EQ(use(100, 7, uc).code, msg::Code::OK);
 
-  auto q = CouponQueries::open(dir_, 64ull << 20);
+  auto q = CouponQueries::open(dir_.path(), 64ull << 20);
   ASSERT_TRUE(q) << q.error().message();
   auto c = q->coupon(id);
   ASSERT_TRUE(c);

@@ -347,7 +347,7 @@ TEST_F(OrderStoreTest, NewOrderFromMessageCopiesEveryField) {
 TEST_F(OrderStoreTest, ReadOnlyQueriesSeeCommittedData) {
   create(sample_order(42));
   fail(42, msg::Code::INSUFFICIENT_POINTS, kT0 + 3);
-  auto q = OrderQueries::open(dir_, 64ull << 20);
+  auto q = OrderQueries::open(dir_.path(), 64ull << 20);
   ASSERT_TRUE(q) << q.error().message();
   auto o = q->order(42);
   ASSERT_TRUE(o);

@@ -310,7 +310,7 @@ TEST_F(PaymentStoreTest, AnswerForUnknownPaymentIsStale) {
 TEST_F(PaymentStoreTest, ReadOnlyQueriesSeeCommittedData) {
   start(42, 1000, "tok_capture_fail");
   complete(42);
-  auto q = PaymentQueries::open(dir_, 64ull << 20);
+  auto q = PaymentQueries::open(dir_.path(), 64ull << 20);
   ASSERT_TRUE(q) << q.error().message();
   auto p = q->payment(42);
   ASSERT_TRUE(p);

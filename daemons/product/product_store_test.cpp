@@ -295,7 +295,7 @@ TEST_F(ProductStoreTest, AbortedTransactionLeavesNoEffect) {
 TEST_F(ProductStoreTest, ReadOnlyQueriesSeeCommittedData) {
   auto a = add("kitchen", 5, 990);
   ASSERT_EQ(deduct(1, {{a, 2}}).code, Code::OK);
-  auto q = ProductQueries::open(dir_, 64u << 20);
+  auto q = ProductQueries::open(dir_.path(), 64u << 20);
   ASSERT_TRUE(q) << q.error().message();
   auto p = q->find(a);
   ASSERT_TRUE(p && p->has_value());

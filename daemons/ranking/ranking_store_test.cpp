@@ -121,7 +121,7 @@ TEST_F(RankingStoreTest, BestSellersClampsDaysAndLimit) {
 
 TEST_F(RankingStoreTest, ReadOnlyQueriesSeeCommittedData) {
   complete(1, {{7, 2}, {8, 5}}, kNow);
-  auto q = RankingQueries::open(dir_, 64u << 20);
+  auto q = RankingQueries::open(dir_.path(), 64u << 20);
   ASSERT_TRUE(q) << q.error().message();
   EXPECT_EQ(q->bestsellers(kNow, 7, 10).value(), (std::vector<BestSeller>{{8, 5}, {7, 2}}));
   complete(2, {{7, 4}}, kNow);

@@ -33,11 +33,11 @@ struct Received {
 class SagaEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::ofstream(base_ + "/cfg.toml")
+    std::ofstream(base_ / "cfg.toml")
         << "[saga.start_payment]\ntimeout_ms = 200\nmax_attempts = 2\n"
         << "[saga]\ncompensation_timeout_ms = 300\ncompensation_max_attempts = 2\n"
         << "retry_backoff_max_ms = 300\n";
-    auto cfg = runtime::Config::load(base_ + "/state", base_ + "/run", base_ + "/cfg.toml");
+    auto cfg = runtime::Config::load(base_ / "state", base_ / "run", base_ / "cfg.toml");
     ASSERT_TRUE(cfg) << cfg.error();
     config_ = *cfg;
     std::filesystem::create_directories(config_.runtime_dir);
@@ -204,8 +204,7 @@ class SagaEngineTest : public ::testing::Test {
     return false;
   }
 
-  testkit::TempDir tmp_{"rm-saga"};  // first: removed after the rest
-  const std::string base_ = tmp_.path();
+  testkit::TempDir base_{"rm-saga"};  // first: removed after the rest
   runtime::Config config_;
   std::unique_ptr<runtime::Runtime> rt_;
   std::optional<SagaEngine> engine_;
@@ -393,9 +392,8 @@ TEST_F(SagaEngineTest, FailureCompensatesCompletedStepsInReverse) {
 
 TEST_F(SagaEngineTest, AFinalSagaIsDeletedOnceItsRetentionPassedAndARunningOneIsKept) {
   stop_supervisor();
-  std::ofstream(base_ + "/cfg.toml", std::ios::app)
-      << "final_retention_hours = 0.0003\n";  // 1.08 s
-  auto cfg = runtime::Config::load(base_ + "/state", base_ + "/run", base_ + "/cfg.toml");
+  std::ofstream(base_ / "cfg.toml", std::ios::app) << "final_retention_hours = 0.0003\n";  // 1.08 s
+  auto cfg = runtime::Config::load(base_ / "state", base_ / "run", base_ / "cfg.toml");
   ASSERT_TRUE(cfg) << cfg.error();
   config_ = *cfg;
   start_supervisor();

@@ -23,7 +23,7 @@ class SagaStoreTest : public ::testing::Test {
   void SetUp() override { reopen(); }
   void reopen() {
     env_.reset();
-    auto env = storage::Env::open({.path = dir_, .map_size_bytes = 16u << 20});
+    auto env = storage::Env::open({.path = dir_.path(), .map_size_bytes = 16u << 20});
     ASSERT_TRUE(env) << env.error().message();
     env_ = std::move(*env);
     write([&](storage::Txn& t) {
@@ -84,8 +84,7 @@ class SagaStoreTest : public ::testing::Test {
     return store_.totals(*txn);
   }
 
-  testkit::TempDir tmp_{"saga_store_test"};  // first: removed after env_ closed
-  const std::string dir_ = tmp_.path();
+  testkit::TempDir dir_{"saga_store_test"};  // first: removed after env_ closed
   std::unique_ptr<storage::Env> env_;
   SagaStore store_;
   std::optional<std::int64_t> oldest_kept_;  // of the last prune()
@@ -175,9 +174,9 @@ TEST_F(SagaStoreTest, QueriesReadAnEnvironmentFromBeforeTheRetentionIndex) {
   // A version-1 supervisor's tables (no sagas_final), opened read-only by
   // the gateway or ringmartctl before the new supervisor ran.
   env_.reset();
-  std::filesystem::remove_all(dir_);
+  std::filesystem::remove_all(dir_.path());
   {
-    auto env = storage::Env::open({.path = dir_, .map_size_bytes = 16u << 20});
+    auto env = storage::Env::open({.path = dir_.path(), .map_size_bytes = 16u << 20});
     ASSERT_TRUE(env);
     auto txn = storage::Txn::begin_write(**env);
     for (const char* name : {"sagas_active", "saga_meta"}) {
@@ -192,7 +191,7 @@ TEST_F(SagaStoreTest, QueriesReadAnEnvironmentFromBeforeTheRetentionIndex) {
     ASSERT_FALSE(storage::put_message(*sagas, *txn, storage::Key{}.u64(5).view(), b));
     ASSERT_FALSE(txn->commit());
   }
-  auto q = SagaQueries::open(dir_, 16u << 20);
+  auto q = SagaQueries::open(dir_.path(), 16u << 20);
   ASSERT_TRUE(q) << q.error().message();
   auto v = q->get(5);
   ASSERT_TRUE(v);
@@ -221,9 +220,9 @@ TEST_F(SagaStoreTest, AnEnvironmentFromBeforeTheIndexIsIndexedOnOpen) {
   // What an older supervisor left: the "sagas" table only, records with the
   // text history and step names.
   env_.reset();
-  std::filesystem::remove_all(dir_);
+  std::filesystem::remove_all(dir_.path());
   {
-    auto env = storage::Env::open({.path = dir_, .map_size_bytes = 16u << 20});
+    auto env = storage::Env::open({.path = dir_.path(), .map_size_bytes = 16u << 20});
     ASSERT_TRUE(env);
     auto txn = storage::Txn::begin_write(**env);
     auto sagas = storage::Table::open(*txn, "sagas");

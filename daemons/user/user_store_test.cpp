@@ -247,7 +247,7 @@ TEST_F(UserStoreTest, HistoryReturnsMostRecentEntriesOldestFirst) {
 TEST_F(UserStoreTest, ReadOnlyQueriesSeeCommittedData) {
   auto id = add_user(250);
   ASSERT_EQ(deduct(77, id, 50).code, Code::OK);
-  auto q = UserQueries::open(dir_, 64u << 20);
+  auto q = UserQueries::open(dir_.path(), 64u << 20);
   ASSERT_TRUE(q) << q.error().message();
   auto u = q->find(id);
   ASSERT_TRUE(u);

@@ -61,8 +61,8 @@ std::string dump(const Report& r) { return r.to_json().dump(2); }
 class CheckerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    options_.state_dir = base_ + "/state";
-    options_.runtime_dir = base_ + "/run";
+    options_.state_dir = base_ / "state";
+    options_.runtime_dir = base_ / "run";
     std::filesystem::create_directories(options_.state_dir);
     std::filesystem::create_directories(options_.runtime_dir);
     auto config = runtime::Config::load(options_.state_dir, options_.runtime_dir, "");
@@ -317,8 +317,7 @@ class CheckerTest : public ::testing::Test {
     return r.value_or(Report{});
   }
 
-  testkit::TempDir tmp_{"checker_test"};  // first: removed after the rest
-  const std::string base_ = tmp_.path();
+  testkit::TempDir base_{"checker_test"};  // first: removed after the rest
   Options options_;
   runtime::Config config_;
 };
@@ -591,7 +590,7 @@ TEST_F(CheckerTest, ReportsRingRecordsNotAcknowledged) {
 }
 
 TEST_F(CheckerTest, MissingEnvironmentIsAnError) {
-  options_.state_dir = base_ + "/nowhere";
+  options_.state_dir = base_ / "nowhere";
   auto r = check(options_);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().find("nowhere"), std::string::npos) << r.error();

@@ -301,7 +301,7 @@ class FakeRingmart {
 class ReplayTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    options_.runtime_dir = dir_;
+    options_.runtime_dir = dir_.path();
     options_.concurrency = 8;
     options_.wait = 1000ms;
     options_.startup_timeout = 2000ms;
@@ -310,13 +310,12 @@ class ReplayTest : public ::testing::Test {
   }
   void TearDown() override { fake_.reset(); }
   FakeRingmart& start_fake() {
-    fake_ = std::make_unique<FakeRingmart>(dir_);
+    fake_ = std::make_unique<FakeRingmart>(dir_.path());
     fake_->start();
     return *fake_;
   }
 
-  testkit::TempDir tmp_{"ringmart-replay"};  // first: removed after the rest
-  const fs::path dir_ = tmp_.path();
+  testkit::TempDir dir_{"ringmart-replay"};  // first: removed after the rest
   replay::Options options_;
   std::unique_ptr<FakeRingmart> fake_;
 };
