@@ -183,13 +183,14 @@ class SagaEngineTest : public ::testing::Test {
   SagaTotals totals() {
     struct Answer {
       std::promise<SagaTotals> promise;
-      std::atomic<bool> given{false};
+      bool given = false;  // touched on the loop thread only
     };
     auto answer = std::make_shared<Answer>();
     auto got = answer->promise.get_future();
     rt_->post([this, answer](runtime::Context&) -> std::error_code {
       // A posted task runs again when its batch is undone: answer once.
-      if (!answer->given.exchange(true)) answer->promise.set_value(engine_->totals());
+      if (!answer->given) answer->promise.set_value(engine_->totals());
+      answer->given = true;
       return {};
     });
     return got.get();
