@@ -133,7 +133,7 @@ void BM_RingRoundTrip(benchmark::State& state, WaitMode mode) {
   const std::string bells_name = names.add("bells");
   auto req = ipc::Ring::create(req_name, kRingBytes);
   auto resp = ipc::Ring::create(resp_name, kRingBytes);
-  auto seg = ipc::ShmSegment::open_or_create(bells_name, 4096);
+  auto seg = ipc::ShmSegment::create(bells_name, 4096);
   if (!req || !resp || !seg) {
     state.SkipWithError("cannot create rings/doorbells in /dev/shm");
     return;

@@ -44,7 +44,8 @@ class Supervisor {
     if (!cfg) return cfg.error();
     config_ = *cfg;
     std::filesystem::create_directories(config_.runtime_dir);
-    if (auto t = runtime::create_transport(config_); !t) return t.error();
+    auto transport = runtime::create_transport(config_);
+    if (!transport) return transport.error();
     transport_ = true;
     auto def = supervisor::SagaDefinition::from_config(config_);
     if (!def) return def.error();
@@ -64,7 +65,7 @@ class Supervisor {
     rt_->on_message([this](runtime::Context& ctx, msg::Envelope::Reader m) {
       return engine_->on_message(ctx, m);
     });
-    const auto prefix = runtime::shm_prefix(config_.runtime_dir);
+    const auto& prefix = transport->prefix;
     for (auto d : kPeers) {
       auto in = ipc::Ring::open(runtime::ring_name(prefix, DaemonId::SUPERVISOR, d));
       auto out = ipc::Ring::open(runtime::ring_name(prefix, d, DaemonId::SUPERVISOR));
@@ -83,7 +84,7 @@ class Supervisor {
     }
     engine_.reset();
     rt_.reset();
-    if (transport_) runtime::remove_transport(config_);
+    if (transport_) runtime::remove_transport(config_.runtime_dir);
   }
 
   /// Pushes a message from `from` and rings the supervisor's doorbell.

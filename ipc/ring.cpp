@@ -57,35 +57,25 @@ std::expected<Ring, std::error_code> Ring::create(const std::string& name,
   if (capacity_bytes < 4096 || (capacity_bytes & (capacity_bytes - 1)) != 0) {
     return std::unexpected(std::make_error_code(std::errc::invalid_argument));
   }
-  auto seg = ShmSegment::open_or_create(name, segment_size(capacity_bytes), mode);
-  if (!seg && seg.error() == std::errc::invalid_argument) {
-    // Left over with another capacity: the transport is being rebuilt anyway.
-    ShmSegment::unlink(name);
-    seg = ShmSegment::open_or_create(name, segment_size(capacity_bytes), mode);
-  }
+  auto seg = ShmSegment::create(name, segment_size(capacity_bytes), mode);
   if (!seg) return std::unexpected(seg.error());
   auto* h = static_cast<RingHeader*>(seg->data());
-  const bool usable = !seg->created() && h->magic == kRingMagic &&
-                      h->version.load(std::memory_order_acquire) == kRingVersion &&
-                      h->capacity == capacity_bytes;
-  if (!usable) {
-    h->version.store(0, std::memory_order_relaxed);
-    new (h) RingHeader{};
-    h->magic = kRingMagic;
-    h->capacity = capacity_bytes;
-    // SYNC: publish layout; pairs with the acquire load in open().
-    h->version.store(kRingVersion, std::memory_order_release);
-  }
+  new (h) RingHeader{};
+  h->magic = kRingMagic;
+  h->capacity = capacity_bytes;
+  // SYNC: publish layout; pairs with the acquire load in open().
+  h->version.store(kRingVersion, std::memory_order_release);
   return Ring(std::move(*seg));
 }
 
-std::expected<Ring, std::error_code> Ring::open(const std::string& name) {
-  auto seg = ShmSegment::open(name);
+std::expected<Ring, std::error_code> Ring::open(const std::string& name, uid_t owner) {
+  auto seg = ShmSegment::open(name, owner);
   if (!seg) return std::unexpected(seg.error());
   if (seg->size() < 256) return std::unexpected(make_error_code(RingError::bad_layout));
   auto* h = static_cast<RingHeader*>(seg->data());
   // SYNC: observe layout.
   if (h->version.load(std::memory_order_acquire) != kRingVersion || h->magic != kRingMagic ||
+      h->capacity < 4096 || (h->capacity & (h->capacity - 1)) != 0 ||
       Ring::segment_size(h->capacity) != seg->size()) {
     return std::unexpected(make_error_code(RingError::bad_layout));
   }

@@ -78,16 +78,19 @@ class Ring {
   /// Total segment size for a data capacity.
   static std::size_t segment_size(std::size_t capacity_bytes) { return 256 + capacity_bytes; }
 
-  /// Creates (or re-initialises an unusable) ring segment. Keeps an existing
-  /// valid ring of the same capacity as it is (its contents survive daemon
-  /// restarts). `capacity_bytes` must be a power of two >= 4096.
-  /// Errors: errno values from shm; invalid_argument for a bad capacity.
+  /// Creates a new ring segment (ShmSegment::create: never an existing name)
+  /// and initialises its header. `capacity_bytes` must be a power of two >= 4096.
+  /// Errors: file_exists when the name exists (unlink a stale ring first);
+  /// invalid_argument for a bad capacity; errno values from shm.
   static std::expected<Ring, std::error_code> create(const std::string& name,
                                                      std::size_t capacity_bytes,
                                                      unsigned mode = 0600);
-  /// Opens an existing ring. Errors: no_such_file_or_directory; RingError::bad_layout
-  /// when not (yet) initialised or of another major version.
-  static std::expected<Ring, std::error_code> open(const std::string& name);
+  /// Opens an existing ring that belongs to `owner` (see ShmSegment::open).
+  /// Errors: no_such_file_or_directory; ShmError::foreign_owner / unsafe_mode /
+  /// empty; RingError::bad_layout when not (yet) initialised, of another major
+  /// version, or with a capacity that does not match its size.
+  static std::expected<Ring, std::error_code> open(const std::string& name,
+                                                   uid_t owner = ::geteuid());
 
   Ring() = default;
 

@@ -1,6 +1,9 @@
 #include "ipc/ring.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -164,7 +167,7 @@ TEST(Ring, DetectsCorruptRecordAndRequestsResend) {
 
 TEST(Ring, OpenRefusesUninitialisedSegment) {
   const auto name = unique_name("uninit");
-  auto seg = ShmSegment::open_or_create(name, Ring::segment_size(4096));
+  auto seg = ShmSegment::create(name, Ring::segment_size(4096));
   ASSERT_TRUE(seg);
   auto ring = Ring::open(name);
   ASSERT_FALSE(ring);
@@ -172,20 +175,82 @@ TEST(Ring, OpenRefusesUninitialisedSegment) {
   ShmSegment::unlink(name);
 }
 
-TEST(Ring, CreateKeepsContentsOfValidRing) {
-  const auto name = unique_name("keep");
+TEST(Ring, OpenRefusesCapacityThatDoesNotMatchTheSegment) {
+  const auto name = unique_name("capacity");
+  auto ring = Ring::create(name, 4096);
+  ASSERT_TRUE(ring);
+  auto seg = ShmSegment::open(name);
+  ASSERT_TRUE(seg);
+  static_cast<RingHeader*>(seg->data())->capacity = 1u << 20;  // would read past the mapping
+  auto again = Ring::open(name);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error(), make_error_code(RingError::bad_layout));
+  ShmSegment::unlink(name);
+}
+
+TEST(Ring, CreateNeverAdoptsAnExistingName) {
+  const auto name = unique_name("exists");
   {
     auto ring = Ring::create(name, 4096);
     ASSERT_TRUE(ring);
-    ASSERT_TRUE(ring->try_push(bytes("survives"), 7));
+    ASSERT_TRUE(ring->try_push(bytes("old"), 7));
   }
   auto again = Ring::create(name, 4096);
-  ASSERT_TRUE(again);
-  EXPECT_EQ(again->pushed_seq(), 7u);
-  RecordView r;
-  ASSERT_TRUE(*again->next(r));
-  EXPECT_EQ(text(r.payload), "survives");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error(), std::errc::file_exists);
   ShmSegment::unlink(name);
+  auto fresh = Ring::create(name, 4096);
+  ASSERT_TRUE(fresh) << fresh.error().message();
+  EXPECT_EQ(fresh->pushed_seq(), 0u);
+  RecordView r;
+  EXPECT_FALSE(*fresh->next(r));
+  ShmSegment::unlink(name);
+}
+
+TEST(ShmSegment, OpenRefusesSegmentOfAnotherOwner) {
+  const auto name = unique_name("owner");
+  ASSERT_TRUE(Ring::create(name, 4096));
+  auto seg = ShmSegment::open(name, ::geteuid() + 1);
+  ASSERT_FALSE(seg);
+  EXPECT_EQ(seg.error(), make_error_code(ShmError::foreign_owner));
+  auto ring = Ring::open(name, ::geteuid() + 1);
+  ASSERT_FALSE(ring);
+  EXPECT_EQ(ring.error(), make_error_code(ShmError::foreign_owner));
+  EXPECT_TRUE(Ring::open(name, ::geteuid()));
+  ShmSegment::unlink(name);
+}
+
+TEST(ShmSegment, OpenRefusesSegmentOthersCanWrite) {
+  const auto name = unique_name("mode");
+  {
+    // What a squatter leaves behind: a world-writable segment of the right size.
+    const int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::fchmod(fd, 0666), 0);
+    ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(Ring::segment_size(4096))), 0);
+    ::close(fd);
+  }
+  auto seg = ShmSegment::open(name);
+  ASSERT_FALSE(seg);
+  EXPECT_EQ(seg.error(), make_error_code(ShmError::unsafe_mode));
+  ShmSegment::unlink(name);
+}
+
+TEST(ShmSegment, OpenRefusesEmptySegment) {
+  const auto name = unique_name("empty");
+  const int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  auto seg = ShmSegment::open(name);
+  ASSERT_FALSE(seg);
+  EXPECT_EQ(seg.error(), make_error_code(ShmError::empty));
+  ShmSegment::unlink(name);
+}
+
+TEST(ShmSegment, CreateRejectsModeWithGroupOrOtherBits) {
+  auto seg = ShmSegment::create(unique_name("badmode"), 4096, 0660);
+  ASSERT_FALSE(seg);
+  EXPECT_EQ(seg.error(), std::errc::invalid_argument);
 }
 
 }  // namespace

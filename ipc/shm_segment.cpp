@@ -3,13 +3,36 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <utility>
 
 namespace ringmart::ipc {
 namespace {
 std::error_code last_error() { return {errno, std::generic_category()}; }
+
+class ShmCategory : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "ringmart.shm"; }
+  std::string message(int c) const override {
+    switch (static_cast<ShmError>(c)) {
+      case ShmError::foreign_owner:
+        return "shared-memory segment belongs to another user (refused)";
+      case ShmError::unsafe_mode:
+        return "shared-memory segment is accessible to group or others (refused)";
+      case ShmError::empty:
+        return "shared-memory segment is empty (refused)";
+    }
+    return "unknown shared-memory error";
+  }
+};
+
+/// Closes the descriptor on every path: the mapping outlives it (mmap(2)).
+struct Fd {
+  int fd;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
 
 std::expected<void*, std::error_code> map(int fd, std::size_t size) {
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -18,60 +41,55 @@ std::expected<void*, std::error_code> map(int fd, std::size_t size) {
 }
 }  // namespace
 
-std::expected<ShmSegment, std::error_code> ShmSegment::open_or_create(const std::string& name,
-                                                                      std::size_t size_bytes,
-                                                                      unsigned mode) {
-  bool created = true;
-  int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, mode);
-  if (fd < 0 && errno == EEXIST) {
-    created = false;
-    fd = ::shm_open(name.c_str(), O_RDWR, mode);
-  }
-  if (fd < 0) return std::unexpected(last_error());
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    auto ec = last_error();
-    ::close(fd);
-    return std::unexpected(ec);
-  }
-  // A creator that died between O_CREAT and ftruncate leaves size 0: finish its job.
-  if (st.st_size == 0) {
-    if (::ftruncate(fd, static_cast<off_t>(size_bytes)) != 0) {
-      auto ec = last_error();
-      ::close(fd);
-      return std::unexpected(ec);
-    }
-    created = true;
-  } else if (static_cast<std::size_t>(st.st_size) != size_bytes) {
-    ::close(fd);
+const std::error_category& shm_category() {
+  static const ShmCategory c;
+  return c;
+}
+std::error_code make_error_code(ShmError e) { return {static_cast<int>(e), shm_category()}; }
+
+std::expected<ShmSegment, std::error_code> ShmSegment::create(const std::string& name,
+                                                              std::size_t size_bytes,
+                                                              unsigned mode) {
+  if (size_bytes == 0 || (mode & 077) != 0) {
     return std::unexpected(std::make_error_code(std::errc::invalid_argument));
   }
-  auto p = map(fd, size_bytes);
-  ::close(fd);
-  if (!p) return std::unexpected(p.error());
+  // glibc's shm_open adds O_NOFOLLOW and O_CLOEXEC.
+  Fd fd{::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, mode)};
+  if (fd.fd < 0) return std::unexpected(last_error());
+  if (::ftruncate(fd.fd, static_cast<off_t>(size_bytes)) != 0) {
+    auto ec = last_error();
+    ::shm_unlink(name.c_str());
+    return std::unexpected(ec);
+  }
+  auto p = map(fd.fd, size_bytes);
+  if (!p) {
+    ::shm_unlink(name.c_str());
+    return std::unexpected(p.error());
+  }
   ShmSegment s;
   s.name_ = name;
   s.data_ = *p;
   s.size_ = size_bytes;
-  s.created_ = created;
   return s;
 }
 
-std::expected<ShmSegment, std::error_code> ShmSegment::open(const std::string& name) {
-  int fd = ::shm_open(name.c_str(), O_RDWR, 0);
-  if (fd < 0) return std::unexpected(last_error());
+std::expected<ShmSegment, std::error_code> ShmSegment::open(const std::string& name, uid_t owner) {
+  Fd fd{::shm_open(name.c_str(), O_RDWR, 0)};
+  if (fd.fd < 0) return std::unexpected(last_error());
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || st.st_size == 0) {
-    ::close(fd);
-    return std::unexpected(std::make_error_code(std::errc::no_such_file_or_directory));
+  if (::fstat(fd.fd, &st) != 0) return std::unexpected(last_error());
+  if (st.st_uid != owner) return std::unexpected(make_error_code(ShmError::foreign_owner));
+  if ((st.st_mode & 077) != 0) return std::unexpected(make_error_code(ShmError::unsafe_mode));
+  if (!S_ISREG(st.st_mode) || st.st_size <= 0) {
+    return std::unexpected(make_error_code(ShmError::empty));
   }
-  auto p = map(fd, static_cast<std::size_t>(st.st_size));
-  ::close(fd);
+  const auto size = static_cast<std::size_t>(st.st_size);
+  auto p = map(fd.fd, size);
   if (!p) return std::unexpected(p.error());
   ShmSegment s;
   s.name_ = name;
   s.data_ = *p;
-  s.size_ = static_cast<std::size_t>(st.st_size);
+  s.size_ = size;
   return s;
 }
 
@@ -80,8 +98,7 @@ void ShmSegment::unlink(const std::string& name) { ::shm_unlink(name.c_str()); }
 ShmSegment::ShmSegment(ShmSegment&& other) noexcept
     : name_(std::move(other.name_)),
       data_(std::exchange(other.data_, nullptr)),
-      size_(std::exchange(other.size_, 0)),
-      created_(other.created_) {}
+      size_(std::exchange(other.size_, 0)) {}
 
 ShmSegment& ShmSegment::operator=(ShmSegment&& other) noexcept {
   if (this != &other) {
@@ -89,7 +106,6 @@ ShmSegment& ShmSegment::operator=(ShmSegment&& other) noexcept {
     name_ = std::move(other.name_);
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
-    created_ = other.created_;
   }
   return *this;
 }

@@ -31,25 +31,19 @@ const char* to_string(DaemonState s) {
 
 std::expected<StatusRegion, std::error_code> StatusRegion::create(const std::string& name,
                                                                   unsigned mode) {
-  auto seg = ShmSegment::open_or_create(name, sizeof(StatusLayout), mode);
-  if (!seg && seg.error() == std::errc::invalid_argument) {
-    ShmSegment::unlink(name);
-    seg = ShmSegment::open_or_create(name, sizeof(StatusLayout), mode);
-  }
+  auto seg = ShmSegment::create(name, sizeof(StatusLayout), mode);
   if (!seg) return std::unexpected(seg.error());
   auto* l = static_cast<StatusLayout*>(seg->data());
-  if (seg->created() || l->magic != kStatusMagic ||
-      l->version.load(std::memory_order_acquire) != kStatusVersion) {
-    new (l) StatusLayout{};
-    l->magic = kStatusMagic;
-    // SYNC: publish layout; pairs with the acquire in open().
-    l->version.store(kStatusVersion, std::memory_order_release);
-  }
+  new (l) StatusLayout{};
+  l->magic = kStatusMagic;
+  // SYNC: publish layout; pairs with the acquire in open().
+  l->version.store(kStatusVersion, std::memory_order_release);
   return StatusRegion(std::move(*seg));
 }
 
-std::expected<StatusRegion, std::error_code> StatusRegion::open(const std::string& name) {
-  auto seg = ShmSegment::open(name);
+std::expected<StatusRegion, std::error_code> StatusRegion::open(const std::string& name,
+                                                                uid_t owner) {
+  auto seg = ShmSegment::open(name, owner);
   if (!seg) return std::unexpected(seg.error());
   auto* l = static_cast<StatusLayout*>(seg->data());
   if (seg->size() != sizeof(StatusLayout) || l->magic != kStatusMagic ||

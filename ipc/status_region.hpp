@@ -136,15 +136,19 @@ struct StatusLayout {
 
 class StatusRegion {
  public:
-  /// Creates or re-attaches the region (supervisor). Keeps a valid existing
-  /// region (restart counters survive a supervisor restart).
+  /// Creates a new region (supervisor, at every start; ShmSegment::create:
+  /// never an existing name). Errors: file_exists; errno values from shm.
   static std::expected<StatusRegion, std::error_code> create(const std::string& name,
                                                              unsigned mode = 0600);
-  /// Attaches to an existing region (daemons, ringmartctl).
-  /// Errors: no_such_file_or_directory; protocol_error for another layout version.
-  static std::expected<StatusRegion, std::error_code> open(const std::string& name);
+  /// Attaches to an existing region that belongs to `owner` (daemons,
+  /// ringmartctl). Errors: no_such_file_or_directory; ShmError::foreign_owner /
+  /// unsafe_mode / empty; protocol_error for another layout version or size.
+  static std::expected<StatusRegion, std::error_code> open(const std::string& name,
+                                                           uid_t owner = ::geteuid());
 
   StatusRegion() = default;
+  /// False for a default-constructed (not attached) region.
+  bool valid() const { return layout_ != nullptr; }
   StatusLayout& layout() const { return *layout_; }
   DaemonSlot& slot(std::size_t daemon) const { return layout_->slots.at(daemon); }
   Doorbell doorbell(std::size_t daemon) const { return Doorbell(&slot(daemon).doorbell); }

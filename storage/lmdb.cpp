@@ -42,9 +42,15 @@ std::optional<Durability> parse_durability(std::string_view s) {
 
 std::expected<std::unique_ptr<Env>, std::error_code> Env::open(const EnvOptions& options) {
   if (!options.read_only) {
+    // The environment's own directory is the owner's only (0700): it holds
+    // customers' data. Parents are created as the umask says.
     std::error_code ec;
-    std::filesystem::create_directories(options.path, ec);
+    const auto parent = std::filesystem::path(options.path).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
     if (ec) return std::unexpected(ec);
+    if (::mkdir(options.path.c_str(), 0700) != 0 && errno != EEXIST) {
+      return std::unexpected(std::error_code(errno, std::generic_category()));
+    }
   }
   MDB_env* env = nullptr;
   int rc = mdb_env_create(&env);

@@ -45,7 +45,7 @@ enum class Durability {
 std::optional<Durability> parse_durability(std::string_view s);
 
 struct EnvOptions {
-  std::string path;                         ///< a directory; created if missing
+  std::string path;                         ///< a directory; created 0700 if missing
   std::size_t map_size_bytes = 1ull << 30;  ///< maximum database size (sparse file)
   unsigned max_tables = 32;
   Durability durability = Durability::process;

@@ -7,13 +7,16 @@
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 #include "ipc/crash_point.hpp"
@@ -166,28 +169,47 @@ std::expected<std::unique_ptr<Runtime>, StartError> Runtime::create(DaemonId sel
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
 
-  // Attach to the transport the supervisor created.
-  const auto prefix = shm_prefix(cfg.runtime_dir);
+  // Attach to the transport the supervisor created. What is absent is waited
+  // for (the supervisor may still be creating it); what fails the owner and
+  // mode checks (another user's file or segment) is refused at once.
+  const auto refused = [](const std::error_code& ec) {
+    return ec.category() == ipc::shm_category() || ec == std::errc::permission_denied ||
+           ec == std::errc::not_a_directory || ec == std::errc::protocol_error;
+  };
   for (;;) {
     std::string missing;
-    auto status = ipc::StatusRegion::open(status_name(prefix));
-    if (status) {
-      rt->status_ = std::move(*status);
+    std::error_code error;
+    auto transport = read_shm_transport(cfg.runtime_dir);
+    if (transport) {
+      rt->transport_ = *transport;
+      const auto& prefix = transport->prefix;
+      const auto owner = transport->owner;
       rt->inbound_.clear();
       rt->outbound_.clear();
+      rt->status_ = {};
+      auto status = ipc::StatusRegion::open(status_name(prefix), owner);
+      if (status) {
+        rt->status_ = std::move(*status);
+      } else {
+        missing = status_name(prefix);
+        error = status.error();
+      }
       for (auto peer : inbound_peers(self)) {
-        auto ring = ipc::Ring::open(ring_name(prefix, peer, self));
+        if (!missing.empty()) break;
+        auto ring = ipc::Ring::open(ring_name(prefix, peer, self), owner);
         if (!ring) {
           missing = ring_name(prefix, peer, self);
+          error = ring.error();
           break;
         }
         rt->inbound_.push_back({peer, std::move(*ring)});
       }
       for (auto peer : outbound_peers(self)) {
         if (!missing.empty()) break;
-        auto ring = ipc::Ring::open(ring_name(prefix, self, peer));
+        auto ring = ipc::Ring::open(ring_name(prefix, self, peer), owner);
         if (!ring) {
           missing = ring_name(prefix, self, peer);
+          error = ring.error();
           break;
         }
         Outbound out{peer, std::move(*ring)};
@@ -196,11 +218,20 @@ std::expected<std::unique_ptr<Runtime>, StartError> Runtime::create(DaemonId sel
       }
       if (missing.empty()) break;
     } else {
-      missing = status_name(prefix);
+      missing = shm_transport_path(cfg.runtime_dir);
+      error = transport.error();
+    }
+    if (refused(error)) {
+      auto reason = fmt::format("refusing shared memory {}: {}", missing, error.message());
+      // The status region passed the checks (it is opened first): tell the
+      // supervisor and the operator why, as for any start failure.
+      if (rt->status_.valid()) ipc::set_reason(rt->status_.slot(index(self)), reason);
+      return std::unexpected(StartError{std::move(reason), kExitCannotStart});
     }
     if (ipc::monotonic_ms() > deadline) {
-      return std::unexpected(
-          StartError{"shared memory not found (is the supervisor running?): " + missing});
+      return std::unexpected(StartError{
+          fmt::format("shared memory not found (is the supervisor running?): {}: {}", missing,
+                      error.message())});
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -900,32 +931,88 @@ void Runtime::run_syncer() {
 
 // ---------------------------------------------------------------- transport
 
-std::expected<void, std::string> create_transport(const Config& config) {
-  const auto prefix = shm_prefix(config.runtime_dir);
-  auto status = ipc::StatusRegion::create(status_name(prefix));
-  if (!status) return std::unexpected("cannot create status region: " + status.error().message());
-  for (const auto& c : channels()) {
-    auto ring = ipc::Ring::create(ring_name(prefix, c.from, c.to), config.ring_capacity_bytes);
-    if (!ring) {
-      return std::unexpected(fmt::format("cannot create ring {}: {}",
-                                         ring_name(prefix, c.from, c.to), ring.error().message()));
-    }
+std::expected<void, std::string> prepare_directories(const Config& config) {
+  const auto make = [](const std::string& dir, mode_t mode) -> std::error_code {
+    std::error_code ec;
+    const auto parent = std::filesystem::path(dir).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    if (ec) return ec;
+    if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST) return {errno, std::generic_category()};
+    return {};
+  };
+  if (auto ec = make(config.state_dir, 0700)) {
+    return std::unexpected(fmt::format("cannot create {}: {}", config.state_dir, ec.message()));
+  }
+  struct stat st {};
+  if (::stat(config.state_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return std::unexpected(fmt::format("state directory {} is not a directory", config.state_dir));
+  }
+  if (st.st_uid != ::geteuid()) {
+    return std::unexpected(fmt::format("state directory {} belongs to uid {}, not to this uid {}",
+                                       config.state_dir, st.st_uid, ::geteuid()));
+  }
+  if ((st.st_mode & 077) != 0 && ::chmod(config.state_dir.c_str(), 0700) != 0) {
+    return std::unexpected(
+        fmt::format("cannot make {} private (0700): {}", config.state_dir, std::strerror(errno)));
+  }
+  if (auto ec = make(config.runtime_dir, 0755)) {
+    return std::unexpected(fmt::format("cannot create {}: {}", config.runtime_dir, ec.message()));
+  }
+  if (auto owner = check_runtime_dir(config.runtime_dir); !owner) {
+    return std::unexpected(
+        fmt::format("runtime directory {}: {}", config.runtime_dir, owner.error().message()));
+  } else if (*owner != ::geteuid()) {
+    return std::unexpected(fmt::format("runtime directory {} belongs to uid {}, not to this uid {}",
+                                       config.runtime_dir, *owner, ::geteuid()));
   }
   return {};
+}
+
+std::expected<ShmTransport, std::string> create_transport(const Config& config) {
+  // What a previous start left (it crashed, or the host kept /dev/shm): its
+  // segments are ours to remove; nothing of them is adopted.
+  remove_transport(config.runtime_dir);
+  auto transport = new_shm_transport(config.runtime_dir);
+  if (!transport) {
+    return std::unexpected(
+        fmt::format("runtime directory {}: {}", config.runtime_dir, transport.error().message()));
+  }
+  const auto& prefix = transport->prefix;
+  const auto fail = [&](const std::string& name, const std::error_code& ec) {
+    for (const auto& c : channels()) ipc::ShmSegment::unlink(ring_name(prefix, c.from, c.to));
+    ipc::ShmSegment::unlink(status_name(prefix));
+    return std::unexpected(fmt::format("cannot create shared memory {}: {}", name, ec.message()));
+  };
+  if (auto status = ipc::StatusRegion::create(status_name(prefix)); !status) {
+    return fail(status_name(prefix), status.error());
+  }
+  for (const auto& c : channels()) {
+    auto ring = ipc::Ring::create(ring_name(prefix, c.from, c.to), config.ring_capacity_bytes);
+    if (!ring) return fail(ring_name(prefix, c.from, c.to), ring.error());
+  }
+  if (auto ec = publish_shm_transport(config.runtime_dir, *transport)) {
+    return fail(shm_transport_path(config.runtime_dir), ec);
+  }
+  return *transport;
 }
 
 void report_start_failure(DaemonId self, const Config& config, const std::string& reason) {
   const std::string name = daemon_name(self);
   make_logger(name, config.log_level)->critical("cannot start: {}", reason);
-  if (auto status = ipc::StatusRegion::open(status_name(shm_prefix(config.runtime_dir)))) {
+  auto transport = read_shm_transport(config.runtime_dir);
+  if (!transport) return;
+  if (auto status = ipc::StatusRegion::open(status_name(transport->prefix), transport->owner)) {
     ipc::set_reason(status->slot(index(self)), reason);
   }
 }
 
-void remove_transport(const Config& config) {
-  const auto prefix = shm_prefix(config.runtime_dir);
+void remove_transport(const std::string& runtime_dir) {
+  auto transport = read_shm_transport(runtime_dir);
+  if (!transport) return;
+  const auto& prefix = transport->prefix;
   ipc::ShmSegment::unlink(status_name(prefix));
   for (const auto& c : channels()) ipc::ShmSegment::unlink(ring_name(prefix, c.from, c.to));
+  unpublish_shm_transport(runtime_dir);
 }
 
 // ---------------------------------------------------------------- helpers

@@ -136,6 +136,8 @@ class Runtime {
   storage::Env& env() { return *env_; }
   std::shared_ptr<spdlog::logger> log() const { return log_; }
   ipc::StatusRegion& status() { return status_; }
+  /// The shared memory this runtime attached to (its names and owner).
+  const ShmTransport& transport() const { return transport_; }
 
   void on_message(Handler h) { handler_ = std::move(h); }
   /// Operations of the control channel the runtime does not handle itself
@@ -205,6 +207,7 @@ class Runtime {
   storage::Quarantine quarantine_;
   ControlHandler control_;
   std::int64_t storage_retry_at_ms_ = 0;  // storage failure: next attempt (0 = healthy)
+  ShmTransport transport_;
   ipc::StatusRegion status_;
   std::vector<Inbound> inbound_;
   std::vector<Outbound> outbound_;
@@ -266,11 +269,24 @@ std::expected<Store, std::error_code> open_store(Runtime& rt) {
   return std::move(*store);
 }
 
-/// Supervisor side: creates the status region and every ring of the topology
-/// (mode 0600), keeping valid existing ones. Errors: a message.
-std::expected<void, std::string> create_transport(const Config& config);
-/// Removes every shared-memory segment of this runtime directory ("reboot").
-void remove_transport(const Config& config);
+/// Supervisor side, before create_transport: creates the state directory
+/// (0700) and the runtime directory (0755: the sockets in it are reached
+/// through their own group and mode) when missing. An existing state directory
+/// of ours that group or others may read is tightened to 0700. Errors: a
+/// message (cannot create; a directory owned by another user; a runtime
+/// directory group or others may write, which would let them replace files).
+std::expected<void, std::string> prepare_directories(const Config& config);
+/// Supervisor side, at every start: removes what a previous start left
+/// (remove_transport), then creates the status region and every ring of the
+/// topology afresh (mode 0600, O_EXCL) under a new random prefix and publishes
+/// it (topology.hpp). Errors: a message (runtime directory owned by another
+/// user or writable by others, a segment that cannot be created); nothing is
+/// left behind on error.
+std::expected<ShmTransport, std::string> create_transport(const Config& config);
+/// Removes every shared-memory segment of the published transport of this
+/// runtime directory and unpublishes it ("reboot"). Nothing published, or a
+/// file that fails read_shm_transport's checks: nothing is removed.
+void remove_transport(const std::string& runtime_dir);
 
 /// Builds a named spdlog logger "<daemon>" with pid in the pattern.
 std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::string& level);

@@ -62,13 +62,14 @@ class RuntimeFailureTest : public ::testing::Test {
     ASSERT_TRUE(cfg) << cfg.error();
     config_ = *cfg;
     std::filesystem::create_directories(config_.runtime_dir);
-    ASSERT_TRUE(create_transport(config_));
-    const auto prefix = shm_prefix(config_.runtime_dir);
+    auto transport = create_transport(config_);
+    ASSERT_TRUE(transport) << transport.error();
+    const auto& prefix = transport->prefix;
     ring_ = std::move(*ipc::Ring::open(ring_name(prefix, DaemonId::ORDER, DaemonId::RANKING)));
     status_ = std::move(*ipc::StatusRegion::open(status_name(prefix)));
   }
 
-  void TearDown() override { remove_transport(config_); }
+  void TearDown() override { remove_transport(config_.runtime_dir); }
 
   /// Pushes a reply envelope carrying `id` as the order daemon would.
   void push(std::uint64_t id) {

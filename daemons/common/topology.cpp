@@ -2,7 +2,15 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <filesystem>
+
+#include "ipc/shm_segment.hpp"
 
 namespace ringmart::runtime {
 namespace {
@@ -60,7 +68,12 @@ std::vector<DaemonId> outbound_peers(DaemonId self) {
   return out;
 }
 
-std::string shm_prefix(const std::string& runtime_dir) {
+namespace {
+constexpr std::size_t kRandomHex = 16;
+
+std::error_code errno_code() { return {errno, std::generic_category()}; }
+
+std::string dir_hash(const std::string& runtime_dir) {
   std::error_code ec;
   auto abs = std::filesystem::weakly_canonical(runtime_dir, ec).string();
   if (ec) abs = runtime_dir;
@@ -70,7 +83,82 @@ std::string shm_prefix(const std::string& runtime_dir) {
     h ^= ch;
     h *= 16777619u;
   }
-  return fmt::format("/rm-{:08x}", h);
+  return fmt::format("{:08x}", h);
+}
+
+/// Mode and owner rules shared by the directory and the file.
+std::error_code check_stat(const struct stat& st, uid_t owner, mode_t forbidden) {
+  if (st.st_uid != owner) return ipc::make_error_code(ipc::ShmError::foreign_owner);
+  if ((st.st_mode & forbidden) != 0) return ipc::make_error_code(ipc::ShmError::unsafe_mode);
+  return {};
+}
+}  // namespace
+
+std::string shm_transport_path(const std::string& runtime_dir) {
+  return runtime_dir + "/transport";
+}
+
+std::expected<uid_t, std::error_code> check_runtime_dir(const std::string& runtime_dir) {
+  struct stat st {};
+  if (::stat(runtime_dir.c_str(), &st) != 0) return std::unexpected(errno_code());
+  if (!S_ISDIR(st.st_mode)) return std::unexpected(std::make_error_code(std::errc::not_a_directory));
+  const uid_t self = ::geteuid();
+  if (auto ec = check_stat(st, self == 0 ? st.st_uid : self, 022)) return std::unexpected(ec);
+  return st.st_uid;
+}
+
+std::expected<ShmTransport, std::error_code> new_shm_transport(const std::string& runtime_dir) {
+  auto owner = check_runtime_dir(runtime_dir);
+  if (!owner) return std::unexpected(owner.error());
+  std::uint64_t random = 0;
+  if (::getrandom(&random, sizeof random, 0) != sizeof random) {
+    return std::unexpected(errno_code());
+  }
+  return ShmTransport{fmt::format("/rm-{}-{:016x}", dir_hash(runtime_dir), random), *owner};
+}
+
+std::error_code publish_shm_transport(const std::string& runtime_dir, const ShmTransport& t) {
+  const auto path = shm_transport_path(runtime_dir);
+  const auto temporary = path + ".new";
+  ::unlink(temporary.c_str());
+  const int fd =
+      ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return errno_code();
+  const std::string line = t.prefix + "\n";
+  const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  const std::error_code ec = written ? std::error_code{} : errno_code();
+  ::close(fd);
+  if (!ec && ::rename(temporary.c_str(), path.c_str()) == 0) return {};
+  const auto failed = ec ? ec : errno_code();
+  ::unlink(temporary.c_str());
+  return failed;
+}
+
+std::expected<ShmTransport, std::error_code> read_shm_transport(const std::string& runtime_dir) {
+  auto owner = check_runtime_dir(runtime_dir);
+  if (!owner) return std::unexpected(owner.error());
+  const int fd = ::open(shm_transport_path(runtime_dir).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return std::unexpected(errno_code());
+  struct stat st {};
+  std::error_code ec = ::fstat(fd, &st) == 0 ? check_stat(st, *owner, 077) : errno_code();
+  char buf[128];
+  ssize_t n = 0;
+  if (!ec && (n = ::read(fd, buf, sizeof buf)) < 0) ec = errno_code();
+  ::close(fd);
+  if (ec) return std::unexpected(ec);
+  std::string_view text(buf, static_cast<std::size_t>(n));
+  if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  const std::string expected_start = "/rm-" + dir_hash(runtime_dir) + "-";
+  const bool well_formed =
+      text.size() == expected_start.size() + kRandomHex && text.starts_with(expected_start) &&
+      text.substr(expected_start.size()).find_first_not_of("0123456789abcdef") ==
+          std::string_view::npos;
+  if (!well_formed) return std::unexpected(std::make_error_code(std::errc::protocol_error));
+  return ShmTransport{std::string(text), *owner};
+}
+
+void unpublish_shm_transport(const std::string& runtime_dir) {
+  ::unlink(shm_transport_path(runtime_dir).c_str());
 }
 
 std::string ring_name(const std::string& prefix, DaemonId from, DaemonId to) {

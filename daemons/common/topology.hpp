@@ -1,9 +1,18 @@
 // ringmart::runtime — who talks to whom, and the names of the shared memory.
 //
-// One SPSC ring per directed channel below. Shared-memory names derive from
-// the runtime directory (a hash of its absolute path), so two systems on one
-// host never collide: "/rm-<8 hex>-<from>-<to>", "/rm-<8 hex>-status".
+// One SPSC ring per directed channel below. The supervisor creates every
+// segment afresh at each start under a new prefix, "/rm-<8 hex>-<16 hex>": a
+// hash of the runtime directory (two systems on one host never collide) and
+// 64 random bits (another local user cannot guess, so cannot squat, the
+// names). It records the prefix in RUNDIR/transport (0600, written last);
+// every other process reads it there. Segments: "<prefix>-<from>-<to>",
+// "<prefix>-status".
 #pragma once
+
+#include <sys/types.h>
+
+#include <expected>
+#include <system_error>
 
 #include <array>
 #include <optional>
@@ -35,8 +44,39 @@ const std::vector<Channel>& channels();
 std::vector<DaemonId> inbound_peers(DaemonId self);
 std::vector<DaemonId> outbound_peers(DaemonId self);
 
-/// "/rm-1a2b3c4d" for a runtime directory (absolute path hashed with FNV-1a).
-std::string shm_prefix(const std::string& runtime_dir);
+/// The shared memory of one supervisor start: every segment name starts with
+/// `prefix`, and every segment must belong to `owner` (ShmSegment::open).
+struct ShmTransport {
+  std::string prefix;  ///< "/rm-1a2b3c4d-0123456789abcdef"
+  uid_t owner = 0;     ///< the service's uid: the owner of the runtime directory
+};
+
+/// Checks that `runtime_dir` is a directory nobody but its owner may write
+/// (mode & 022 == 0) and that its owner is this process's effective uid (or
+/// that this process is root, e.g. ringmartctl under sudo). Returns the owner.
+/// Errors: errno of stat(2); not_a_directory; ShmError::foreign_owner (owned by
+/// another uid); ShmError::unsafe_mode (group- or world-writable).
+std::expected<uid_t, std::error_code> check_runtime_dir(const std::string& runtime_dir);
+
+/// A new, unpublished transport for `runtime_dir`: its prefix takes 64 bits of
+/// getrandom(2). Errors: those of check_runtime_dir, errno of getrandom.
+std::expected<ShmTransport, std::error_code> new_shm_transport(const std::string& runtime_dir);
+/// Records `t.prefix` in RUNDIR/transport (a 0600 temporary file renamed over
+/// the old one, so readers see the old or the new prefix, never a mix).
+/// Supervisor only, after every segment exists. Errors: errno of the file calls.
+std::error_code publish_shm_transport(const std::string& runtime_dir, const ShmTransport& t);
+/// The transport the supervisor published for `runtime_dir`, after
+/// check_runtime_dir and the same owner and mode checks on the file (fstat on
+/// the open descriptor, O_NOFOLLOW). Errors: no_such_file_or_directory when
+/// none is published (no supervisor ran, or it stopped cleanly); those of
+/// check_runtime_dir; ShmError::foreign_owner / unsafe_mode for the file;
+/// protocol_error for a file that does not hold a prefix of this form.
+std::expected<ShmTransport, std::error_code> read_shm_transport(const std::string& runtime_dir);
+/// Unpublishes: removes RUNDIR/transport. Absent is not an error.
+void unpublish_shm_transport(const std::string& runtime_dir);
+/// "RUNDIR/transport".
+std::string shm_transport_path(const std::string& runtime_dir);
+
 std::string ring_name(const std::string& prefix, DaemonId from, DaemonId to);
 std::string status_name(const std::string& prefix);
 

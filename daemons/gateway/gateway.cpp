@@ -736,11 +736,12 @@ std::vector<RingFill> Gateway::ring_fills() {
     rings_.clear();
     rings_.resize(channels.size());
   }
-  const auto prefix = runtime::shm_prefix(rt_.config().runtime_dir);
+  const auto& transport = rt_.transport();
   std::vector<RingFill> out;
   for (std::size_t i = 0; i < channels.size(); ++i) {
     if (!rings_[i]) {
-      auto ring = ipc::Ring::open(runtime::ring_name(prefix, channels[i].from, channels[i].to));
+      auto ring = ipc::Ring::open(
+          runtime::ring_name(transport.prefix, channels[i].from, channels[i].to), transport.owner);
       if (!ring) continue;
       rings_[i].emplace(std::move(*ring));
     }

@@ -7,7 +7,6 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 
 #include "daemons/common/runtime.hpp"
 #include "daemons/supervisor/process_manager.hpp"
@@ -32,12 +31,8 @@ std::int64_t realtime_ms() {
 
 int main(int argc, char** argv) {
   auto config = runtime::parse_command_line(argc, argv, "supervisor");
-  std::error_code ec;
-  std::filesystem::create_directories(config.state_dir, ec);
-  std::filesystem::create_directories(config.runtime_dir, ec);
-  if (ec) {
-    std::fprintf(stderr, "ringmart-supervisor: cannot create %s: %s\n", config.runtime_dir.c_str(),
-                 ec.message().c_str());
+  if (auto dirs = runtime::prepare_directories(config); !dirs) {
+    std::fprintf(stderr, "ringmart-supervisor: %s\n", dirs.error().c_str());
     return 1;
   }
   auto definition = supervisor::SagaDefinition::from_config(config);
@@ -45,6 +40,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ringmart-supervisor: %s\n", definition.error().c_str());
     return 2;
   }
+  // Before create_transport replaces the status region that names them.
+  const auto previous = supervisor::ProcessManager::previous_generation(config.runtime_dir);
   if (auto t = runtime::create_transport(config); !t) {
     std::fprintf(stderr, "ringmart-supervisor: %s\n", t.error().c_str());
     return 1;
@@ -126,7 +123,7 @@ int main(int argc, char** argv) {
   sigaction(SIGCHLD, &sa, nullptr);
   runtime.install_signal_handlers();
 
-  processes.start_all();
+  processes.start_all(previous);
 
   std::uint64_t watchdog_usec = 0;
   const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
@@ -180,7 +177,7 @@ int main(int argc, char** argv) {
   own_slot.state.store(static_cast<std::uint32_t>(ipc::DaemonState::stopped));
   if (rc == 0 && exit_code == 0) {
     // Clean stop: nothing is in flight that the outboxes cannot re-send.
-    runtime::remove_transport(config);
+    runtime::remove_transport(config.runtime_dir);
   }
   return exit_code ? exit_code : rc;
 }

@@ -55,7 +55,20 @@ bool is_daemon(pid_t pid, const std::string& name) {
 }
 }  // namespace
 
-void ProcessManager::retire_previous_generation(int grace_ms) {
+ProcessManager::Generation ProcessManager::previous_generation(const std::string& runtime_dir) {
+  Generation pids{};
+  auto transport = runtime::read_shm_transport(runtime_dir);
+  if (!transport) return pids;
+  auto status =
+      ipc::StatusRegion::open(runtime::status_name(transport->prefix), transport->owner);
+  if (!status) return pids;
+  for (auto id : runtime::all_daemons()) {
+    pids[runtime::index(id)] = status->slot(runtime::index(id)).pid.load();
+  }
+  return pids;
+}
+
+void ProcessManager::retire_previous_generation(const Generation& previous, int grace_ms) {
   // After a supervisor crash its children are dying (PDEATHSIG) but may still
   // answer (a gateway on api.sock): let them finish before the new generation
   // starts, so READY/health only ever describe processes of this supervisor.
@@ -65,7 +78,7 @@ void ProcessManager::retire_previous_generation(int grace_ms) {
   std::vector<std::pair<pid_t, std::string>> old;
   for (auto& c : children_) {
     std::string name = runtime::daemon_name(c.id);
-    const pid_t pid = status_.slot(runtime::index(c.id)).pid.load();
+    const pid_t pid = previous[runtime::index(c.id)];
     if (!is_daemon(pid, name)) continue;
     log_->warn("{} pid {} of a previous supervisor is still running: stopping it", name, pid);
     ::kill(pid, SIGTERM);
@@ -91,8 +104,8 @@ void ProcessManager::retire_previous_generation(int grace_ms) {
   }
 }
 
-void ProcessManager::start_all() {
-  retire_previous_generation(1000);
+void ProcessManager::start_all(const Generation& previous) {
+  retire_previous_generation(previous, 1000);
   const auto now = ipc::monotonic_ms();
   for (auto& c : children_) spawn(c, now);
 }

@@ -16,6 +16,7 @@
 #include <spdlog/logger.h>
 #include <sys/types.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <deque>
@@ -56,9 +57,16 @@ class ProcessManager {
   ProcessManager(runtime::Config config, ipc::StatusRegion& status, std::string bin_dir,
                  RestartPolicy policy, std::shared_ptr<spdlog::logger> log);
 
+  /// The pid of each daemon (by runtime::index) in the status region a
+  /// previous supervisor published for `runtime_dir` (0 where none; all 0 when
+  /// nothing is published or it fails the owner checks). Read it before
+  /// create_transport replaces that region.
+  using Generation = std::array<pid_t, runtime::kDaemonCount>;
+  static Generation previous_generation(const std::string& runtime_dir);
+
   /// Spawns every daemon except the supervisor (in start order), after
-  /// stopping daemons a previous (crashed) supervisor left running.
-  void start_all();
+  /// stopping the daemons of `previous` (a crashed supervisor's) still running.
+  void start_all(const Generation& previous);
   /// Reaps exits (after child_exited(), or every kReapBackstopMs), kills hung
   /// daemons, restarts due ones. Returns false when the restart intensity was
   /// exceeded (the caller shuts down and exits 1).
@@ -102,11 +110,11 @@ class ProcessManager {
   };
   Child* find(runtime::DaemonId id);
   void spawn(Child& c, std::int64_t now_ms);
-  /// SIGTERM to every daemon recorded in the status region that still runs,
+  /// SIGTERM to every daemon of `previous` that still runs,
   /// SIGKILL to those still there after `grace_ms` (one deadline for all),
   /// then waits (up to 2 s) until they are gone; a zombie reparented to init
   /// counts as gone once reaped.
-  void retire_previous_generation(int grace_ms);
+  void retire_previous_generation(const Generation& previous, int grace_ms);
   void on_exit(Child& c, int status, std::int64_t now_ms);
 
   runtime::Config config_;

@@ -41,9 +41,10 @@ class SagaEngineTest : public ::testing::Test {
     ASSERT_TRUE(cfg) << cfg.error();
     config_ = *cfg;
     std::filesystem::create_directories(config_.runtime_dir);
-    ASSERT_TRUE(runtime::create_transport(config_));
+    auto transport = runtime::create_transport(config_);
+    ASSERT_TRUE(transport) << transport.error();
     start_supervisor();
-    const auto prefix = runtime::shm_prefix(config_.runtime_dir);
+    const auto& prefix = transport->prefix;
     for (auto d : {DaemonId::USER, DaemonId::PRODUCT, DaemonId::COUPON, DaemonId::ORDER,
                    DaemonId::PAYMENT}) {
       in_[d] = std::move(*ipc::Ring::open(runtime::ring_name(prefix, DaemonId::SUPERVISOR, d)));
@@ -53,7 +54,7 @@ class SagaEngineTest : public ::testing::Test {
 
   void TearDown() override {
     stop_supervisor();
-    runtime::remove_transport(config_);
+    runtime::remove_transport(config_.runtime_dir);
   }
 
   void start_supervisor() {

@@ -254,10 +254,12 @@ Backlog measure_backlog(const Delivery& d, const std::string& runtime_dir) {
     }
   }
   // Rings exist only while the system runs (the supervisor creates them).
-  const auto prefix = runtime::shm_prefix(runtime_dir);
+  auto transport = runtime::read_shm_transport(runtime_dir);
+  if (!transport) return b;  // rings_checked stays false
   std::vector<std::pair<runtime::Channel, ipc::Ring>> rings;
   for (const auto& c : runtime::channels()) {
-    auto ring = ipc::Ring::open(runtime::ring_name(prefix, c.from, c.to));
+    auto ring = ipc::Ring::open(runtime::ring_name(transport->prefix, c.from, c.to),
+                                transport->owner);
     if (!ring) return b;  // rings_checked stays false
     rings.emplace_back(c, std::move(*ring));
   }

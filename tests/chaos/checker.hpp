@@ -38,7 +38,7 @@ struct Violation {
 
 struct Options {
   std::string state_dir;    ///< holds one LMDB env per daemon (Config::env_path(name))
-  std::string runtime_dir;  ///< shared-memory names derive from it (topology shm_prefix)
+  std::string runtime_dir;  ///< its published shared-memory transport (topology.hpp)
   std::string config_file;  ///< optional TOML (map size etc.), "" = defaults
   std::vector<std::uint64_t>
       accepted_order_ids;  ///< orders answered 202; each must exist and be terminal

@@ -564,7 +564,11 @@ TEST_F(CheckerTest, ReportsOutboxBacklogUntilTheReceiverAppliedIt) {
 }
 
 TEST_F(CheckerTest, ReportsRingRecordsNotAcknowledged) {
-  const auto prefix = runtime::shm_prefix(options_.runtime_dir);
+  std::filesystem::create_directories(options_.runtime_dir);
+  auto transport = runtime::new_shm_transport(options_.runtime_dir);
+  ASSERT_TRUE(transport) << transport.error().message();
+  ASSERT_FALSE(runtime::publish_shm_transport(options_.runtime_dir, *transport));
+  const auto& prefix = transport->prefix;
   std::vector<std::string> names;
   std::vector<ipc::Ring> rings;
   std::size_t supervisor_to_order = 0;
@@ -587,6 +591,7 @@ TEST_F(CheckerTest, ReportsRingRecordsNotAcknowledged) {
   EXPECT_EQ(r.ring_backlog, 1u);
   EXPECT_TRUE(has(r, "backlog", {})) << dump(r);
   for (const auto& n : names) ipc::ShmSegment::unlink(n);
+  runtime::unpublish_shm_transport(options_.runtime_dir);
 }
 
 TEST_F(CheckerTest, MissingEnvironmentIsAnError) {

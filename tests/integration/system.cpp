@@ -13,6 +13,7 @@
 #include <iostream>
 #include <thread>
 
+#include "daemons/common/runtime.hpp"
 #include "daemons/common/topology.hpp"
 
 namespace ringmart::test {
@@ -78,11 +79,7 @@ System::~System() {
   }
   // Children die with the supervisor (PDEATHSIG); remove what a crash left in
   // /dev/shm. base_ (the state) goes after this body.
-  const auto prefix = runtime::shm_prefix(run_dir_).substr(1);
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec)) {
-    if (e.path().filename().string().rfind(prefix, 0) == 0) std::filesystem::remove(e.path(), ec);
-  }
+  runtime::remove_transport(run_dir_);
 }
 
 bool System::start(bool wait) {
@@ -168,7 +165,9 @@ void System::kill_supervisor() {
 }
 
 pid_t System::daemon_pid(const std::string& name) const {
-  auto status = ipc::StatusRegion::open(runtime::status_name(runtime::shm_prefix(run_dir_)));
+  auto transport = runtime::read_shm_transport(run_dir_);
+  if (!transport) return 0;
+  auto status = ipc::StatusRegion::open(runtime::status_name(transport->prefix), transport->owner);
   auto id = runtime::parse_daemon(name);
   if (!status || !id) return 0;
   return status->slot(runtime::index(*id)).pid.load();

@@ -136,7 +136,7 @@ System::~System() {
     std::lock_guard lock(mutex_);
     kill_all_locked();
   }
-  runtime::remove_transport(config_);
+  runtime::remove_transport(config_.runtime_dir);
   if (!options_.keep_dir) {
     std::error_code ec;
     std::filesystem::remove_all(base_, ec);
@@ -255,8 +255,7 @@ std::int64_t System::reboot() {
   // Every process must be gone before the shared memory goes: a survivor
   // would keep writing to a ring no one reads any more.
   const auto at = kill_all_locked();
-  runtime::remove_transport(config_);
-  generation_.fetch_add(1);
+  runtime::remove_transport(config_.runtime_dir);
   spawn_locked();
   return at;
 }
@@ -277,7 +276,9 @@ pid_t System::supervisor_pid() const {
 }
 
 std::expected<ipc::StatusRegion, std::error_code> System::open_status() const {
-  return ipc::StatusRegion::open(runtime::status_name(runtime::shm_prefix(runtime_dir())));
+  auto transport = runtime::read_shm_transport(runtime_dir());
+  if (!transport) return std::unexpected(transport.error());
+  return ipc::StatusRegion::open(runtime::status_name(transport->prefix), transport->owner);
 }
 
 std::vector<pid_t> System::daemon_pids() const {
@@ -546,7 +547,7 @@ void Nemesis::probe(std::int64_t t, const ipc::StatusRegion& status) {
 
 void Nemesis::monitor_loop() {
   std::optional<ipc::StatusRegion> status;
-  std::uint64_t generation = ~0ull;
+  std::string prefix;  // of the region `status` maps: every supervisor start makes a new one
   std::int64_t last_watchdog_check = 0;
   while (!monitor_stopping_) {
     const auto t = now_ms();
@@ -556,16 +557,21 @@ void Nemesis::monitor_loop() {
       ++counters_.supervisor_exits;
       counters_.supervisor_exit_status.push_back(*exited);
     }
-    if (!status || generation != system_.generation()) {
-      generation = system_.generation();
-      auto s = system_.open_status();
-      if (s) {
-        status.emplace(std::move(*s));
-      } else {
+    auto transport = runtime::read_shm_transport(system_.runtime_dir());
+    if (!transport) {
+      status.reset();
+      sleep_ms(1);
+      continue;
+    }
+    if (!status || prefix != transport->prefix) {
+      auto s = ipc::StatusRegion::open(runtime::status_name(transport->prefix), transport->owner);
+      if (!s) {
         status.reset();
         sleep_ms(1);
         continue;
       }
+      status.emplace(std::move(*s));
+      prefix = transport->prefix;
     }
     probe(t, *status);
     // The watchdog (WatchdogSec): a supervisor whose loop stopped turning.

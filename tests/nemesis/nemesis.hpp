@@ -109,11 +109,10 @@ class System {
   std::optional<int> restart_if_exited();
 
   pid_t supervisor_pid() const;
-  /// Incremented by every reboot: the status region was re-created, so
-  /// mappings from open_status() before it show a dead segment.
-  std::uint64_t generation() const { return generation_.load(); }
-  /// Maps the status region (retry while a reboot re-creates it).
-  /// Errors: no_such_file_or_directory, protocol_error (other layout).
+  /// Maps the status region the running supervisor published (every
+  /// supervisor start and reboot makes a new one: a mapping from before shows
+  /// a dead segment). Errors: no_such_file_or_directory (none published yet),
+  /// those of runtime::read_shm_transport and StatusRegion::open.
   std::expected<ipc::StatusRegion, std::error_code> open_status() const;
 
   const std::filesystem::path& base_dir() const { return base_; }
@@ -141,7 +140,6 @@ class System {
   runtime::Config config_;
   mutable std::mutex mutex_;  // guards supervisor_
   pid_t supervisor_ = 0;
-  std::atomic<std::uint64_t> generation_{0};
 };
 
 /// True when `pid` is alive and runs the executable ringmart-`name`

@@ -51,18 +51,34 @@ std::optional<runtime::DaemonId> parse_daemon(const std::string& name) {
   return std::nullopt;
 }
 
-std::optional<ipc::StatusRegion> attach(const Options& o) {
-  auto status = ipc::StatusRegion::open(runtime::status_name(runtime::shm_prefix(o.runtime_dir)));
+/// The running system's shared memory: the published transport (owner and
+/// mode checked, so ringmartctl never trusts another user's segments) and
+/// its status region.
+struct Attached {
+  runtime::ShmTransport transport;
+  ipc::StatusRegion status;
+};
+
+std::optional<Attached> attach(const Options& o) {
+  auto transport = runtime::read_shm_transport(o.runtime_dir);
+  if (!transport) {
+    std::fprintf(stderr, "ringmartctl: no ringmart system at runtime dir %s (%s: %s)\n",
+                 o.runtime_dir.c_str(), runtime::shm_transport_path(o.runtime_dir).c_str(),
+                 transport.error().message().c_str());
+    return std::nullopt;
+  }
+  auto status =
+      ipc::StatusRegion::open(runtime::status_name(transport->prefix), transport->owner);
   if (!status) {
     std::fprintf(stderr, "ringmartctl: no ringmart system at runtime dir %s (%s)\n",
                  o.runtime_dir.c_str(), status.error().message().c_str());
     return std::nullopt;
   }
-  return std::move(*status);
+  return Attached{*transport, std::move(*status)};
 }
 
-json channel_json(const std::string& prefix, const runtime::Channel& c) {
-  auto ring = ipc::Ring::open(runtime::ring_name(prefix, c.from, c.to));
+json channel_json(const runtime::ShmTransport& t, const runtime::Channel& c) {
+  auto ring = ipc::Ring::open(runtime::ring_name(t.prefix, c.from, c.to), t.owner);
   json j = {{"from", runtime::daemon_name(c.from)}, {"to", runtime::daemon_name(c.to)}};
   if (!ring) {
     j["error"] = ring.error().message();
@@ -78,11 +94,12 @@ json channel_json(const std::string& prefix, const runtime::Channel& c) {
 }
 
 int cmd_status(const Options& o) {
-  auto status = attach(o);
-  if (!status) return 3;
+  auto attached = attach(o);
+  if (!attached) return 3;
+  auto* status = &attached->status;
+  const auto& transport = attached->transport;
   const auto now = ipc::monotonic_ms();
   auto& l = status->layout();
-  const auto prefix = runtime::shm_prefix(o.runtime_dir);
   json out;
   out["supervisor_pid"] = l.supervisor_pid.load();
   bool healthy = l.supervisor_pid.load() != 0;
@@ -98,7 +115,8 @@ int cmd_status(const Options& o) {
     std::uint64_t fill = 0;
     for (const auto& c : runtime::channels()) {
       if (c.to != id) continue;
-      if (auto r = ipc::Ring::open(runtime::ring_name(prefix, c.from, c.to)))
+      if (auto r = ipc::Ring::open(runtime::ring_name(transport.prefix, c.from, c.to),
+                                   transport.owner))
         fill += r->fill_bytes();
     }
     daemons.push_back(
@@ -161,10 +179,10 @@ int cmd_status(const Options& o) {
 }
 
 int cmd_outbox(const Options& o) {
-  if (!attach(o)) return 3;
-  const auto prefix = runtime::shm_prefix(o.runtime_dir);
+  auto attached = attach(o);
+  if (!attached) return 3;
   json rows = json::array();
-  for (const auto& c : runtime::channels()) rows.push_back(channel_json(prefix, c));
+  for (const auto& c : runtime::channels()) rows.push_back(channel_json(attached->transport, c));
   if (o.output == "json") {
     std::printf("%s\n", rows.dump(2).c_str());
     return 0;
@@ -294,7 +312,7 @@ int report(const std::expected<ipc::ControlReply, std::error_code>& r, const Opt
 int control(const Options& o, runtime::DaemonId to, ipc::ControlOp op, std::uint64_t arg) {
   auto status = attach(o);
   if (!status) return 3;
-  return report(ipc::control_call(*status, runtime::index(to), op, arg, 10000), o);
+  return report(ipc::control_call(status->status, runtime::index(to), op, arg, 10000), o);
 }
 
 int cmd_quarantine_list(const Options& o, const runtime::Config& config) {
