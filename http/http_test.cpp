@@ -3,6 +3,7 @@
 // clients are too polite).
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -15,6 +16,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
+#include <filesystem>
 #include <future>
 #include <memory>
 #include <string>
@@ -326,6 +328,76 @@ TEST_F(HttpTest, UnparsableRequestGives400AndClose) {
   EXPECT_EQ(json::parse(body)["error"]["code"], "BAD_REQUEST");
 }
 
+TEST_F(HttpTest, TransferCodingsOtherThanChunkedGive501AndClose) {
+  auto& s = make_server();
+  int calls = 0;
+  s.route("POST", "/v1/echo", [&](const rh::Request& req, rh::ResponderPtr r) {
+    ++calls;
+    r->send({200, req.body, {}});
+  });
+  run();
+  // 501 for a coding we do not implement (RFC 9112 6.1); 400 where chunked
+  // is not the final coding, so the body's length is unknown (6.3).
+  const std::pair<std::string, std::string> cases[] = {
+      {"gzip, chunked", "HTTP/1.1 501"},
+      {"chunked, chunked", "HTTP/1.1 501"},
+      {"identity", "HTTP/1.1 501"},
+      {"gzip", "HTTP/1.1 501"},
+      {"chunked\r\nTransfer-Encoding: gzip", "HTTP/1.1 400"}};
+  for (const auto& [te, status] : cases) {
+    int fd = raw_connect(path_);
+    ASSERT_GE(fd, 0);
+    raw_send(fd, "POST /v1/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + te +
+                     "\r\n\r\n2\r\nhi\r\n0\r\n\r\n");
+    std::string out;
+    EXPECT_TRUE(raw_read_to_eof(fd, out, 5s)) << te;
+    ::close(fd);
+    EXPECT_EQ(out.rfind(status, 0), 0u) << te << ": " << out;
+  }
+  EXPECT_EQ(calls, 0);
+  // Plain chunked (any case) is read.
+  int fd = raw_connect(path_);
+  ASSERT_GE(fd, 0);
+  raw_send(fd,
+           "POST /v1/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n"
+           "Connection: close\r\n\r\n2\r\nhi\r\n0\r\n\r\n");
+  std::string out;
+  EXPECT_TRUE(raw_read_to_eof(fd, out, 5s));
+  ::close(fd);
+  EXPECT_EQ(out.rfind("HTTP/1.1 200", 0), 0u) << out;
+  EXPECT_EQ(out.substr(out.find("\r\n\r\n") + 4), "hi");
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_F(HttpTest, Http11WithoutExactlyOneHostGives400) {
+  auto& s = make_server();
+  int calls = 0;
+  s.route("GET", "/v1/health", [&](auto&, rh::ResponderPtr r) {
+    ++calls;
+    r->send({});
+  });
+  run();
+  auto send = [&](const std::string& request) {
+    int fd = raw_connect(path_);
+    EXPECT_GE(fd, 0);
+    raw_send(fd, request);
+    std::string out;
+    EXPECT_TRUE(raw_read_to_eof(fd, out, 5s));
+    ::close(fd);
+    return out;
+  };
+  auto none = send("GET /v1/health HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(none.rfind("HTTP/1.1 400", 0), 0u) << none;
+  EXPECT_NE(none.find("Host"), std::string::npos) << none;
+  auto two = send("GET /v1/health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+  EXPECT_EQ(two.rfind("HTTP/1.1 400", 0), 0u) << two;
+  EXPECT_EQ(calls, 0);
+  // HTTP/1.0 has no Host requirement.
+  auto old = send("GET /v1/health HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(old.rfind("HTTP/1.0 200", 0), 0u) << old;
+  EXPECT_EQ(calls, 1);
+}
+
 TEST_F(HttpTest, KeepAliveReusesOneConnection) {
   auto& s = make_server();
   std::atomic<int> hits{0};
@@ -484,12 +556,13 @@ TEST_F(HttpTest, ClientTimeoutAndLateSendIsHarmless) {
 TEST_F(HttpTest, IdleTimeoutClosesAndClientRetriesOnce) {
   serve_hits_closing_idle_after(100ms);
 
-  // A silent connection is closed by the server.
+  // A kept-alive connection idle past the idle timeout is closed.
   int fd = raw_connect(path_);
   ASSERT_GE(fd, 0);
+  raw_send(fd, "POST /v1/hit HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}");
   std::string out;
   EXPECT_TRUE(raw_read_to_eof(fd, out, 5s));
-  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(out.rfind("HTTP/1.1 200", 0), 0u) << out;
   ::close(fd);
 
   auto c = client();
@@ -498,8 +571,136 @@ TEST_F(HttpTest, IdleTimeoutClosesAndClientRetriesOnce) {
   std::this_thread::sleep_for(300ms);  // the server drops the kept-alive connection
   auto second = c.request("POST", "/v1/hit", "{}");
   ASSERT_TRUE(second) << second.error().message();
-  EXPECT_EQ(body_of(*second)["n"], 2);  // executed exactly once more
+  EXPECT_EQ(body_of(*second)["n"], 3);  // executed exactly once more
   EXPECT_EQ(server_->accepted_connections(), 3u);
+}
+
+TEST_F(HttpTest, HeaderTimeoutClosesSilentAndSlowConnectionsButNotIdleKeepAlive) {
+  rh::ServerOptions opts;
+  opts.header_timeout_ms = 150;
+  opts.idle_timeout_ms = 60'000;
+  auto& s = make_server(opts);
+  s.route("GET", "/v1/health", [](auto&, rh::ResponderPtr r) { r->send({}); });
+  run();
+
+  // A new connection that never sends: closed after the header timeout,
+  // not the (long) idle timeout.
+  int silent = raw_connect(path_);
+  ASSERT_GE(silent, 0);
+  // A slowloris: a header that is never finished.
+  int slow = raw_connect(path_);
+  ASSERT_GE(slow, 0);
+  raw_send(slow, "GET /v1/health HTTP/1.1\r\nHo");
+  // A kept-alive connection that served a request and now idles.
+  int idle = raw_connect(path_);
+  ASSERT_GE(idle, 0);
+  raw_send(idle, "GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n");
+
+  std::string out;
+  EXPECT_TRUE(raw_read_to_eof(silent, out, 5s));
+  EXPECT_TRUE(out.empty()) << out;
+  EXPECT_TRUE(raw_read_to_eof(slow, out, 5s));
+  EXPECT_TRUE(out.empty()) << out;
+  ::close(silent);
+  ::close(slow);
+  // The idle one answered its request and is still open well past 150 ms.
+  std::string idle_out;
+  EXPECT_FALSE(raw_read_to_eof(idle, idle_out, 600ms));
+  EXPECT_EQ(idle_out.rfind("HTTP/1.1 200", 0), 0u) << idle_out;
+  raw_send(idle, "GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  idle_out.clear();
+  EXPECT_TRUE(raw_read_to_eof(idle, idle_out, 5s));
+  EXPECT_EQ(idle_out.rfind("HTTP/1.1 200", 0), 0u) << idle_out;
+  ::close(idle);
+}
+
+TEST_F(HttpTest, ConnectionsOverTheCapAre503AndClosedAtOnce) {
+  rh::ServerOptions opts;
+  opts.max_connections = 3;
+  std::vector<std::string> reports;
+  opts.on_overload = [&](const std::string& what) { reports.push_back(what); };
+  auto& s = make_server(opts);
+  s.route("GET", "/v1/health", [](auto&, rh::ResponderPtr r) { r->send({}); });
+  run();
+
+  std::vector<int> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(raw_connect(path_));
+    ASSERT_GE(held.back(), 0);
+  }
+  // Let the server accept the three before the extra ones arrive.
+  for (int i = 0; i < 200 && server_->open_connections() < 3; ++i) std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(server_->open_connections(), 3u);
+  for (int i = 0; i < 5; ++i) {
+    int extra = raw_connect(path_);
+    ASSERT_GE(extra, 0);
+    std::string out;
+    EXPECT_TRUE(raw_read_to_eof(extra, out, 5s));  // closed, not left waiting
+    ::close(extra);
+    EXPECT_EQ(out.rfind("HTTP/1.1 503", 0), 0u) << out;
+    EXPECT_NE(out.find("TOO_MANY_CONNECTIONS"), std::string::npos) << out;
+    EXPECT_NE(out.find("Retry-After: 1"), std::string::npos) << out;
+  }
+  EXPECT_EQ(server_->refused_connections(), 5u);
+  // The held ones still work; closing one makes room again.
+  raw_send(held[0], "GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string out;
+  EXPECT_TRUE(raw_read_to_eof(held[0], out, 5s));
+  EXPECT_EQ(out.rfind("HTTP/1.1 200", 0), 0u) << out;
+  for (int fd : held) ::close(fd);
+  for (int i = 0; i < 200 && server_->open_connections() > 0; ++i) std::this_thread::sleep_for(5ms);
+  auto ok = client().request("GET", "/v1/health");
+  ASSERT_TRUE(ok) << ok.error().message();
+  EXPECT_EQ(ok->status, 200);
+  shutdown();
+  EXPECT_EQ(reports.size(), 1u) << "one report per burst";
+}
+
+TEST_F(HttpTest, OutOfDescriptorsConnectionsAre503AndClosedNotLeftWaiting) {
+  rh::ServerOptions opts;
+  std::vector<std::string> reports;
+  opts.on_overload = [&](const std::string& what) { reports.push_back(what); };
+  auto& s = make_server(opts);
+  s.route("GET", "/v1/health", [](auto&, rh::ResponderPtr r) { r->send({}); });
+  run();
+  // Client sockets first: in this one process they count against the same
+  // limit as the server's accepted ones.
+  constexpr int kClients = 24;
+  std::vector<int> clients;
+  for (int i = 0; i < kClients; ++i) clients.push_back(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  int open_now = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++open_now;
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(open_now + 4);  // room for about 4 accepted connections
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path_.c_str());
+  for (int fd : clients) {
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  }
+  int refused = 0, silent = 0;
+  for (int fd : clients) {
+    std::string out;
+    // Either served and kept open (no answer: it sent nothing), or refused.
+    const bool closed = raw_read_to_eof(fd, out, 300ms);
+    if (closed && out.rfind("HTTP/1.1 503", 0) == 0) ++refused;
+    if (!closed && out.empty()) ++silent;
+  }
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_GT(refused, kClients / 2) << "silent " << silent;
+  EXPECT_EQ(refused + silent, kClients);
+  EXPECT_EQ(server_->refused_connections(), static_cast<std::size_t>(refused));
+  for (int fd : clients) ::close(fd);
+  // Descriptors back: served again.
+  auto ok = client().request("GET", "/v1/health");
+  ASSERT_TRUE(ok) << ok.error().message();
+  EXPECT_EQ(ok->status, 200);
+  shutdown();
+  ASSERT_FALSE(reports.empty());
+  EXPECT_NE(reports.front().find("accept failed"), std::string::npos) << reports.front();
 }
 
 TEST_F(HttpTest, ExpectContinueIsAnswered) {

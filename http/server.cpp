@@ -2,6 +2,7 @@
 // boost::asio::local::stream_protocol). See server.hpp and README.md.
 #include "http/server.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -235,7 +236,15 @@ struct State {
   dev_t sock_dev = 0;
   ino_t sock_ino = 0;
   bool own_file = false;
+  // A spare descriptor (/dev/null), given up when accept(2) fails with
+  // EMFILE/ENFILE so that one pending connection can be accepted, answered
+  // 503 and closed instead of waiting in the backlog (libev's documented
+  // remedy for EMFILE).
+  int reserve_fd = -1;
+  bool overloaded = false;  // inside a burst of refusals (reported once)
   std::atomic<std::size_t> accepted{0};
+  std::atomic<std::size_t> refused{0};
+  std::atomic<std::size_t> open{0};
 };
 
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -253,6 +262,7 @@ class Session : public std::enable_shared_from_this<Session> {
       pid_ = static_cast<int>(cred.pid);
     }
     st_->sessions.emplace(this, weak_from_this());
+    st_->open.fetch_add(1, std::memory_order_relaxed);
     do_read();
   }
 
@@ -266,7 +276,7 @@ class Session : public std::enable_shared_from_this<Session> {
     disarm_timer();
     bsys::error_code ec;
     sock_.close(ec);
-    st_->sessions.erase(this);
+    if (st_->sessions.erase(this) != 0) st_->open.fetch_sub(1, std::memory_order_relaxed);
   }
 
   // Completes request number `seq`. No-op when the session closed, the
@@ -279,10 +289,23 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // Two deadlines: until the next request's first byte, the idle timeout (a
+  // new connection gets the header timeout: it has not sent anything yet);
+  // from that byte on, the header timeout until the header is complete.
   void do_read() {
     parser_.emplace();
     parser_->body_limit(static_cast<std::uint64_t>(st_->options.max_body_bytes));
-    arm_timer();
+    if (buf_.size() > 0) return read_header();  // pipelined: already here
+    arm_timer(served_ == 0 ? st_->options.header_timeout_ms : st_->options.idle_timeout_ms);
+    sock_.async_wait(local::socket::wait_read, [self = shared_from_this()](bsys::error_code ec) {
+      if (self->closed_) return;
+      if (ec) return self->on_read_error(ec);
+      self->read_header();
+    });
+  }
+
+  void read_header() {
+    arm_timer(st_->options.header_timeout_ms);
     bhttp::async_read_header(
         sock_, buf_, *parser_,
         [self = shared_from_this()](bsys::error_code ec, std::size_t) { self->on_header(ec); });
@@ -292,6 +315,10 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_) return;
     if (ec) return on_read_error(ec);
     auto& msg = parser_->get();
+    if (auto refusal = check_framing(msg)) {
+      disarm_timer();
+      return reply_and_close(std::move(*refusal));
+    }
     if (!parser_->is_done() && msg.version() >= 11 &&
         lower(to_string(msg[bhttp::field::expect])) == "100-continue") {
       asio::async_write(sock_, asio::buffer(kContinue.data(), kContinue.size()),
@@ -305,8 +332,40 @@ class Session : public std::enable_shared_from_this<Session> {
     read_body();
   }
 
+  // What RFC 9112 requires a server to refuse before reading a body:
+  // - a transfer coding other than a lone "chunked" (§6.1: 501 for a coding it
+  //   does not understand; Beast would read "gzip, chunked" as plain chunked
+  //   and hand a still-compressed body to the handler);
+  // - an HTTP/1.1 request without exactly one Host field (§3.2: 400).
+  static std::optional<Response> check_framing(const bhttp::request<bhttp::string_body>& msg) {
+    std::string codings;
+    for (const auto& field : msg) {
+      if (field.name() != bhttp::field::transfer_encoding) continue;
+      if (!codings.empty()) codings += ",";
+      codings += to_string(field.value());
+    }
+    if (!codings.empty()) {
+      std::string normalized;
+      for (char c : lower(codings)) {
+        if (c != ' ' && c != '\t') normalized.push_back(c);
+      }
+      if (normalized != "chunked") {
+        return error_response(501, "NOT_IMPLEMENTED",
+                              "transfer coding \"" + codings + "\" is not supported (only chunked)");
+      }
+    }
+    if (msg.version() >= 11) {
+      if (msg.count(bhttp::field::host) != 1) {
+        return error_response(400, "BAD_REQUEST",
+                              "an HTTP/1.1 request needs exactly one Host header (RFC 9112 3.2)");
+      }
+    }
+    return std::nullopt;
+  }
+
   void read_body() {
     if (parser_->is_done()) return on_request();
+    arm_timer(st_->options.idle_timeout_ms);
     bhttp::async_read(sock_, buf_, *parser_,
                       [self = shared_from_this()](bsys::error_code ec, std::size_t) {
                         if (self->closed_) return;
@@ -362,6 +421,7 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.reset();
 
     ++seq_;
+    ++served_;
     awaiting_ = true;
     auto responder = std::make_shared<ResponderImpl>(shared_from_this(), seq_);
 
@@ -421,7 +481,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void write(bhttp::response<bhttp::string_body> res, bool keep) {
     res_ = std::make_unique<bhttp::response<bhttp::string_body>>(std::move(res));
-    arm_timer();
+    arm_timer(st_->options.idle_timeout_ms);
     bhttp::async_write(sock_, *res_,
                        [self = shared_from_this(), keep](bsys::error_code ec, std::size_t) {
                          self->on_write(ec, keep);
@@ -440,12 +500,12 @@ class Session : public std::enable_shared_from_this<Session> {
     do_read();
   }
 
-  // One deadline covers each read or write; none runs while a handler owns
-  // the request (long-poll).
-  void arm_timer() {
+  // One deadline covers each wait, read or write; none runs while a handler
+  // owns the request (long-poll). 0 = none.
+  void arm_timer(unsigned timeout_ms) {
     ++timer_gen_;
-    if (st_->options.idle_timeout_ms == 0) return;
-    timer_.expires_after(std::chrono::milliseconds(st_->options.idle_timeout_ms));
+    if (timeout_ms == 0) return;
+    timer_.expires_after(std::chrono::milliseconds(timeout_ms));
     timer_.async_wait([self = shared_from_this(), gen = timer_gen_](bsys::error_code ec) {
       if (ec || self->closed_ || gen != self->timer_gen_) return;
       self->close();
@@ -490,6 +550,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::unique_ptr<bhttp::response<bhttp::string_body>> res_;
   std::uint64_t seq_ = 0;   // number of the current request
+  std::uint64_t served_ = 0;  // requests read on this connection
   bool awaiting_ = false;   // current request not answered yet
   unsigned version_ = 11;   // HTTP version of the current request
   bool keep_alive_ = true;  // current request allows keep-alive
@@ -499,17 +560,71 @@ class Session : public std::enable_shared_from_this<Session> {
   int pid_ = -1;
 };
 
+// Reports the start of a burst of refusals once (ServerOptions::on_overload).
+void overload(State& st, const std::string& what) {
+  if (st.overloaded) return;
+  st.overloaded = true;
+  if (st.options.on_overload) st.options.on_overload(what);
+}
+
+// Answers 503 on a connection we will not serve and closes it, without
+// waiting: one non-blocking send of a response that fits any socket buffer.
+void refuse(State& st, int fd) {
+  static const std::string response = [] {
+    const std::string body =
+        R"({"error":{"code":"TOO_MANY_CONNECTIONS","message":"the server is at its connection )"
+        R"(limit; retry shortly"}})";
+    return "HTTP/1.1 503 Service Unavailable\r\nServer: ringmart\r\n"
+           "Content-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
+           "Content-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+  }();
+  // Counted first: a client that saw the close may read the counter at once.
+  st.refused.fetch_add(1, std::memory_order_relaxed);
+  [[maybe_unused]] const auto sent =
+      ::send(fd, response.data(), response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  ::shutdown(fd, SHUT_WR);
+  // What the client already sent stays unread: drop it, so closing is a
+  // plain end of stream for the client rather than a reset.
+  char sink[4096];
+  for (int i = 0; i < 16 && ::recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+  }
+  ::close(fd);
+}
+
 void do_accept(const std::shared_ptr<State>& st) {
   st->acceptor->async_accept([st](bsys::error_code ec, local::socket sock) {
     if (st->stopped || ec == asio::error::operation_aborted) return;
+    if (ec == asio::error::no_descriptors || ec.value() == ENFILE) {
+      // Out of descriptors: the connection waits in the backlog, and so would
+      // every later one (and the epoll loop would spin on it). Give up the
+      // spare descriptor, take one connection, refuse it, take the spare back.
+      overload(*st, "accept failed (" + ec.message() +
+                        "): answering new connections 503 until descriptors are free");
+      if (st->reserve_fd >= 0) {
+        ::close(st->reserve_fd);
+        st->reserve_fd = -1;
+        const int fd = ::accept4(st->acceptor->native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd >= 0) refuse(*st, fd);
+        st->reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && st->reserve_fd >= 0) return do_accept(st);
+      }
+    }
     if (ec) {
-      // EMFILE and friends: back off instead of spinning.
+      // Other errors, or no spare descriptor: back off instead of spinning.
       st->retry_timer.expires_after(std::chrono::milliseconds(100));
       st->retry_timer.async_wait([st](bsys::error_code ec) {
         if (!ec && !st->stopped) do_accept(st);
       });
       return;
     }
+    if (st->sessions.size() >= st->options.max_connections) {
+      overload(*st, "connection limit " + std::to_string(st->options.max_connections) +
+                        " reached: answering new connections 503");
+      refuse(*st, sock.release());
+      return do_accept(st);
+    }
+    st->overloaded = false;
     st->accepted.fetch_add(1, std::memory_order_relaxed);
     std::make_shared<Session>(st, std::move(sock))->start();
     do_accept(st);
@@ -531,6 +646,9 @@ struct Server::Impl {
 
 Server::Server(boost::asio::io_context& io, ServerOptions options)
     : impl_(std::make_unique<Impl>()) {
+  if (options.max_connections == 0) {
+    throw std::invalid_argument("ringmart::http::Server: max_connections must be >= 1");
+  }
   impl_->st = std::make_shared<State>(io, std::move(options));
 }
 
@@ -600,6 +718,7 @@ void Server::start() {
     throw_errno(ec.value(), "listen " + path);
   }
   st.acceptor.emplace(std::move(acc));
+  st.reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   st.started = true;
   do_accept(impl_->st);
 }
@@ -612,6 +731,10 @@ void Server::stop() {
   bsys::error_code ec;
   if (st.acceptor) st.acceptor->close(ec);
   st.retry_timer.cancel();
+  if (st.reserve_fd >= 0) {
+    ::close(st.reserve_fd);
+    st.reserve_fd = -1;
+  }
   // Unlink before closing connections: a client that sees its connection
   // closed must not find the stale path any more.
   if (st.own_file) {
@@ -632,6 +755,14 @@ void Server::stop() {
 
 std::size_t Server::accepted_connections() const {
   return impl_->st->accepted.load(std::memory_order_relaxed);
+}
+
+std::size_t Server::refused_connections() const {
+  return impl_->st->refused.load(std::memory_order_relaxed);
+}
+
+std::size_t Server::open_connections() const {
+  return impl_->st->open.load(std::memory_order_relaxed);
 }
 
 }  // namespace ringmart::http

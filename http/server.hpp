@@ -66,7 +66,21 @@ struct ServerOptions {
   unsigned socket_mode = 0660;  ///< chmod applied after bind
   std::size_t max_body_bytes =
       64 * 1024;                      ///< larger bodies -> 413 {"error":{"code":"BODY_TOO_LARGE"}}
-  unsigned idle_timeout_ms = 60'000;  ///< keep-alive connections idle longer are closed
+  unsigned idle_timeout_ms = 60'000;  ///< keep-alive connections idle longer between requests are
+                                      ///< closed; also bounds each body read and response write
+  /// A request's header must be complete this long after its first byte
+  /// arrived, and a new connection must send its first byte within it
+  /// (slowloris: idle connections that never finish a request). 0 disables.
+  unsigned header_timeout_ms = 10'000;
+  /// Open connections at most; one more is answered 503 TOO_MANY_CONNECTIONS
+  /// (Connection: close, Retry-After: 1) and closed at once, never left to
+  /// wait. Must be >= 1.
+  std::size_t max_connections = 1024;
+  /// Called (on the io_context thread) once at the start of each burst of
+  /// refusals: the limit reached, or accept(2) failing for want of file
+  /// descriptors (EMFILE/ENFILE). The burst ends with the next connection
+  /// accepted normally. Empty: not reported.
+  std::function<void(const std::string&)> on_overload;
 };
 
 /// Routes "METHOD /v1/path/{param}/rest" patterns to handlers; serves
@@ -74,6 +88,7 @@ struct ServerOptions {
 /// with another method -> 405 METHOD_NOT_ALLOWED; unparsable request -> 400.
 class Server {
  public:
+  /// Throws std::invalid_argument for max_connections 0.
   Server(boost::asio::io_context& io, ServerOptions options);
   ~Server();
   Server(const Server&) = delete;
@@ -96,9 +111,14 @@ class Server {
   /// thread (or while it is not running).
   void stop();
 
-  /// Number of connections accepted since start() (monotonic; for metrics and
-  /// tests). Thread-safe.
+  /// Number of connections accepted and served since start() (monotonic; for
+  /// metrics and tests; refused ones are not counted). Thread-safe.
   std::size_t accepted_connections() const;
+  /// Connections answered 503 and closed since start(): over max_connections,
+  /// or shed while accept(2) failed with EMFILE/ENFILE (monotonic). Thread-safe.
+  std::size_t refused_connections() const;
+  /// Connections open now. Thread-safe.
+  std::size_t open_connections() const;
 
  private:
   struct Impl;

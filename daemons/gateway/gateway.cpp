@@ -85,6 +85,34 @@ GatewayOptions GatewayOptions::from(const runtime::Config& config) {
   return o;
 }
 
+ListenOptions ListenOptions::from(const runtime::Config& config) {
+  ListenOptions o;
+  const auto positive = [&](const char* key, std::int64_t fallback) {
+    return std::max<std::int64_t>(1, config.get_int("gateway", key, fallback));
+  };
+  o.api_max_connections = static_cast<std::size_t>(
+      positive("max_connections", static_cast<std::int64_t>(o.api_max_connections)));
+  o.admin_max_connections = static_cast<std::size_t>(
+      positive("max_admin_connections", static_cast<std::int64_t>(o.admin_max_connections)));
+  o.header_timeout_ms = static_cast<unsigned>(std::clamp<std::int64_t>(
+      config.get_int("gateway", "header_timeout_ms", o.header_timeout_ms), 0, 3'600'000));
+  o.idle_timeout_ms = static_cast<unsigned>(std::clamp<std::int64_t>(
+      config.get_int("gateway", "idle_timeout_ms", o.idle_timeout_ms), 0, 86'400'000));
+  return o;
+}
+
+ListenOptions ListenOptions::within(std::uint64_t open_files) const {
+  ListenOptions o = *this;
+  const std::uint64_t usable = open_files > kReservedFds ? open_files - kReservedFds : 2;
+  o.admin_max_connections = static_cast<std::size_t>(
+      std::clamp<std::uint64_t>(admin_max_connections, 1, std::max<std::uint64_t>(1, usable / 2)));
+  const std::uint64_t left =
+      usable > o.admin_max_connections ? usable - o.admin_max_connections : 1;
+  o.api_max_connections =
+      static_cast<std::size_t>(std::clamp<std::uint64_t>(api_max_connections, 1, left));
+  return o;
+}
+
 std::expected<IntakeStore, std::error_code> Gateway::open_tables(runtime::Runtime& rt) {
   std::optional<IntakeStore> store;
   if (auto ec = rt.transact([&](runtime::Context& ctx) -> std::error_code {
@@ -308,24 +336,6 @@ void Gateway::add_storefront_routes(http::Server& s) {
     r->send(respond(reads_.user_json(*id)));
   });
 
-  s.route("POST", "/v1/users/{id}/points/charge",
-          [this](const http::Request& req, http::ResponderPtr r) {
-            auto id = parse_id(req.params.at("id"), "user id");
-            if (!id) return r->send(id.error().response());
-            auto amount = parse_charge_points(req.body);
-            if (!amount) return r->send(amount.error().response());
-            send_command(
-                DaemonId::USER, std::move(r),
-                [user = *id, amount = *amount](Payload::Builder p) {
-                  auto m = p.initChargePoints();
-                  m.setUserId(user);
-                  m.setAmount(amount);
-                },
-                [](const CommandReply& reply) {
-                  return http::json_response(200, json{{"balance", reply.value}});
-                });
-          });
-
   s.route("GET", "/v1/users/{id}/points", [this](const http::Request& req, http::ResponderPtr r) {
     auto id = parse_id(req.params.at("id"), "user id");
     if (!id) return r->send(id.error().response());
@@ -336,30 +346,6 @@ void Gateway::add_storefront_routes(http::Server& s) {
     auto id = parse_id(req.params.at("id"), "user id");
     if (!id) return r->send(id.error().response());
     r->send(respond(reads_.user_coupons_json(*id)));
-  });
-
-  s.route("POST", "/v1/coupons/{id}/issue", [this](const http::Request& req, http::ResponderPtr r) {
-    auto coupon = parse_id(req.params.at("id"), "coupon id");
-    if (!coupon) return r->send(coupon.error().response());
-    auto user = parse_issue_coupon(req.body);
-    if (!user) return r->send(user.error().response());
-    // The coupon daemon does not know users: the gateway checks the user.
-    auto exists = reads_.user_exists(*user);
-    if (!exists) return r->send(exists.error().response());
-    if (!*exists) {
-      return r->send(http::error_response(404, "USER_NOT_FOUND",
-                                          "user " + std::to_string(*user) + " not found"));
-    }
-    send_command(
-        DaemonId::COUPON, std::move(r),
-        [coupon = *coupon, user = *user](Payload::Builder p) {
-          auto m = p.initIssueCoupon();
-          m.setCouponId(coupon);
-          m.setUserId(user);
-        },
-        [](const CommandReply& reply) {
-          return http::json_response(201, json{{"user_coupon_id", reply.id}});
-        });
   });
 
   s.route("GET", "/v1/products/{id}", [this](const http::Request& req, http::ResponderPtr r) {
@@ -399,6 +385,51 @@ void Gateway::add_storefront_routes(http::Server& s) {
 }
 
 void Gateway::add_admin_routes(http::Server& s) {
+  // Routes that grant value to an arbitrary user (points, coupons) are the
+  // back office's: a storefront that sells points calls them from its server
+  // through admin.sock, never on a customer's behalf through api.sock.
+  s.route("POST", "/v1/users/{id}/points/charge",
+          [this](const http::Request& req, http::ResponderPtr r) {
+            auto id = parse_id(req.params.at("id"), "user id");
+            if (!id) return r->send(id.error().response());
+            auto amount = parse_charge_points(req.body);
+            if (!amount) return r->send(amount.error().response());
+            send_command(
+                DaemonId::USER, std::move(r),
+                [user = *id, amount = *amount](Payload::Builder p) {
+                  auto m = p.initChargePoints();
+                  m.setUserId(user);
+                  m.setAmount(amount);
+                },
+                [](const CommandReply& reply) {
+                  return http::json_response(200, json{{"balance", reply.value}});
+                });
+          });
+
+  s.route("POST", "/v1/coupons/{id}/issue", [this](const http::Request& req, http::ResponderPtr r) {
+    auto coupon = parse_id(req.params.at("id"), "coupon id");
+    if (!coupon) return r->send(coupon.error().response());
+    auto user = parse_issue_coupon(req.body);
+    if (!user) return r->send(user.error().response());
+    // The coupon daemon does not know users: the gateway checks the user.
+    auto exists = reads_.user_exists(*user);
+    if (!exists) return r->send(exists.error().response());
+    if (!*exists) {
+      return r->send(http::error_response(404, "USER_NOT_FOUND",
+                                          "user " + std::to_string(*user) + " not found"));
+    }
+    send_command(
+        DaemonId::COUPON, std::move(r),
+        [coupon = *coupon, user = *user](Payload::Builder p) {
+          auto m = p.initIssueCoupon();
+          m.setCouponId(coupon);
+          m.setUserId(user);
+        },
+        [](const CommandReply& reply) {
+          return http::json_response(201, json{{"user_coupon_id", reply.id}});
+        });
+  });
+
   s.route("POST", "/v1/products", [this](const http::Request& req, http::ResponderPtr r) {
     auto in = parse_create_product(req.body);
     if (!in) return r->send(in.error().response());
@@ -491,7 +522,7 @@ void Gateway::post_order(const http::Request& req, http::ResponderPtr responder)
     if (auto ok = check_idempotency_key(it->second); !ok) {
       return responder->send(ok.error().response());
     }
-    key = it->second;
+    key = scoped_idempotency_key("POST /v1/orders", order.user_id, it->second);
     // A retry of an accepted order answers from the key before anything else:
     // its coupon may be USED by now, its user's points spent.
     auto txn = storage::Txn::begin_read(rt_.env());
@@ -757,8 +788,16 @@ http::Response Gateway::metrics() {
   g.order_waiters = waiters_.size();
   if (auto txn = storage::Txn::begin_read(rt_.env()))
     g.accepted_orders = intake_.accepted_count(*txn);
-  g.api_connections = api_server_ ? api_server_->accepted_connections() : 0;
-  g.admin_connections = admin_server_ ? admin_server_->accepted_connections() : 0;
+  if (api_server_) {
+    g.api_connections = api_server_->accepted_connections();
+    g.api_refused = api_server_->refused_connections();
+    g.api_open = api_server_->open_connections();
+  }
+  if (admin_server_) {
+    g.admin_connections = admin_server_->accepted_connections();
+    g.admin_refused = admin_server_->refused_connections();
+    g.admin_open = admin_server_->open_connections();
+  }
   http::Response r;
   r.status = 200;
   r.body = render_metrics(rt_.status().layout(), ipc::monotonic_ms(), ring_fills(), g,

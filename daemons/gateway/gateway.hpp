@@ -56,6 +56,30 @@ struct GatewayOptions {
   static GatewayOptions from(const runtime::Config& config);
 };
 
+/// Descriptors the gateway keeps out of the connection budget: LMDB
+/// environments (two each, every domain's), listeners, logs, the servers'
+/// spare descriptors.
+inline constexpr std::uint64_t kReservedFds = 128;
+
+/// How the gateway listens: a connection cap per socket and the timeouts of
+/// http::ServerOptions. api.sock and admin.sock have caps of their own, and
+/// within() keeps their sum inside the process's descriptor limit, so a
+/// storefront that fills api.sock never takes admin.sock (or the gateway's
+/// own files) down with it.
+struct ListenOptions {
+  std::size_t api_max_connections = 1024;  ///< [gateway] max_connections
+  std::size_t admin_max_connections = 64;  ///< [gateway] max_admin_connections
+  unsigned header_timeout_ms = 10'000;     ///< [gateway] header_timeout_ms
+  unsigned idle_timeout_ms = 60'000;       ///< [gateway] idle_timeout_ms
+
+  /// Reads the keys above over the defaults (caps at least 1).
+  static ListenOptions from(const runtime::Config& config);
+  /// The caps fitted into `open_files` (RLIMIT_NOFILE, soft): kReservedFds
+  /// stay free, admin.sock keeps its cap (at most half of the rest), api.sock
+  /// gets at most what is left. Pure.
+  ListenOptions within(std::uint64_t open_files) const;
+};
+
 /// The answer a domain daemon gave to a gateway command (msg::Reply).
 struct CommandReply {
   msg::Code code = msg::Code::OK;
@@ -87,7 +111,9 @@ class Gateway {
 
   /// Registers the storefront routes (api.sock; admin.sock has them too).
   void add_storefront_routes(http::Server& server);
-  /// Registers the admin-only routes (catalogue, coupons, sagas, payments, /metrics).
+  /// Registers the admin-only routes (catalogue, coupons and their issuance,
+  /// points charges, sagas, payments, /metrics): whatever grants value to an
+  /// arbitrary user is on admin.sock only.
   void add_admin_routes(http::Server& server);
   /// Servers whose connection counts /metrics reports (may be null).
   void set_servers(const http::Server* api, const http::Server* admin);

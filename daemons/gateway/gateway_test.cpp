@@ -289,6 +289,71 @@ TEST(OtherBodies, ValidateTypesAndRanges) {
       R"({"name":"X","discount_type":"fixed","discount_value":1,"total_quantity":0})"));
 }
 
+TEST(StrictBodies, RejectDuplicateMembersAtAnyDepth) {
+  // "Last wins" would let a check pass on user 2 and the order go to user 1.
+  auto dup = parse_order_request(
+      R"({"user_id":2,"user_id":1,"items":[{"product_id":1,"quantity":1}],"payment":{"token":"t"}})");
+  ASSERT_FALSE(dup.has_value());
+  EXPECT_NE(dup.error().message.find("user_id"), std::string::npos) << dup.error().message;
+  EXPECT_FALSE(parse_order_request(
+      R"({"user_id":1,"items":[{"product_id":1,"quantity":1,"quantity":9}],"payment":{"token":"t"}})"));
+  EXPECT_FALSE(parse_register_user(R"({"name":"A","name":"B","email":"a@x"})"));
+  // The same name in two different objects is fine.
+  EXPECT_TRUE(parse_order_request(
+      R"({"user_id":1,"items":[{"product_id":1,"quantity":1},{"product_id":2,"quantity":1}],
+          "payment":{"token":"t"}})"));
+}
+
+TEST(StrictBodies, RejectControlCharactersInStringsAndNames) {
+  EXPECT_FALSE(parse_register_user(R"({"name":"Ann\u0000Admin","email":"a@x"})"));
+  EXPECT_FALSE(parse_register_user(R"({"name":"Ann\nB","email":"a@x"})"));
+  EXPECT_FALSE(parse_register_user(R"({"name":"Ann\u007f","email":"a@x"})"));
+  EXPECT_FALSE(parse_order_request(
+      R"({"user_id":1,"items":[{"product_id":1,"quantity":1}],"payment":{"token":"t\u0001"}})"));
+  EXPECT_FALSE(parse_create_product(R"({"name":"M","category":"k\u001f","price":1,"stock":1})"));
+  // Non-ASCII text is not a control character.
+  EXPECT_TRUE(parse_register_user(R"({"name":"J\u00fcrgen Dö","email":"j@x"})"));
+}
+
+TEST(StrictBodies, CapEveryStringField) {
+  const std::string local(kMaxEmailBytes - 2, 'a');
+  EXPECT_TRUE(parse_register_user(R"({"name":"A","email":")" + local + R"(@x"})"));
+  EXPECT_FALSE(parse_register_user(R"({"name":"A","email":")" + local + R"(@xy"})"));
+  EXPECT_FALSE(parse_register_user(R"({"name":"A","email":")" + std::string(60000, 'a') + R"(@x"})"));
+  EXPECT_FALSE(parse_register_user(R"({"name":"A","email":"no-at-sign"})"));
+  EXPECT_FALSE(parse_register_user(R"({"name":"A","email":"@x"})"));
+  EXPECT_FALSE(parse_register_user(R"({"name":"A","email":"a@"})"));
+  EXPECT_FALSE(parse_register_user(R"({"name":"A","email":"a b@x"})"));
+  EXPECT_FALSE(parse_register_user(R"({"name":"","email":"a@x"})"));
+  const std::string name(kMaxNameBytes, 'n');
+  EXPECT_TRUE(parse_register_user(R"({"name":")" + name + R"(","email":"a@x"})"));
+  EXPECT_FALSE(parse_register_user(R"({"name":")" + name + R"(n","email":"a@x"})"));
+  EXPECT_FALSE(parse_create_product(R"({"name":")" + name + R"(n","category":"k","price":1,"stock":1})"));
+  EXPECT_FALSE(parse_create_product(R"({"name":"M","category":")" +
+                                    std::string(kMaxCategoryBytes + 1, 'c') +
+                                    R"(","price":1,"stock":1})"));
+  EXPECT_FALSE(parse_create_coupon(R"({"name":")" + name + R"(n","discount_type":"fixed",
+                                   "discount_value":1,"total_quantity":1})"));
+}
+
+TEST(StrictBodies, RejectDeepNestingWithoutBuildingIt) {
+  std::string deep = R"({"user_id":1,"x":)";
+  for (int i = 0; i < 100000; ++i) deep += '[';
+  auto r = parse_order_request(deep);  // unterminated too: depth is what it reports
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message.find("deeper"), std::string::npos) << r.error().message;
+}
+
+TEST(IdempotencyKey, IsScopedToTheRouteAndTheUser) {
+  const auto a = scoped_idempotency_key("POST /v1/orders", 1, "k");
+  EXPECT_EQ(a, scoped_idempotency_key("POST /v1/orders", 1, "k"));
+  EXPECT_NE(a, scoped_idempotency_key("POST /v1/orders", 2, "k"));
+  EXPECT_NE(a, scoped_idempotency_key("POST /v1/users", 1, "k"));
+  // User 1 with key "2\x1fk" cannot collide with user 12 and key "k": a valid
+  // key has no unit separator (check_idempotency_key).
+  EXPECT_FALSE(check_idempotency_key("2\x1fk").has_value());
+}
+
 TEST(PathsAndQueries, ParseIdsAndIntegers) {
   EXPECT_EQ(parse_id("42", "id").value(), 42u);
   EXPECT_EQ(parse_id("18446744073709551615", "id").value(), 18446744073709551615ull);

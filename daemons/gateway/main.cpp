@@ -6,6 +6,7 @@
 // routes), mode 0660. SIGTERM/SIGINT stop the servers first, then the
 // runtime, in reverse order of start.
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -32,6 +33,21 @@ namespace http = ringmart::http;
 // answers before it is stopped hard.
 constexpr auto kIoDrain = std::chrono::seconds(3);
 
+// Raises the soft RLIMIT_NOFILE to the hard limit (getrlimit(2)): every
+// storefront connection is a descriptor, and the common soft default of 1,024
+// is a ceiling an attacker reaches with idle connections. Returns the soft
+// limit now in force.
+std::uint64_t raise_open_file_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  return limit.rlim_cur == RLIM_INFINITY ? std::uint64_t{1} << 20 : limit.rlim_cur;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -46,8 +62,21 @@ int main(int argc, char** argv) {
   gateway::Gateway gw(io, rt, std::move(started->store), gateway::GatewayOptions::from(config));
   gw.attach();
 
-  http::Server api(io, {.socket_path = config.runtime_dir + "/api.sock", .socket_mode = 0660});
-  http::Server admin(io, {.socket_path = config.runtime_dir + "/admin.sock", .socket_mode = 0660});
+  const auto open_files = raise_open_file_limit();
+  const auto listen = gateway::ListenOptions::from(config).within(open_files);
+  log->info("connections: api.sock at most {}, admin.sock at most {} (open files {})",
+            listen.api_max_connections, listen.admin_max_connections, open_files);
+  const auto server_options = [&](const char* name, std::size_t max_connections) {
+    return http::ServerOptions{
+        .socket_path = config.runtime_dir + "/" + name,
+        .socket_mode = 0660,
+        .idle_timeout_ms = listen.idle_timeout_ms,
+        .header_timeout_ms = listen.header_timeout_ms,
+        .max_connections = max_connections,
+        .on_overload = [log, name](const std::string& what) { log->warn("{}: {}", name, what); }};
+  };
+  http::Server api(io, server_options("api.sock", listen.api_max_connections));
+  http::Server admin(io, server_options("admin.sock", listen.admin_max_connections));
   gw.add_storefront_routes(api);
   gw.add_storefront_routes(admin);
   gw.add_admin_routes(admin);

@@ -17,11 +17,86 @@ using nlohmann::json;
 
 constexpr std::int64_t kInt64Max = std::numeric_limits<std::int64_t>::max();
 
-// Parses a JSON object body. Errors: 400 for unparsable JSON or a non-object.
+// A string holds a control character (U+0000..U+001F, U+007F), raw or
+// \u-escaped: names, e-mails and tokens never need one, and a NUL inside a
+// stored name would cut it short for any C reader.
+bool has_control(std::string_view s) {
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) return true;
+  }
+  return false;
+}
+
+// The first string (value or member name) of `j` with a control character.
+const std::string* find_control(const json& j, std::string& key_out) {
+  if (j.is_string()) {
+    const auto& s = j.get_ref<const std::string&>();
+    return has_control(s) ? &s : nullptr;
+  }
+  if (j.is_object()) {
+    for (const auto& [key, value] : j.items()) {
+      if (has_control(key)) {
+        key_out = key;
+        return &key_out;
+      }
+      if (const auto* s = find_control(value, key_out)) return s;
+    }
+  }
+  if (j.is_array()) {
+    for (const auto& value : j) {
+      if (const auto* s = find_control(value, key_out)) return s;
+    }
+  }
+  return nullptr;
+}
+
+// Parses a JSON object body (RFC 8259), strictly: a member name twice in one
+// object (RFC 8259 §4 leaves the meaning to the reader; "last wins" let
+// {"user_id":2,"user_id":1} pass a check on 2 and act on 1), nesting deeper
+// than kMaxJsonDepth and control characters in strings are errors.
+// Errors: 400 INVALID_ARGUMENT.
 std::expected<json, ApiError> parse_object(std::string_view body) {
-  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  std::vector<std::set<std::string>> open_objects;
+  std::string duplicate;
+  bool too_deep = false;
+  json::parser_callback_t check = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth > static_cast<int>(kMaxJsonDepth)) {
+      too_deep = true;
+      return false;  // discarded: a hostile depth costs no memory
+    }
+    switch (event) {
+      case json::parse_event_t::object_start:
+        open_objects.emplace_back();
+        break;
+      case json::parse_event_t::object_end:
+        if (!open_objects.empty()) open_objects.pop_back();
+        break;
+      case json::parse_event_t::key:
+        if (!open_objects.empty() && parsed.is_string() &&
+            !open_objects.back().insert(parsed.get<std::string>()).second && duplicate.empty()) {
+          duplicate = parsed.get<std::string>();
+        }
+        break;
+      default:
+        break;
+    }
+    return true;
+  };
+  json j = json::parse(body, check, /*allow_exceptions=*/false);
+  if (too_deep) {
+    return std::unexpected(invalid_argument("body nests deeper than " +
+                                            std::to_string(kMaxJsonDepth) + " levels"));
+  }
   if (j.is_discarded()) return std::unexpected(invalid_argument("body is not valid JSON"));
+  if (!duplicate.empty()) {
+    return std::unexpected(invalid_argument("member \"" + json(duplicate).dump().substr(1) +
+                                            " appears more than once"));
+  }
   if (!j.is_object()) return std::unexpected(invalid_argument("body must be a JSON object"));
+  std::string key;
+  if (find_control(j, key)) {
+    return std::unexpected(invalid_argument("strings must not contain control characters"));
+  }
   return j;
 }
 
@@ -95,12 +170,19 @@ std::expected<std::uint64_t, ApiError> id_member(const json& object, const char*
   return id;
 }
 
-std::expected<std::string, ApiError> string_member(const json& object, const char* name) {
+// A string of 1..max_bytes bytes (UTF-8, checked by the JSON parser).
+std::expected<std::string, ApiError> string_member(const json& object, const char* name,
+                                                   std::size_t max_bytes) {
   const json* v = member(object, name);
   if (!v) return std::unexpected(invalid_argument(std::string(name) + " is required"));
   if (!v->is_string())
     return std::unexpected(invalid_argument(std::string(name) + " must be a string"));
-  return v->get<std::string>();
+  const auto& s = v->get_ref<const std::string&>();
+  if (s.empty() || s.size() > max_bytes) {
+    return std::unexpected(invalid_argument(std::string(name) + " must be 1.." +
+                                            std::to_string(max_bytes) + " bytes"));
+  }
+  return s;
 }
 
 // FNV-1a 64 (http://www.isthe.com/chongo/tech/comp/fnv/).
@@ -232,6 +314,14 @@ std::expected<void, ApiError> check_idempotency_key(std::string_view key) {
   return {};
 }
 
+std::string scoped_idempotency_key(std::string_view route, std::uint64_t user_id,
+                                   std::string_view key) {
+  std::string scoped;
+  scoped.reserve(route.size() + key.size() + 32);
+  scoped.append(route).append("\x1fuser=").append(std::to_string(user_id)).append("\x1f").append(key);
+  return scoped;
+}
+
 std::expected<std::int64_t, ApiError> order_subtotal(
     const OrderRequest& request, const std::vector<std::int64_t>& unit_prices_cents) {
   std::int64_t subtotal = 0;
@@ -256,10 +346,17 @@ std::expected<RegisterUserRequest, ApiError> parse_register_user(std::string_vie
   if (!j) return std::unexpected(j.error());
   if (auto ok = only_members(*j, "user", {"name", "email"}); !ok)
     return std::unexpected(ok.error());
-  auto name = string_member(*j, "name");
+  auto name = string_member(*j, "name", kMaxNameBytes);
   if (!name) return std::unexpected(name.error());
-  auto email = string_member(*j, "email");
+  auto email = string_member(*j, "email", kMaxEmailBytes);
   if (!email) return std::unexpected(email.error());
+  // A mailbox's shape (RFC 5321 §4.1.2): local-part "@" domain, both non-empty,
+  // no spaces. Deliverability is the shop's mail system's business.
+  const auto at = email->rfind('@');
+  if (at == std::string::npos || at == 0 || at + 1 == email->size() ||
+      email->find(' ') != std::string::npos) {
+    return std::unexpected(invalid_argument("email must look like local-part@domain"));
+  }
   return RegisterUserRequest{std::move(*name), std::move(*email)};
 }
 
@@ -284,9 +381,9 @@ std::expected<CreateProductRequest, ApiError> parse_create_product(std::string_v
     return std::unexpected(ok.error());
   }
   CreateProductRequest r;
-  auto name = string_member(*j, "name");
+  auto name = string_member(*j, "name", kMaxNameBytes);
   if (!name) return std::unexpected(name.error());
-  auto category = string_member(*j, "category");
+  auto category = string_member(*j, "category", kMaxCategoryBytes);
   if (!category) return std::unexpected(category.error());
   auto price = int_member(*j, "price", std::nullopt, 0, kInt64Max);
   if (!price) return std::unexpected(price.error());
@@ -318,10 +415,10 @@ std::expected<CreateCouponRequest, ApiError> parse_create_coupon(std::string_vie
     return std::unexpected(ok.error());
   }
   CreateCouponRequest r;
-  auto name = string_member(*j, "name");
+  auto name = string_member(*j, "name", kMaxNameBytes);
   if (!name) return std::unexpected(name.error());
   r.name = std::move(*name);
-  auto type = string_member(*j, "discount_type");
+  auto type = string_member(*j, "discount_type", kMaxNameBytes);
   if (!type) return std::unexpected(type.error());
   if (*type == "fixed") {
     r.discount_type = msg::DiscountType::FIXED;

@@ -28,6 +28,15 @@ inline constexpr std::int64_t kMaxLineQuantity = 10'000;
 inline constexpr std::uint32_t kMaxInstallments = 24;
 /// Longest payment token accepted, in bytes.
 inline constexpr std::size_t kMaxPaymentTokenBytes = 256;
+/// Longest user, product and coupon name accepted, in bytes of UTF-8.
+inline constexpr std::size_t kMaxNameBytes = 200;
+/// Longest e-mail address accepted, in bytes: RFC 5321 §4.5.3.1.3 limits a
+/// path to 256 octets including the angle brackets.
+inline constexpr std::size_t kMaxEmailBytes = 254;
+/// Longest product category accepted, in bytes.
+inline constexpr std::size_t kMaxCategoryBytes = 100;
+/// Deepest nesting of a JSON body (an order is 3 levels deep).
+inline constexpr std::size_t kMaxJsonDepth = 16;
 /// Longest Idempotency-Key accepted, in bytes (an LMDB key is at most 511).
 inline constexpr std::size_t kMaxIdempotencyKeyBytes = 255;
 /// Longest long-poll of GET /v1/orders/{id}?wait_ms=N; larger N are clamped.
@@ -87,6 +96,14 @@ std::uint64_t order_request_hash(const OrderRequest& request);
 /// bytes of visible ASCII (0x21..0x7e). Errors: 400 INVALID_ARGUMENT.
 std::expected<void, ApiError> check_idempotency_key(std::string_view key);
 
+/// The stored form of an Idempotency-Key: the route and the user it was sent
+/// for, then the key ("POST /v1/orders\x1fuser=12\x1f<key>"), so one user's
+/// key never answers, reveals or blocks another user's request, nor another
+/// route's. Unit separators (0x1f) cannot occur in a valid key. Pure; at most
+/// kMaxIdempotencyKeyBytes + route + 30 bytes (within LMDB's 511).
+std::string scoped_idempotency_key(std::string_view route, std::uint64_t user_id,
+                                   std::string_view key);
+
 /// Subtotal Σ quantity × unit price in cents. `unit_prices_cents[i]` belongs
 /// to `request.items[i]`. Errors: 400 INVALID_ARGUMENT when the sum (with
 /// shipping) does not fit in int64.
@@ -94,9 +111,14 @@ std::expected<std::int64_t, ApiError> order_subtotal(
     const OrderRequest& request, const std::vector<std::int64_t>& unit_prices_cents);
 
 // ---------------------------------------------------------------- other bodies
+//
+// Every body parser is strict: a JSON object (RFC 8259) with only the members
+// it names, none twice, nested at most kMaxJsonDepth deep, and no string (nor
+// member name) holding a control character (U+0000..U+001F, U+007F). Errors:
+// 400 INVALID_ARGUMENT naming the first problem; nothing is changed.
 
-/// POST /v1/users {name, email}: both strings (content is checked by the
-/// user daemon). Errors: 400.
+/// POST /v1/users {name, email}: name 1..kMaxNameBytes bytes, email
+/// 1..kMaxEmailBytes bytes shaped local-part@domain without spaces. Errors: 400.
 struct RegisterUserRequest {
   std::string name;
   std::string email;
@@ -109,7 +131,8 @@ std::expected<std::int64_t, ApiError> parse_charge_points(std::string_view body)
 /// POST /v1/coupons/{id}/issue {user_id}: integer id >= 1. Errors: 400.
 std::expected<std::uint64_t, ApiError> parse_issue_coupon(std::string_view body);
 
-/// POST /v1/products {name, category, price, stock}: strings and integers >= 0.
+/// POST /v1/products {name, category, price, stock}: name 1..kMaxNameBytes,
+/// category 1..kMaxCategoryBytes bytes, price and stock integers >= 0.
 struct CreateProductRequest {
   std::string name;
   std::string category;
@@ -122,7 +145,7 @@ std::expected<CreateProductRequest, ApiError> parse_create_product(std::string_v
 std::expected<std::int64_t, ApiError> parse_adjust_stock(std::string_view body);
 
 /// POST /v1/coupons {name, discount_type, discount_value, total_quantity,
-/// min_order?, expires_at?}: fixed value > 0 cents, percent 1..100,
+/// min_order?, expires_at?}: name 1..kMaxNameBytes bytes, fixed value > 0 cents, percent 1..100,
 /// total_quantity >= 1, min_order >= 0 cents, expires_at >= 0 Unix seconds
 /// (0 or absent = never). Errors: 400.
 struct CreateCouponRequest {

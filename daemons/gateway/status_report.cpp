@@ -143,6 +143,17 @@ std::string render_metrics(const ipc::StatusLayout& status, std::int64_t now_ms,
                  "ringmart_gateway_connections_total{{socket=\"api\"}} {}\n"
                  "ringmart_gateway_connections_total{{socket=\"admin\"}} {}\n",
                  gateway.api_connections, gateway.admin_connections);
+  family(out, "ringmart_gateway_connections_refused_total", "counter",
+         "Connections answered 503 and closed per socket (connection limit or no descriptors).");
+  fmt::format_to(std::back_inserter(out),
+                 "ringmart_gateway_connections_refused_total{{socket=\"api\"}} {}\n"
+                 "ringmart_gateway_connections_refused_total{{socket=\"admin\"}} {}\n",
+                 gateway.api_refused, gateway.admin_refused);
+  family(out, "ringmart_gateway_open_connections", "gauge", "Connections open now per socket.");
+  fmt::format_to(std::back_inserter(out),
+                 "ringmart_gateway_open_connections{{socket=\"api\"}} {}\n"
+                 "ringmart_gateway_open_connections{{socket=\"admin\"}} {}\n",
+                 gateway.api_open, gateway.admin_open);
   return out;
 }
 

@@ -58,6 +58,10 @@ struct GatewayGauges {
   std::uint64_t accepted_orders = 0;    ///< accepted, not yet reported final
   std::uint64_t api_connections = 0;    ///< accepted since start, api.sock
   std::uint64_t admin_connections = 0;  ///< accepted since start, admin.sock
+  std::uint64_t api_refused = 0;        ///< answered 503 and closed since start, api.sock
+  std::uint64_t admin_refused = 0;      ///< answered 503 and closed since start, admin.sock
+  std::uint64_t api_open = 0;           ///< open now, api.sock
+  std::uint64_t admin_open = 0;         ///< open now, admin.sock
 };
 
 /// GET /metrics: Prometheus text exposition format 0.0.4

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -90,6 +91,10 @@ bool System::start(bool wait) {
     if (fd >= 0) {
       ::dup2(fd, 1);
       ::dup2(fd, 2);
+    }
+    if (open_files_limit_ > 0) {
+      const rlimit limit{open_files_limit_, open_files_limit_};
+      if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) ::_exit(126);
     }
     ::execl(exe.c_str(), exe.c_str(), "--state-dir", state_dir_.c_str(), "--runtime-dir",
             run_dir_.c_str(), "--config", config_path_.c_str(), static_cast<char*>(nullptr));

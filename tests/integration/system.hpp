@@ -37,6 +37,9 @@ class System {
   /// Returns false (with the log tail on stderr) when it did not come up.
   /// `wait_healthy` false: returns once the supervisor is spawned.
   bool start(bool wait_healthy = true);
+  /// Starts the system (at the next start()) with RLIMIT_NOFILE soft = hard =
+  /// `n` (0: inherited), as on a host whose limit is that low.
+  void set_open_files_limit(std::uint64_t n) { open_files_limit_ = n; }
   /// Rewrites the config file with the base settings plus `extra_config`
   /// (daemons read it when they start).
   void rewrite_config(const std::string& extra_config);
@@ -95,6 +98,7 @@ class System {
   std::string config_path_;
   std::string log_path_;
   pid_t supervisor_ = 0;
+  std::uint64_t open_files_limit_ = 0;
   std::optional<http::UnixClient> api_;
   std::optional<http::UnixClient> admin_;
 };

@@ -16,6 +16,8 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <charconv>
+#include <limits>
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -375,6 +377,22 @@ int cmd_quarantine_list(const Options& o, const runtime::Config& config) {
   return waiting ? 1 : 0;
 }
 
+/// Ids and limits are positive decimal integers that fit 64 bits: CLI11 alone
+/// would read "-1" as 18446744073709551615 and "0x10" or "+5" as numbers.
+const CLI::Validator kPositiveDecimal(
+    [](std::string& text) -> std::string {
+      std::uint64_t v = 0;
+      const auto* end = text.data() + text.size();
+      const auto [ptr, ec] = std::from_chars(text.data(), end, v);
+      const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+      if (!digits || ec != std::errc{} || ptr != end || v == 0) {
+        return "'" + text + "' is not a positive decimal integer (1.." +
+               std::to_string(std::numeric_limits<std::uint64_t>::max()) + ")";
+      }
+      return {};
+    },
+    "POSITIVE_INTEGER");
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -394,29 +412,33 @@ int main(int argc, char** argv) {
                    "RUNNING, COMPENSATING, COMPLETED, FAILED, STUCK or ABANDONED")
       ->check(
           CLI::IsMember({"RUNNING", "COMPENSATING", "COMPLETED", "FAILED", "STUCK", "ABANDONED"}));
-  sagas->add_option("--limit", o.limit, "at most this many")->capture_default_str();
+  sagas->add_option("--limit", o.limit, "at most this many")
+      ->check(kPositiveDecimal)
+      ->capture_default_str();
   auto* saga = app.add_subcommand("saga", "one saga");
   auto* show = saga->add_subcommand("show", "a saga's timeline");
-  show->add_option("ID", o.saga_id, "saga (= order) id")->required();
+  show->add_option("ID", o.saga_id, "saga (= order) id")->required()->check(kPositiveDecimal);
   auto* saga_redrive =
       saga->add_subcommand("redrive", "resume a STUCK saga's compensation with a fresh budget");
-  saga_redrive->add_option("ID", o.saga_id, "saga (= order) id")->required();
+  saga_redrive->add_option("ID", o.saga_id, "saga (= order) id")->required()->check(kPositiveDecimal);
   auto* saga_abandon = saga->add_subcommand(
       "abandon", "give up on a STUCK saga (ABANDONED; settle its effects by hand)");
-  saga_abandon->add_option("ID", o.saga_id, "saga (= order) id")->required();
+  saga_abandon->add_option("ID", o.saga_id, "saga (= order) id")->required()->check(kPositiveDecimal);
   saga->require_subcommand(1);
   std::string config_file;
   auto* quarantine = app.add_subcommand("quarantine", "messages a daemon could not apply");
   quarantine->add_option("--config", config_file, "the system's TOML config (map sizes)");
   auto* q_list = quarantine->add_subcommand("list", "quarantined messages of every daemon");
   q_list->add_flag("--all", o.all, "include re-driven and abandoned ones");
-  q_list->add_option("--limit", o.limit, "at most this many")->capture_default_str();
+  q_list->add_option("--limit", o.limit, "at most this many")
+      ->check(kPositiveDecimal)
+      ->capture_default_str();
   auto* q_redrive = quarantine->add_subcommand("redrive", "apply a quarantined message again");
   q_redrive->add_option("DAEMON", o.daemon, "the daemon that quarantined it")->required();
-  q_redrive->add_option("ID", o.message_id, "quarantine id")->required();
+  q_redrive->add_option("ID", o.message_id, "quarantine id")->required()->check(kPositiveDecimal);
   auto* q_abandon = quarantine->add_subcommand("abandon", "give up on a quarantined message");
   q_abandon->add_option("DAEMON", o.daemon, "the daemon that quarantined it")->required();
-  q_abandon->add_option("ID", o.message_id, "quarantine id")->required();
+  q_abandon->add_option("ID", o.message_id, "quarantine id")->required()->check(kPositiveDecimal);
   auto* start = app.add_subcommand("start", "start a daemon that is not running (after a fix)");
   start->add_option("DAEMON", o.daemon, "daemon name")->required();
   auto* restart = app.add_subcommand("restart", "restart a daemon (e.g. after a config change)");

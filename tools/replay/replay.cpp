@@ -296,7 +296,7 @@ std::expected<Ids, Failure> set_up(const Dataset& data, const Options& options, 
           ids.user_ids[i] = *user_id;
           const std::string user_path = "/v1/users/" + std::to_string(*user_id);
           if (o.user_points > 0) {
-            auto r = call_with_retry(c.api, "POST", user_path + "/points/charge",
+            auto r = call_with_retry(c.admin, "POST", user_path + "/points/charge",
                                      json{{"amount", o.user_points}}, {}, 30, is_503);
             if (!r.ok()) {
               fail(who + ": POST " + user_path + "/points/charge", r);
@@ -314,7 +314,7 @@ std::expected<Ids, Failure> set_up(const Dataset& data, const Options& options, 
             if (!coupon_id) return;
             ids.coupon_ids[i] = *coupon_id;
             const std::string issue = "/v1/coupons/" + std::to_string(*coupon_id) + "/issue";
-            r = call_with_retry(c.api, "POST", issue, json{{"user_id", *user_id}}, {}, 30, is_503);
+            r = call_with_retry(c.admin, "POST", issue, json{{"user_id", *user_id}}, {}, 30, is_503);
             const auto uc = id_of(who + ": POST " + issue, r, "user_coupon_id");
             if (!uc) return;
             ids.user_coupon_ids[i] = *uc;

@@ -196,14 +196,6 @@ class FakeRingmart {
       users_[id] = 0;
       out->send(rh::json_response(201, {{"id", id}}));
     });
-    s.route("POST", "/v1/users/{id}/points/charge",
-            [this](const rh::Request& req, rh::ResponderPtr out) {
-              const uint64_t id = id_param(req);
-              if (!users_.contains(id))
-                return out->send(rh::error_response(404, "USER_NOT_FOUND", ""));
-              users_[id] += json::parse(req.body)["amount"].get<int64_t>();
-              out->send(rh::json_response(200, {{"balance", users_[id]}}));
-            });
     s.route("GET", "/v1/users/{id}/points", [this](const rh::Request& req, rh::ResponderPtr out) {
       const uint64_t id = id_param(req);
       if (!users_.contains(id)) return out->send(rh::error_response(404, "USER_NOT_FOUND", ""));
@@ -220,19 +212,6 @@ class FakeRingmart {
                         {"status", uc.used ? "USED" : "ISSUED"}});
       }
       out->send(rh::json_response(200, list));
-    });
-    s.route("POST", "/v1/coupons/{id}/issue", [this](const rh::Request& req, rh::ResponderPtr out) {
-      const uint64_t coupon = id_param(req);
-      const uint64_t user = json::parse(req.body)["user_id"];
-      if (!coupon_value_.contains(coupon)) {
-        return out->send(rh::error_response(404, "COUPON_NOT_FOUND", ""));
-      }
-      if (coupon_left_[coupon]-- <= 0) {
-        return out->send(rh::error_response(409, "COUPON_SOLD_OUT", ""));
-      }
-      const uint64_t id = next_id_++;
-      user_coupons_[id] = UserCoupon{coupon, user, false};
-      out->send(rh::json_response(201, {{"user_coupon_id", id}}));
     });
     s.route("GET", "/v1/products/{id}", [this](const rh::Request& req, rh::ResponderPtr out) {
       const uint64_t id = id_param(req);
@@ -267,6 +246,27 @@ class FakeRingmart {
               out->send(rh::json_response(200, list));
             });
     if (!admin) return;
+    s.route("POST", "/v1/users/{id}/points/charge",
+            [this](const rh::Request& req, rh::ResponderPtr out) {
+              const uint64_t id = id_param(req);
+              if (!users_.contains(id))
+                return out->send(rh::error_response(404, "USER_NOT_FOUND", ""));
+              users_[id] += json::parse(req.body)["amount"].get<int64_t>();
+              out->send(rh::json_response(200, {{"balance", users_[id]}}));
+            });
+    s.route("POST", "/v1/coupons/{id}/issue", [this](const rh::Request& req, rh::ResponderPtr out) {
+      const uint64_t coupon = id_param(req);
+      const uint64_t user = json::parse(req.body)["user_id"];
+      if (!coupon_value_.contains(coupon)) {
+        return out->send(rh::error_response(404, "COUPON_NOT_FOUND", ""));
+      }
+      if (coupon_left_[coupon]-- <= 0) {
+        return out->send(rh::error_response(409, "COUPON_SOLD_OUT", ""));
+      }
+      const uint64_t id = next_id_++;
+      user_coupons_[id] = UserCoupon{coupon, user, false};
+      out->send(rh::json_response(201, {{"user_coupon_id", id}}));
+    });
     s.route("POST", "/v1/products", [this](const rh::Request& req, rh::ResponderPtr out) {
       const json b = json::parse(req.body);
       if (b["price"].get<int64_t>() < 0) return out->send(bad("price"));
