@@ -26,6 +26,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "http/request_parsing.hpp"
 #include "http/text.hpp"
 
 namespace ringmart::http {
@@ -60,158 +61,6 @@ using detail::has_ctl;
 using detail::lower;
 using detail::to_string;
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decodes `in`. Malformed escapes ("%zz", a trailing "%") are kept
-// literally. With `plus_as_space`, '+' decodes to ' ' (form/query encoding).
-std::string percent_decode(std::string_view in, bool plus_as_space) {
-  std::string out;
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    char c = in[i];
-    if (c == '%' && i + 2 < in.size()) {
-      int hi = hex_value(in[i + 1]);
-      int lo = hex_value(in[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-        continue;
-      }
-    }
-    out.push_back(plus_as_space && c == '+' ? ' ' : c);
-  }
-  return out;
-}
-
-// "a=1&b=x%20y&flag" -> {a:1, b:"x y", flag:""}; the last duplicate wins.
-std::map<std::string, std::string> parse_query(std::string_view q) {
-  std::map<std::string, std::string> out;
-  while (!q.empty()) {
-    auto amp = q.find('&');
-    std::string_view pair = q.substr(0, amp);
-    q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
-    if (pair.empty()) continue;
-    auto eq = pair.find('=');
-    std::string key = percent_decode(pair.substr(0, eq), true);
-    std::string value =
-        eq == std::string_view::npos ? std::string{} : percent_decode(pair.substr(eq + 1), true);
-    out[std::move(key)] = std::move(value);
-  }
-  return out;
-}
-
-// "/a/b/" -> {"a", "b", ""}; "/" -> {""}. `path` must start with '/'.
-std::vector<std::string_view> split_segments(std::string_view path) {
-  std::vector<std::string_view> out;
-  std::size_t start = 1;
-  for (;;) {
-    auto slash = path.find('/', start);
-    if (slash == std::string_view::npos) {
-      out.push_back(path.substr(start));
-      return out;
-    }
-    out.push_back(path.substr(start, slash - start));
-    start = slash + 1;
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Routing
-
-struct Segment {
-  std::string text;  // literal text, or the parameter name
-  bool param = false;
-};
-
-struct Route {
-  std::string method;
-  std::string pattern;
-  std::vector<Segment> segments;
-  Handler handler;
-};
-
-std::vector<Segment> parse_pattern(std::string_view pattern) {
-  if (pattern.empty() || pattern.front() != '/') {
-    throw std::invalid_argument("route pattern must start with '/': " + std::string(pattern));
-  }
-  std::vector<Segment> out;
-  std::set<std::string> names;
-  for (auto seg : split_segments(pattern)) {
-    if (seg.size() > 2 && seg.front() == '{' && seg.back() == '}') {
-      std::string name(seg.substr(1, seg.size() - 2));
-      if (name.find_first_of("{}") != std::string::npos || !names.insert(name).second) {
-        throw std::invalid_argument("bad route parameter in pattern: " + std::string(pattern));
-      }
-      out.push_back({std::move(name), true});
-    } else {
-      if (seg.find_first_of("{}") != std::string_view::npos) {
-        throw std::invalid_argument("route parameters must span a whole segment: " +
-                                    std::string(pattern));
-      }
-      out.push_back({std::string(seg), false});
-    }
-  }
-  return out;
-}
-
-bool same_shape(const std::vector<Segment>& a, const std::vector<Segment>& b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (a[i].param != b[i].param) return false;
-    if (!a[i].param && a[i].text != b[i].text) return false;
-  }
-  return true;
-}
-
-// Both match the same path: the first position where one has a literal and
-// the other a parameter decides (literal wins).
-bool more_specific(const std::vector<Segment>& a, const std::vector<Segment>& b) {
-  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    if (a[i].param != b[i].param) return !a[i].param;
-  }
-  return false;
-}
-
-bool matches(const Route& r, const std::vector<std::string_view>& segs) {
-  if (r.segments.size() != segs.size()) return false;
-  for (std::size_t i = 0; i < segs.size(); ++i) {
-    const Segment& s = r.segments[i];
-    if (s.param ? segs[i].empty() : s.text != segs[i]) return false;
-  }
-  return true;
-}
-
-struct Lookup {
-  const Route* route = nullptr;  // set when found
-  std::string allow;             // non-empty: path known, method not allowed
-};
-
-Lookup find_route(const std::vector<Route>& routes, std::string_view method,
-                  std::string_view path) {
-  Lookup out;
-  if (path.empty() || path.front() != '/') return out;
-  auto segs = split_segments(path);
-  std::set<std::string> allowed;
-  for (const Route& r : routes) {
-    if (!matches(r, segs)) continue;
-    allowed.insert(r.method);
-    if (r.method != method) continue;
-    if (!out.route || more_specific(r.segments, out.route->segments)) out.route = &r;
-  }
-  if (!out.route) {
-    for (const auto& m : allowed) {
-      if (!out.allow.empty()) out.allow += ", ";
-      out.allow += m;
-    }
-  }
-  return out;
-}
-
 // ---------------------------------------------------------------------------
 // Connection state
 
@@ -225,7 +74,7 @@ struct State {
 
   asio::io_context& io;
   ServerOptions options;
-  std::vector<Route> routes;
+  detail::RouteTable routes;
   std::optional<local::acceptor> acceptor;
   asio::steady_timer retry_timer;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
@@ -294,7 +143,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // from that byte on, the header timeout until the header is complete.
   void do_read() {
     parser_.emplace();
-    parser_->body_limit(static_cast<std::uint64_t>(st_->options.max_body_bytes));
+    detail::configure_parser(*parser_, st_->options.max_body_bytes);
     if (buf_.size() > 0) return read_header();  // pipelined: already here
     arm_timer(served_ == 0 ? st_->options.header_timeout_ms : st_->options.idle_timeout_ms);
     sock_.async_wait(local::socket::wait_read, [self = shared_from_this()](bsys::error_code ec) {
@@ -315,7 +164,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_) return;
     if (ec) return on_read_error(ec);
     auto& msg = parser_->get();
-    if (auto refusal = check_framing(msg)) {
+    if (auto refusal = detail::check_framing(msg)) {
       disarm_timer();
       return reply_and_close(std::move(*refusal));
     }
@@ -330,37 +179,6 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     read_body();
-  }
-
-  // What RFC 9112 requires a server to refuse before reading a body:
-  // - a transfer coding other than a lone "chunked" (§6.1: 501 for a coding it
-  //   does not understand; Beast would read "gzip, chunked" as plain chunked
-  //   and hand a still-compressed body to the handler);
-  // - an HTTP/1.1 request without exactly one Host field (§3.2: 400).
-  static std::optional<Response> check_framing(const bhttp::request<bhttp::string_body>& msg) {
-    std::string codings;
-    for (const auto& field : msg) {
-      if (field.name() != bhttp::field::transfer_encoding) continue;
-      if (!codings.empty()) codings += ",";
-      codings += to_string(field.value());
-    }
-    if (!codings.empty()) {
-      std::string normalized;
-      for (char c : lower(codings)) {
-        if (c != ' ' && c != '\t') normalized.push_back(c);
-      }
-      if (normalized != "chunked") {
-        return error_response(501, "NOT_IMPLEMENTED",
-                              "transfer coding \"" + codings + "\" is not supported (only chunked)");
-      }
-    }
-    if (msg.version() >= 11) {
-      if (msg.count(bhttp::field::host) != 1) {
-        return error_response(400, "BAD_REQUEST",
-                              "an HTTP/1.1 request needs exactly one Host header (RFC 9112 3.2)");
-      }
-    }
-    return std::nullopt;
   }
 
   void read_body() {
@@ -403,19 +221,7 @@ class Session : public std::enable_shared_from_this<Session> {
     version_ = msg.version();
     keep_alive_ = msg.keep_alive();
 
-    Request req;
-    req.method = to_string(msg.method_string());
-    std::string_view target(msg.target().data(), msg.target().size());
-    auto qmark = target.find('?');
-    req.path = std::string(target.substr(0, qmark));
-    if (qmark != std::string_view::npos) req.query = parse_query(target.substr(qmark + 1));
-    for (const auto& field : msg) {
-      std::string name = lower(to_string(field.name_string()));
-      std::string value = to_string(field.value());
-      auto [it, inserted] = req.headers.emplace(std::move(name), value);
-      if (!inserted) it->second += ", " + value;
-    }
-    req.body = std::move(msg.body());
+    Request req = detail::to_request(msg);
     req.peer_uid = uid_;
     req.peer_pid = pid_;
     parser_.reset();
@@ -425,25 +231,10 @@ class Session : public std::enable_shared_from_this<Session> {
     awaiting_ = true;
     auto responder = std::make_shared<ResponderImpl>(shared_from_this(), seq_);
 
-    Lookup found = find_route(st_->routes, req.method, req.path);
-    if (!found.route) {
-      if (found.allow.empty()) {
-        responder->send(error_response(404, "NOT_FOUND", "no route for " + req.path));
-      } else {
-        Response r = error_response(405, "METHOD_NOT_ALLOWED",
-                                    req.method + " is not allowed on " + req.path);
-        r.headers["Allow"] = found.allow;
-        responder->send(std::move(r));
-      }
-      return;
-    }
-    auto segs = split_segments(req.path);
-    for (std::size_t i = 0; i < segs.size(); ++i) {
-      const Segment& s = found.route->segments[i];
-      if (s.param) req.params[s.text] = percent_decode(segs[i], false);
-    }
+    auto handler = st_->routes.find(req);
+    if (!handler) return responder->send(std::move(handler.error()));
     try {
-      found.route->handler(req, responder);
+      (**handler)(req, responder);
     } catch (const std::exception& e) {
       responder->send(error_response(500, "INTERNAL", e.what()));
     } catch (...) {
@@ -655,18 +446,7 @@ Server::Server(boost::asio::io_context& io, ServerOptions options)
 Server::~Server() { stop(); }
 
 void Server::route(std::string method, std::string pattern, Handler handler) {
-  if (!handler) throw std::invalid_argument("route handler is empty");
-  std::transform(method.begin(), method.end(), method.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  Route r{std::move(method), std::move(pattern), {}, std::move(handler)};
-  r.segments = parse_pattern(r.pattern);
-  for (const Route& other : impl_->st->routes) {
-    if (other.method == r.method && same_shape(other.segments, r.segments)) {
-      throw std::invalid_argument("duplicate route " + r.method + " " + r.pattern +
-                                  " (conflicts with " + other.pattern + ")");
-    }
-  }
-  impl_->st->routes.push_back(std::move(r));
+  impl_->st->routes.add(std::move(method), std::move(pattern), std::move(handler));
 }
 
 void Server::start() {

@@ -11,6 +11,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
   libsystemd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang-19 libclang-rt-19-dev
   curl
 )
 missing=()

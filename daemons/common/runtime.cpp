@@ -535,14 +535,12 @@ bool Runtime::process_batch() {
       // suffices; a crash leaves the last store visible in shared memory).
       slot.inflight_peer.store(peer, std::memory_order_relaxed);
       slot.inflight_seq.store(r.seq, std::memory_order_relaxed);
-      const auto* words = reinterpret_cast<const capnp::word*>(r.payload.data());
       bool compensation = false;
       auto ec = apply_one([&](Context& ctx) {
-        capnp::FlatArrayMessageReader reader(kj::arrayPtr(words, r.payload.size() / 8),
-                                             storage::StoredMessage::reader_options());
-        auto envelope = reader.getRoot<msg::Envelope>();
-        compensation = is_compensation(envelope.getPayload().which());
-        return handler_ ? handler_(ctx, envelope) : std::error_code{};
+        return with_envelope(r.payload, [&](msg::Envelope::Reader envelope) {
+          compensation = is_compensation(envelope.getPayload().which());
+          return handler_ ? handler_(ctx, envelope) : std::error_code{};
+        });
       });
       if (is_storage_error(ec)) {
         storage_ec = ec;
@@ -742,8 +740,11 @@ ipc::ControlReply Runtime::redrive(std::uint64_t id) {
     std::memcpy(words.begin(), row->message.data(), words.size() * 8);
     auto hec = guarded(
         [&] {
-          capnp::FlatArrayMessageReader reader(words, storage::StoredMessage::reader_options());
-          return handler_ ? handler_(ctx, reader.getRoot<msg::Envelope>()) : std::error_code{};
+          const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(words.begin()),
+                                                 words.size() * sizeof(capnp::word));
+          return with_envelope(bytes, [&](msg::Envelope::Reader e) {
+            return handler_ ? handler_(ctx, e) : std::error_code{};
+          });
         },
         failure);
     if (hec) return hec;

@@ -37,6 +37,7 @@
 #pragma once
 
 #include <capnp/message.h>
+#include <capnp/serialize.h>
 #include <spdlog/logger.h>
 
 #include <atomic>
@@ -47,6 +48,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -58,6 +60,7 @@
 #include "ipc/status_region.hpp"
 #include "schemas/codes.hpp"
 #include "schemas/envelope.capnp.h"
+#include "storage/capnp_value.hpp"
 #include "storage/lmdb.hpp"
 #include "storage/outbox.hpp"
 #include "storage/quarantine.hpp"
@@ -350,6 +353,21 @@ std::expected<Started<Store>, int> start_daemon(int argc, char** argv, DaemonId 
 /// payload type, the sender and the message id. The message is consumed and
 /// has no effect (a newer sender's type this build does not know).
 void warn_unexpected(spdlog::logger& log, msg::Envelope::Reader message);
+
+/// Reads one ring record (or quarantined payload) as the loop does before its
+/// handler runs: an 8-byte aligned Cap'n Proto flat array (a trailing partial
+/// word is ignored) with storage::StoredMessage::reader_options() (traversal
+/// limit 2^20 words), and calls `fn` with the root Envelope; returns what `fn`
+/// returns. A malformed message throws kj::Exception from the reads (the loop
+/// turns it into a handler failure, then a quarantine). `payload.data()` must
+/// be 8-byte aligned (ring records are). Pure; thread-safe.
+template <class Fn>
+decltype(auto) with_envelope(std::span<const std::byte> payload, Fn&& fn) {
+  const auto* words = reinterpret_cast<const capnp::word*>(payload.data());
+  capnp::FlatArrayMessageReader reader(kj::arrayPtr(words, payload.size() / sizeof(capnp::word)),
+                                       storage::StoredMessage::reader_options());
+  return std::forward<Fn>(fn)(reader.getRoot<msg::Envelope>());
+}
 
 using msg::code_name;  // "OUT_OF_STOCK" (schemas/codes.hpp)
 
