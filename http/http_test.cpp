@@ -667,9 +667,11 @@ TEST_F(HttpTest, OutOfDescriptorsConnectionsAre503AndClosedNotLeftWaiting) {
   // limit as the server's accepted ones.
   constexpr int kClients = 24;
   std::vector<int> clients;
-  for (int i = 0; i < kClients; ++i) clients.push_back(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  for (int i = 0; i < kClients; ++i)
+    clients.push_back(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   int open_now = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++open_now;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd"))
+    ++open_now;
   rlimit saved{};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
   rlimit low = saved;

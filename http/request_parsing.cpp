@@ -217,7 +217,8 @@ std::expected<const Handler*, Response> RouteTable::find(Request& req) const {
     if (!allow.empty()) allow += ", ";
     allow += m;
   }
-  Response r = error_response(405, "METHOD_NOT_ALLOWED", req.method + " is not allowed on " + req.path);
+  Response r =
+      error_response(405, "METHOD_NOT_ALLOWED", req.method + " is not allowed on " + req.path);
   r.headers["Allow"] = std::move(allow);
   return std::unexpected(std::move(r));
 }

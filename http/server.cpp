@@ -340,11 +340,11 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buf_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::unique_ptr<bhttp::response<bhttp::string_body>> res_;
-  std::uint64_t seq_ = 0;   // number of the current request
+  std::uint64_t seq_ = 0;     // number of the current request
   std::uint64_t served_ = 0;  // requests read on this connection
-  bool awaiting_ = false;   // current request not answered yet
-  unsigned version_ = 11;   // HTTP version of the current request
-  bool keep_alive_ = true;  // current request allows keep-alive
+  bool awaiting_ = false;     // current request not answered yet
+  unsigned version_ = 11;     // HTTP version of the current request
+  bool keep_alive_ = true;    // current request allows keep-alive
   bool closed_ = false;
   std::uint64_t timer_gen_ = 0;
   int uid_ = -1;

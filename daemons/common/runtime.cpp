@@ -229,9 +229,9 @@ std::expected<std::unique_ptr<Runtime>, StartError> Runtime::create(DaemonId sel
       return std::unexpected(StartError{std::move(reason), kExitCannotStart});
     }
     if (ipc::monotonic_ms() > deadline) {
-      return std::unexpected(StartError{
-          fmt::format("shared memory not found (is the supervisor running?): {}: {}", missing,
-                      error.message())});
+      return std::unexpected(
+          StartError{fmt::format("shared memory not found (is the supervisor running?): {}: {}",
+                                 missing, error.message())});
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

@@ -1,8 +1,7 @@
 #include "daemons/common/topology.hpp"
 
-#include <fmt/format.h>
-
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -101,7 +100,8 @@ std::string shm_transport_path(const std::string& runtime_dir) {
 std::expected<uid_t, std::error_code> check_runtime_dir(const std::string& runtime_dir) {
   struct stat st {};
   if (::stat(runtime_dir.c_str(), &st) != 0) return std::unexpected(errno_code());
-  if (!S_ISDIR(st.st_mode)) return std::unexpected(std::make_error_code(std::errc::not_a_directory));
+  if (!S_ISDIR(st.st_mode))
+    return std::unexpected(std::make_error_code(std::errc::not_a_directory));
   const uid_t self = ::geteuid();
   if (auto ec = check_stat(st, self == 0 ? st.st_uid : self, 022)) return std::unexpected(ec);
   return st.st_uid;

@@ -11,13 +11,12 @@
 
 #include <sys/types.h>
 
-#include <expected>
-#include <system_error>
-
 #include <array>
+#include <expected>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "schemas/envelope.capnp.h"

@@ -319,7 +319,8 @@ TEST(StrictBodies, CapEveryStringField) {
   const std::string local(kMaxEmailBytes - 2, 'a');
   EXPECT_TRUE(parse_register_user(R"({"name":"A","email":")" + local + R"(@x"})"));
   EXPECT_FALSE(parse_register_user(R"({"name":"A","email":")" + local + R"(@xy"})"));
-  EXPECT_FALSE(parse_register_user(R"({"name":"A","email":")" + std::string(60000, 'a') + R"(@x"})"));
+  EXPECT_FALSE(
+      parse_register_user(R"({"name":"A","email":")" + std::string(60000, 'a') + R"(@x"})"));
   EXPECT_FALSE(parse_register_user(R"({"name":"A","email":"no-at-sign"})"));
   EXPECT_FALSE(parse_register_user(R"({"name":"A","email":"@x"})"));
   EXPECT_FALSE(parse_register_user(R"({"name":"A","email":"a@"})"));
@@ -328,7 +329,8 @@ TEST(StrictBodies, CapEveryStringField) {
   const std::string name(kMaxNameBytes, 'n');
   EXPECT_TRUE(parse_register_user(R"({"name":")" + name + R"(","email":"a@x"})"));
   EXPECT_FALSE(parse_register_user(R"({"name":")" + name + R"(n","email":"a@x"})"));
-  EXPECT_FALSE(parse_create_product(R"({"name":")" + name + R"(n","category":"k","price":1,"stock":1})"));
+  EXPECT_FALSE(
+      parse_create_product(R"({"name":")" + name + R"(n","category":"k","price":1,"stock":1})"));
   EXPECT_FALSE(parse_create_product(R"({"name":"M","category":")" +
                                     std::string(kMaxCategoryBytes + 1, 'c') +
                                     R"(","price":1,"stock":1})"));

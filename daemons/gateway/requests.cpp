@@ -84,8 +84,8 @@ std::expected<json, ApiError> parse_object(std::string_view body) {
   };
   json j = json::parse(body, check, /*allow_exceptions=*/false);
   if (too_deep) {
-    return std::unexpected(invalid_argument("body nests deeper than " +
-                                            std::to_string(kMaxJsonDepth) + " levels"));
+    return std::unexpected(
+        invalid_argument("body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels"));
   }
   if (j.is_discarded()) return std::unexpected(invalid_argument("body is not valid JSON"));
   if (!duplicate.empty()) {
@@ -318,7 +318,11 @@ std::string scoped_idempotency_key(std::string_view route, std::uint64_t user_id
                                    std::string_view key) {
   std::string scoped;
   scoped.reserve(route.size() + key.size() + 32);
-  scoped.append(route).append("\x1fuser=").append(std::to_string(user_id)).append("\x1f").append(key);
+  scoped.append(route)
+      .append("\x1fuser=")
+      .append(std::to_string(user_id))
+      .append("\x1f")
+      .append(key);
   return scoped;
 }
 

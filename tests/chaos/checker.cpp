@@ -258,8 +258,8 @@ Backlog measure_backlog(const Delivery& d, const std::string& runtime_dir) {
   if (!transport) return b;  // rings_checked stays false
   std::vector<std::pair<runtime::Channel, ipc::Ring>> rings;
   for (const auto& c : runtime::channels()) {
-    auto ring = ipc::Ring::open(runtime::ring_name(transport->prefix, c.from, c.to),
-                                transport->owner);
+    auto ring =
+        ipc::Ring::open(runtime::ring_name(transport->prefix, c.from, c.to), transport->owner);
     if (!ring) return b;  // rings_checked stays false
     rings.emplace_back(c, std::move(*ring));
   }

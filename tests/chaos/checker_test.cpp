@@ -628,10 +628,10 @@ TEST(CheckerSystemTest, RealSystemAfterThirtyOrdersIsConsistent) {
     users.push_back(sys.create_user("buyer" + std::to_string(i)));
     ASSERT_GT(users.back(), 0);
     auto charged = sys.admin("POST", "/v1/users/" + std::to_string(users.back()) + "/points/charge",
-                           {{"amount", 1000}});
+                             {{"amount", 1000}});
     ASSERT_EQ(charged.status, 200);
     auto issued = sys.admin("POST", "/v1/coupons/" + std::to_string(coupon_id) + "/issue",
-                          {{"user_id", users.back()}});
+                            {{"user_id", users.back()}});
     ASSERT_EQ(issued.status, 201) << issued.body.dump();
     user_coupons.push_back(issued.body["user_coupon_id"].get<std::int64_t>());
   }

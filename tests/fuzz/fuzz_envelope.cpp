@@ -28,7 +28,9 @@ std::uint64_t visit(capnp::DynamicValue::Reader value, int depth);
 
 std::uint64_t visit_struct(capnp::DynamicStruct::Reader s, int depth) {
   std::uint64_t n = 1;
-  KJ_IF_MAYBE(active, s.which()) { n += visit(s.get(*active), depth + 1); }
+  KJ_IF_MAYBE (active, s.which()) {
+    n += visit(s.get(*active), depth + 1);
+  }
   for (auto field : s.getSchema().getNonUnionFields()) {
     if (s.has(field)) n += visit(s.get(field), depth + 1);
   }

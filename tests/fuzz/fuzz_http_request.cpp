@@ -21,10 +21,10 @@ const detail::RouteTable& routes() {
     detail::RouteTable t;
     auto ok = [](const Request&, ResponderPtr) {};
     // The gateway's shapes: literals, parameters, both at one position.
-    for (const char* pattern : {"/v1/health", "/v1/users", "/v1/users/{id}",
-                                "/v1/users/{id}/points", "/v1/users/{id}/points/charge",
-                                "/v1/orders", "/v1/orders/{id}", "/v1/coupons/{id}/issue",
-                                "/v1/products/{id}/stock", "/v1/rankings/bestsellers"}) {
+    for (const char* pattern :
+         {"/v1/health", "/v1/users", "/v1/users/{id}", "/v1/users/{id}/points",
+          "/v1/users/{id}/points/charge", "/v1/orders", "/v1/orders/{id}", "/v1/coupons/{id}/issue",
+          "/v1/products/{id}/stock", "/v1/rankings/bestsellers"}) {
       t.add("GET", pattern, ok);
       t.add("POST", pattern, ok);
     }

@@ -43,12 +43,12 @@ TEST(Chaos, KillingEachDaemonInTurnLosesNothing) {
     p.user = sys.create_user("chaos" + std::to_string(i));
     ASSERT_GT(p.user, 0);
     ASSERT_EQ(sys.admin("POST", "/v1/users/" + std::to_string(p.user) + "/points/charge",
-                      {{"amount", kPoints}})
+                        {{"amount", kPoints}})
                   .status,
               200);
     if (i % 3 == 0) {
       auto r = sys.admin("POST", "/v1/coupons/" + std::to_string(coupon) + "/issue",
-                       {{"user_id", p.user}});
+                         {{"user_id", p.user}});
       ASSERT_EQ(r.status, 201);
       p.user_coupon = r.body["user_coupon_id"].get<std::int64_t>();
     }

@@ -34,7 +34,7 @@ class SagaTest : public ::testing::Test {
     EXPECT_GT(s.product, 0);
     EXPECT_GT(s.user, 0);
     auto charged = sys_->admin("POST", "/v1/users/" + std::to_string(s.user) + "/points/charge",
-                             {{"amount", 500}});
+                               {{"amount", 500}});
     EXPECT_EQ(charged.status, 200);
     EXPECT_EQ(charged.body["balance"], 500);
     auto c = sys_->admin("POST", "/v1/coupons",
@@ -46,7 +46,7 @@ class SagaTest : public ::testing::Test {
     EXPECT_EQ(c.status, 201);
     s.coupon = c.body["id"].get<std::int64_t>();
     auto issued = sys_->admin("POST", "/v1/coupons/" + std::to_string(s.coupon) + "/issue",
-                            {{"user_id", s.user}});
+                              {{"user_id", s.user}});
     EXPECT_EQ(issued.status, 201);
     s.user_coupon = issued.body["user_coupon_id"].get<std::int64_t>();
     return s;

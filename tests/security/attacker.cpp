@@ -51,8 +51,8 @@ int squat(const std::string& name, std::size_t size) {
   return 0;
 }
 
-int plant_ring(const std::string& name, std::size_t capacity, std::uint64_t seq,
-               std::uint64_t user, std::int64_t amount) {
+int plant_ring(const std::string& name, std::size_t capacity, std::uint64_t seq, std::uint64_t user,
+               std::int64_t amount) {
   auto ring = ipc::Ring::create(name, capacity);
   if (!ring) {
     std::printf("plant-ring %s: %s\n", name.c_str(), ring.error().message().c_str());

@@ -55,7 +55,8 @@ std::vector<std::string> live_segments(const std::string& runtime_dir) {
   auto t = runtime::read_shm_transport(runtime_dir);
   if (!t) return names;
   names.push_back(runtime::status_name(t->prefix));
-  for (const auto& c : runtime::channels()) names.push_back(runtime::ring_name(t->prefix, c.from, c.to));
+  for (const auto& c : runtime::channels())
+    names.push_back(runtime::ring_name(t->prefix, c.from, c.to));
   return names;
 }
 
@@ -173,9 +174,10 @@ TEST_F(ShmAttack, SystemStartsOnItsOwnSegmentsWhenThePredictableNamesAreSquatted
   // Every segment any process of the system maps is the system's own.
   auto live = live_segments(sys.runtime_dir());
   ASSERT_EQ(live.size(), runtime::channels().size() + 1);
-  for (const char* name : {"supervisor", "gateway", "user", "product", "coupon", "order", "payment",
-                           "ranking"}) {
-    const pid_t pid = name == std::string("supervisor") ? sys.supervisor_pid() : sys.daemon_pid(name);
+  for (const char* name :
+       {"supervisor", "gateway", "user", "product", "coupon", "order", "payment", "ranking"}) {
+    const pid_t pid =
+        name == std::string("supervisor") ? sys.supervisor_pid() : sys.daemon_pid(name);
     ASSERT_GT(pid, 0) << name;
     const auto mapped = mapped_segments(pid);
     EXPECT_FALSE(mapped.empty()) << name;
@@ -223,8 +225,8 @@ TEST_F(ShmAttack, SwappedRingIsRefusedAndItsForgedRecordIsNeverApplied) {
   ASSERT_TRUE(sys.start());
   const auto user = sys.create_user("victim");
   ASSERT_GT(user, 0);
-  auto charged = sys.admin("POST", "/v1/users/" + std::to_string(user) + "/points/charge",
-                           {{"amount", 700}});
+  auto charged =
+      sys.admin("POST", "/v1/users/" + std::to_string(user) + "/points/charge", {{"amount", 700}});
   ASSERT_EQ(charged.status, 200) << charged.body.dump();
   ASSERT_EQ(sys.points(user), 700);
 
@@ -293,8 +295,8 @@ TEST_F(ShmAttack, StateDirectoriesAreTheServiceUsersOnly) {
   struct stat st {};
   ASSERT_EQ(::stat(sys.state_dir().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700u);
-  for (const char* d : {"supervisor", "gateway", "user", "product", "coupon", "order", "payment",
-                        "ranking"}) {
+  for (const char* d :
+       {"supervisor", "gateway", "user", "product", "coupon", "order", "payment", "ranking"}) {
     const auto path = sys.state_dir() + "/" + d;
     ASSERT_EQ(::stat(path.c_str(), &st), 0) << path;
     EXPECT_EQ(st.st_mode & 0777, 0700u) << path;

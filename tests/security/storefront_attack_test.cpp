@@ -3,11 +3,10 @@
 // lenient parsing — each against a real system on its real sockets.
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
@@ -152,10 +151,11 @@ TEST_F(StorefrontAttack, DuplicateMembersNeverPlaceAnOrderForTheLastOne) {
                            std::to_string(victim) + R"(,"items":[{"product_id":)" +
                            std::to_string(product) +
                            R"(,"quantity":1}],"payment":{"token":"tok_ok"}})";
-  const std::string request = "POST /v1/orders HTTP/1.1\r\nHost: localhost\r\n"
-                              "Content-Type: application/json\r\nConnection: close\r\n"
-                              "Content-Length: " +
-                              std::to_string(body.size()) + "\r\n\r\n" + body;
+  const std::string request =
+      "POST /v1/orders HTTP/1.1\r\nHost: localhost\r\n"
+      "Content-Type: application/json\r\nConnection: close\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
   const auto out = raw_exchange(sys_->api_socket(), request);
   EXPECT_EQ(out.rfind("HTTP/1.1 400", 0), 0u) << out;
   EXPECT_NE(out.find("appears more than once"), std::string::npos) << out;
@@ -163,14 +163,15 @@ TEST_F(StorefrontAttack, DuplicateMembersNeverPlaceAnOrderForTheLastOne) {
 }
 
 TEST_F(StorefrontAttack, ControlCharactersAndOversizedStringsAreRefused) {
-  auto nul = sys_->api("POST", "/v1/users", json::parse(R"({"name":"Ann\u0000Admin","email":"a@x"})"));
+  auto nul =
+      sys_->api("POST", "/v1/users", json::parse(R"({"name":"Ann\u0000Admin","email":"a@x"})"));
   EXPECT_EQ(nul.status, 400) << nul.body.dump();
   auto huge = sys_->api("POST", "/v1/users",
                         {{"name", "Ann"}, {"email", std::string(60 * 1024, 'a') + "@example.com"}});
   EXPECT_EQ(huge.status, 400) << huge.body.dump();
-  auto product = sys_->admin("POST", "/v1/products",
-                             {{"name", std::string(300, 'p')}, {"category", "x"}, {"price", 1},
-                              {"stock", 1}});
+  auto product =
+      sys_->admin("POST", "/v1/products",
+                  {{"name", std::string(300, 'p')}, {"category", "x"}, {"price", 1}, {"stock", 1}});
   EXPECT_EQ(product.status, 400) << product.body.dump();
 }
 
@@ -272,8 +273,8 @@ TEST(ConnectionAttack, IdleConnectionsBeyondTheDescriptorLimitLeaveBothSocketsAn
   EXPECT_LT(admin_ms, 1000);
   EXPECT_LT(storefront_ms, 1000);
 
-  auto metrics = raw_exchange(sys.admin_socket(),
-                              "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+  auto metrics = raw_exchange(
+      sys.admin_socket(), "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
   EXPECT_NE(metrics.find("ringmart_gateway_connections_refused_total{socket=\"api\"}"),
             std::string::npos);
   EXPECT_EQ(metrics.find("ringmart_gateway_connections_refused_total{socket=\"api\"} 0\n"),

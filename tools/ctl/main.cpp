@@ -17,9 +17,9 @@
 
 #include <CLI/CLI.hpp>
 #include <charconv>
-#include <limits>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "daemons/common/runtime.hpp"
@@ -69,8 +69,7 @@ std::optional<Attached> attach(const Options& o) {
                  transport.error().message().c_str());
     return std::nullopt;
   }
-  auto status =
-      ipc::StatusRegion::open(runtime::status_name(transport->prefix), transport->owner);
+  auto status = ipc::StatusRegion::open(runtime::status_name(transport->prefix), transport->owner);
   if (!status) {
     std::fprintf(stderr, "ringmartctl: no ringmart system at runtime dir %s (%s)\n",
                  o.runtime_dir.c_str(), status.error().message().c_str());
@@ -117,8 +116,8 @@ int cmd_status(const Options& o) {
     std::uint64_t fill = 0;
     for (const auto& c : runtime::channels()) {
       if (c.to != id) continue;
-      if (auto r = ipc::Ring::open(runtime::ring_name(transport.prefix, c.from, c.to),
-                                   transport.owner))
+      if (auto r =
+              ipc::Ring::open(runtime::ring_name(transport.prefix, c.from, c.to), transport.owner))
         fill += r->fill_bytes();
     }
     daemons.push_back(
@@ -384,7 +383,8 @@ const CLI::Validator kPositiveDecimal(
       std::uint64_t v = 0;
       const auto* end = text.data() + text.size();
       const auto [ptr, ec] = std::from_chars(text.data(), end, v);
-      const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+      const bool digits =
+          !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
       if (!digits || ec != std::errc{} || ptr != end || v == 0) {
         return "'" + text + "' is not a positive decimal integer (1.." +
                std::to_string(std::numeric_limits<std::uint64_t>::max()) + ")";
@@ -420,10 +420,14 @@ int main(int argc, char** argv) {
   show->add_option("ID", o.saga_id, "saga (= order) id")->required()->check(kPositiveDecimal);
   auto* saga_redrive =
       saga->add_subcommand("redrive", "resume a STUCK saga's compensation with a fresh budget");
-  saga_redrive->add_option("ID", o.saga_id, "saga (= order) id")->required()->check(kPositiveDecimal);
+  saga_redrive->add_option("ID", o.saga_id, "saga (= order) id")
+      ->required()
+      ->check(kPositiveDecimal);
   auto* saga_abandon = saga->add_subcommand(
       "abandon", "give up on a STUCK saga (ABANDONED; settle its effects by hand)");
-  saga_abandon->add_option("ID", o.saga_id, "saga (= order) id")->required()->check(kPositiveDecimal);
+  saga_abandon->add_option("ID", o.saga_id, "saga (= order) id")
+      ->required()
+      ->check(kPositiveDecimal);
   saga->require_subcommand(1);
   std::string config_file;
   auto* quarantine = app.add_subcommand("quarantine", "messages a daemon could not apply");

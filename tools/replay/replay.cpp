@@ -314,7 +314,8 @@ std::expected<Ids, Failure> set_up(const Dataset& data, const Options& options, 
             if (!coupon_id) return;
             ids.coupon_ids[i] = *coupon_id;
             const std::string issue = "/v1/coupons/" + std::to_string(*coupon_id) + "/issue";
-            r = call_with_retry(c.admin, "POST", issue, json{{"user_id", *user_id}}, {}, 30, is_503);
+            r = call_with_retry(c.admin, "POST", issue, json{{"user_id", *user_id}}, {}, 30,
+                                is_503);
             const auto uc = id_of(who + ": POST " + issue, r, "user_coupon_id");
             if (!uc) return;
             ids.user_coupon_ids[i] = *uc;
