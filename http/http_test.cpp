@@ -683,6 +683,12 @@ TEST_F(HttpTest, OutOfDescriptorsConnectionsAre503AndClosedNotLeftWaiting) {
   for (int fd : clients) {
     ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
   }
+  // Every connection is taken by now: served, or refused and closed.
+  for (int i = 0; i < 1000 && server_->refused_connections() + server_->open_connections() <
+                                  static_cast<std::size_t>(kClients);
+       ++i) {
+    std::this_thread::sleep_for(5ms);
+  }
   int refused = 0, silent = 0;
   for (int fd : clients) {
     std::string out;

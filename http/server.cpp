@@ -145,7 +145,7 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     detail::configure_parser(*parser_, st_->options.max_body_bytes);
     if (buf_.size() > 0) return read_header();  // pipelined: already here
-    arm_timer(served_ == 0 ? st_->options.header_timeout_ms : st_->options.idle_timeout_ms);
+    arm_timer(served_ == 0 ? header_timeout_ms() : st_->options.idle_timeout_ms);
     sock_.async_wait(local::socket::wait_read, [self = shared_from_this()](bsys::error_code ec) {
       if (self->closed_) return;
       if (ec) return self->on_read_error(ec);
@@ -153,8 +153,15 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // The header timeout, or the idle timeout where it is 0 (disabled), so a
+  // silent connection never lives without a deadline unless both are 0.
+  unsigned header_timeout_ms() const {
+    return st_->options.header_timeout_ms ? st_->options.header_timeout_ms
+                                          : st_->options.idle_timeout_ms;
+  }
+
   void read_header() {
-    arm_timer(st_->options.header_timeout_ms);
+    arm_timer(header_timeout_ms());
     bhttp::async_read_header(
         sock_, buf_, *parser_,
         [self = shared_from_this()](bsys::error_code ec, std::size_t) { self->on_header(ec); });
@@ -384,6 +391,9 @@ void refuse(State& st, int fd) {
 }
 
 void do_accept(const std::shared_ptr<State>& st) {
+  // A spare lost to a race (the descriptor freed for accept4 taken again) is
+  // taken back as soon as one is free.
+  if (st->reserve_fd < 0) st->reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   st->acceptor->async_accept([st](bsys::error_code ec, local::socket sock) {
     if (st->stopped || ec == asio::error::operation_aborted) return;
     if (ec == asio::error::no_descriptors || ec.value() == ENFILE) {

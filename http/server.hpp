@@ -69,8 +69,9 @@ struct ServerOptions {
   unsigned idle_timeout_ms = 60'000;  ///< keep-alive connections idle longer between requests are
                                       ///< closed; also bounds each body read and response write
   /// A request's header must be complete this long after its first byte
-  /// arrived, and a new connection must send its first byte within it
-  /// (slowloris: idle connections that never finish a request). 0 disables.
+  /// arrived, and a new connection must send its first byte within it (so a
+  /// new connection has at most twice this for its first header); slowloris:
+  /// connections that never finish a request. 0: the idle timeout instead.
   unsigned header_timeout_ms = 10'000;
   /// Open connections at most; one more is answered 503 TOO_MANY_CONNECTIONS
   /// (Connection: close, Retry-After: 1) and closed at once, never left to

@@ -16,11 +16,11 @@ class ShmCategory : public std::error_category {
   std::string message(int c) const override {
     switch (static_cast<ShmError>(c)) {
       case ShmError::foreign_owner:
-        return "shared-memory segment belongs to another user (refused)";
+        return "owned by another user (refused)";
       case ShmError::unsafe_mode:
-        return "shared-memory segment is accessible to group or others (refused)";
+        return "accessible to group or others (refused)";
       case ShmError::empty:
-        return "shared-memory segment is empty (refused)";
+        return "empty or not a regular file (refused)";
     }
     return "unknown shared-memory error";
   }

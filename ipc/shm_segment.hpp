@@ -25,7 +25,8 @@
 
 namespace ringmart::ipc {
 
-/// Why an existing segment was refused.
+/// Why an existing segment (or, in the runtime, a file or directory of the
+/// transport) was refused. Messages name no object: callers prefix the path.
 enum class ShmError {
   foreign_owner = 1,  ///< st_uid is not the expected owner (squatted or swapped name)
   unsafe_mode,        ///< group or other may read/write it (mode & 077 != 0)

@@ -959,14 +959,45 @@ std::expected<void, std::string> prepare_directories(const Config& config) {
   if (auto ec = make(config.runtime_dir, 0755)) {
     return std::unexpected(fmt::format("cannot create {}: {}", config.runtime_dir, ec.message()));
   }
+  // Ours (this uid), not a symlink, writable by nobody else, and so is the
+  // path to it.
   if (auto owner = check_runtime_dir(config.runtime_dir); !owner) {
-    return std::unexpected(
-        fmt::format("runtime directory {}: {}", config.runtime_dir, owner.error().message()));
-  } else if (*owner != ::geteuid()) {
-    return std::unexpected(fmt::format("runtime directory {} belongs to uid {}, not to this uid {}",
-                                       config.runtime_dir, *owner, ::geteuid()));
+    return std::unexpected(fmt::format("runtime directory {} or a directory above it: {}",
+                                       config.runtime_dir, owner.error().message()));
   }
   return {};
+}
+
+std::expected<TransportLock, std::string> TransportLock::acquire(const std::string& runtime_dir,
+                                                                 int timeout_ms) {
+  const std::string path = runtime_dir + "/transport.lock";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    return std::unexpected(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  }
+  const auto deadline = ipc::monotonic_ms() + timeout_ms;
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK || ipc::monotonic_ms() > deadline) {
+      ::close(fd);
+      return std::unexpected(
+          fmt::format("another supervisor runs on {} (it holds {}); not touching its shared memory",
+                      runtime_dir, path));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return TransportLock(fd);
+}
+
+TransportLock& TransportLock::operator=(TransportLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+TransportLock::~TransportLock() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 std::expected<ShmTransport, std::string> create_transport(const Config& config) {
@@ -980,10 +1011,14 @@ std::expected<ShmTransport, std::string> create_transport(const Config& config) 
   }
   const auto& prefix = transport->prefix;
   const auto fail = [&](const std::string& name, const std::error_code& ec) {
-    for (const auto& c : channels()) ipc::ShmSegment::unlink(ring_name(prefix, c.from, c.to));
-    ipc::ShmSegment::unlink(status_name(prefix));
+    remove_transport(config.runtime_dir);
     return std::unexpected(fmt::format("cannot create shared memory {}: {}", name, ec.message()));
   };
+  // Named before anything is created: a supervisor killed half-way leaves
+  // segments the next start finds here and removes.
+  if (auto ec = publish_shm_transport(config.runtime_dir, *transport, TransportFile::pending)) {
+    return fail(shm_transport_path(config.runtime_dir, TransportFile::pending), ec);
+  }
   if (auto status = ipc::StatusRegion::create(status_name(prefix)); !status) {
     return fail(status_name(prefix), status.error());
   }
@@ -994,6 +1029,7 @@ std::expected<ShmTransport, std::string> create_transport(const Config& config) 
   if (auto ec = publish_shm_transport(config.runtime_dir, *transport)) {
     return fail(shm_transport_path(config.runtime_dir), ec);
   }
+  unpublish_shm_transport(config.runtime_dir, TransportFile::pending);
   return *transport;
 }
 
@@ -1008,12 +1044,14 @@ void report_start_failure(DaemonId self, const Config& config, const std::string
 }
 
 void remove_transport(const std::string& runtime_dir) {
-  auto transport = read_shm_transport(runtime_dir);
-  if (!transport) return;
-  const auto& prefix = transport->prefix;
-  ipc::ShmSegment::unlink(status_name(prefix));
-  for (const auto& c : channels()) ipc::ShmSegment::unlink(ring_name(prefix, c.from, c.to));
-  unpublish_shm_transport(runtime_dir);
+  for (auto file : {TransportFile::pending, TransportFile::published}) {
+    auto transport = read_shm_transport(runtime_dir, Viewer::service, file);
+    if (!transport) continue;
+    const auto& prefix = transport->prefix;
+    ipc::ShmSegment::unlink(status_name(prefix));
+    for (const auto& c : channels()) ipc::ShmSegment::unlink(ring_name(prefix, c.from, c.to));
+    unpublish_shm_transport(runtime_dir, file);
+  }
 }
 
 // ---------------------------------------------------------------- helpers

@@ -52,6 +52,7 @@
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "daemons/common/config.hpp"
@@ -279,7 +280,30 @@ std::expected<Store, std::error_code> open_store(Runtime& rt) {
 /// message (cannot create; a directory owned by another user; a runtime
 /// directory group or others may write, which would let them replace files).
 std::expected<void, std::string> prepare_directories(const Config& config);
-/// Supervisor side, at every start: removes what a previous start left
+/// The supervisor's claim on a runtime directory: an exclusive flock(2) on
+/// RUNDIR/transport.lock for the supervisor's whole life (O_CLOEXEC: the
+/// daemons it spawns do not inherit it). Take it before create_transport: a
+/// second supervisor started on the same directory (a duplicate unit, a
+/// mistake) then stops here instead of replacing the running system's shared
+/// memory. Move-only; released on destruction or process death.
+class TransportLock {
+ public:
+  /// Waits up to `timeout_ms` for a dying predecessor to release it.
+  /// Errors: a message (another process holds it; the file cannot be opened).
+  static std::expected<TransportLock, std::string> acquire(const std::string& runtime_dir,
+                                                           int timeout_ms);
+  TransportLock(TransportLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  TransportLock& operator=(TransportLock&& other) noexcept;
+  TransportLock(const TransportLock&) = delete;
+  TransportLock& operator=(const TransportLock&) = delete;
+  ~TransportLock();
+
+ private:
+  explicit TransportLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+/// Supervisor side, at every start (holding the TransportLock): removes what a previous start left
 /// (remove_transport), then creates the status region and every ring of the
 /// topology afresh (mode 0600, O_EXCL) under a new random prefix and publishes
 /// it (topology.hpp). Errors: a message (runtime directory owned by another
@@ -287,8 +311,10 @@ std::expected<void, std::string> prepare_directories(const Config& config);
 /// left behind on error.
 std::expected<ShmTransport, std::string> create_transport(const Config& config);
 /// Removes every shared-memory segment of the published transport of this
-/// runtime directory and unpublishes it ("reboot"). Nothing published, or a
-/// file that fails read_shm_transport's checks: nothing is removed.
+/// runtime directory, and of one a supervisor was creating when it died
+/// (TransportFile::pending), and unpublishes both ("reboot"). Nothing
+/// published, or a file that fails read_shm_transport's checks: nothing is
+/// removed.
 void remove_transport(const std::string& runtime_dir);
 
 /// Builds a named spdlog logger "<daemon>" with pid in the pattern.

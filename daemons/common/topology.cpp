@@ -93,18 +93,46 @@ std::error_code check_stat(const struct stat& st, uid_t owner, mode_t forbidden)
 }
 }  // namespace
 
-std::string shm_transport_path(const std::string& runtime_dir) {
-  return runtime_dir + "/transport";
+std::string shm_transport_path(const std::string& runtime_dir, TransportFile file) {
+  return runtime_dir + (file == TransportFile::published ? "/transport" : "/transport.pending");
 }
 
-std::expected<uid_t, std::error_code> check_runtime_dir(const std::string& runtime_dir) {
+std::expected<uid_t, std::error_code> check_runtime_dir(const std::string& runtime_dir,
+                                                        Viewer viewer) {
+  // The directory itself: not a symlink (a symlink can be re-pointed by
+  // whoever owns its parent), ours, writable by nobody else.
   struct stat st {};
-  if (::stat(runtime_dir.c_str(), &st) != 0) return std::unexpected(errno_code());
-  if (!S_ISDIR(st.st_mode))
+  if (::lstat(runtime_dir.c_str(), &st) != 0) return std::unexpected(errno_code());
+  if (!S_ISDIR(st.st_mode)) {
     return std::unexpected(std::make_error_code(std::errc::not_a_directory));
+  }
   const uid_t self = ::geteuid();
-  if (auto ec = check_stat(st, self == 0 ? st.st_uid : self, 022)) return std::unexpected(ec);
-  return st.st_uid;
+  const bool operator_view = viewer == Viewer::operator_tool && self == 0;
+  if (auto ec = check_stat(st, operator_view ? st.st_uid : self, 022)) return std::unexpected(ec);
+  const uid_t owner = st.st_uid;
+  // Every ancestor (as written, symlinks included): owned by root or the
+  // owner, and writable by others only with the sticky bit (/tmp), so nobody
+  // else can rename a directory on the path and put their own in its place —
+  // the rule of OpenSSH's secure_path() and sudo's sudo_secure_dir().
+  std::error_code ec;
+  auto path = std::filesystem::absolute(runtime_dir, ec).lexically_normal();
+  if (ec) return std::unexpected(ec);
+  for (auto dir = path.parent_path(); !dir.empty(); dir = dir.parent_path()) {
+    for (const bool follow : {false, true}) {
+      struct stat a {};
+      if ((follow ? ::stat(dir.c_str(), &a) : ::lstat(dir.c_str(), &a)) != 0) {
+        return std::unexpected(errno_code());
+      }
+      if (a.st_uid != 0 && a.st_uid != owner) {
+        return std::unexpected(ipc::make_error_code(ipc::ShmError::foreign_owner));
+      }
+      if (!S_ISLNK(a.st_mode) && (a.st_mode & 022) != 0 && (a.st_mode & S_ISVTX) == 0) {
+        return std::unexpected(ipc::make_error_code(ipc::ShmError::unsafe_mode));
+      }
+    }
+    if (dir == dir.root_path()) break;
+  }
+  return owner;
 }
 
 std::expected<ShmTransport, std::error_code> new_shm_transport(const std::string& runtime_dir) {
@@ -117,8 +145,9 @@ std::expected<ShmTransport, std::error_code> new_shm_transport(const std::string
   return ShmTransport{fmt::format("/rm-{}-{:016x}", dir_hash(runtime_dir), random), *owner};
 }
 
-std::error_code publish_shm_transport(const std::string& runtime_dir, const ShmTransport& t) {
-  const auto path = shm_transport_path(runtime_dir);
+std::error_code publish_shm_transport(const std::string& runtime_dir, const ShmTransport& t,
+                                      TransportFile file) {
+  const auto path = shm_transport_path(runtime_dir, file);
   const auto temporary = path + ".new";
   ::unlink(temporary.c_str());
   const int fd =
@@ -134,10 +163,12 @@ std::error_code publish_shm_transport(const std::string& runtime_dir, const ShmT
   return failed;
 }
 
-std::expected<ShmTransport, std::error_code> read_shm_transport(const std::string& runtime_dir) {
-  auto owner = check_runtime_dir(runtime_dir);
+std::expected<ShmTransport, std::error_code> read_shm_transport(const std::string& runtime_dir,
+                                                                Viewer viewer, TransportFile file) {
+  auto owner = check_runtime_dir(runtime_dir, viewer);
   if (!owner) return std::unexpected(owner.error());
-  const int fd = ::open(shm_transport_path(runtime_dir).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  const int fd =
+      ::open(shm_transport_path(runtime_dir, file).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return std::unexpected(errno_code());
   struct stat st {};
   std::error_code ec = ::fstat(fd, &st) == 0 ? check_stat(st, *owner, 077) : errno_code();
@@ -157,8 +188,8 @@ std::expected<ShmTransport, std::error_code> read_shm_transport(const std::strin
   return ShmTransport{std::string(text), *owner};
 }
 
-void unpublish_shm_transport(const std::string& runtime_dir) {
-  ::unlink(shm_transport_path(runtime_dir).c_str());
+void unpublish_shm_transport(const std::string& runtime_dir, TransportFile file) {
+  ::unlink(shm_transport_path(runtime_dir, file).c_str());
 }
 
 std::string ring_name(const std::string& prefix, DaemonId from, DaemonId to) {

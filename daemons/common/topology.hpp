@@ -50,31 +50,52 @@ struct ShmTransport {
   uid_t owner = 0;     ///< the service's uid: the owner of the runtime directory
 };
 
-/// Checks that `runtime_dir` is a directory nobody but its owner may write
-/// (mode & 022 == 0) and that its owner is this process's effective uid (or
-/// that this process is root, e.g. ringmartctl under sudo). Returns the owner.
-/// Errors: errno of stat(2); not_a_directory; ShmError::foreign_owner (owned by
-/// another uid); ShmError::unsafe_mode (group- or world-writable).
-std::expected<uid_t, std::error_code> check_runtime_dir(const std::string& runtime_dir);
+/// Who looks at a runtime directory: the service itself (supervisor, daemons,
+/// tests), which must own it, or an operator's tool (ringmartctl) that may,
+/// as root, inspect a directory the service user owns.
+enum class Viewer { service, operator_tool };
+
+/// Checks that `runtime_dir` is a directory (not a symlink) nobody but its
+/// owner may write (mode & 022 == 0), owned by this process's effective uid
+/// (or by anyone when `viewer` is operator_tool and this process is root),
+/// and that every ancestor is owned by root or that owner and writable by
+/// others only when sticky (no one else can swap a directory on the path).
+/// Returns the owner. Errors: errno of lstat(2)/stat(2); not_a_directory;
+/// ShmError::foreign_owner (it or an ancestor owned by another uid);
+/// ShmError::unsafe_mode (group- or world-writable).
+std::expected<uid_t, std::error_code> check_runtime_dir(const std::string& runtime_dir,
+                                                        Viewer viewer = Viewer::service);
+
+/// Which record of a runtime directory: the transport in force
+/// (RUNDIR/transport, what every process attaches to) or the one a supervisor
+/// is creating (RUNDIR/transport.pending, written before its first segment,
+/// so a supervisor killed half-way leaves names the next start can remove).
+enum class TransportFile { published, pending };
 
 /// A new, unpublished transport for `runtime_dir`: its prefix takes 64 bits of
 /// getrandom(2). Errors: those of check_runtime_dir, errno of getrandom.
 std::expected<ShmTransport, std::error_code> new_shm_transport(const std::string& runtime_dir);
-/// Records `t.prefix` in RUNDIR/transport (a 0600 temporary file renamed over
-/// the old one, so readers see the old or the new prefix, never a mix).
-/// Supervisor only, after every segment exists. Errors: errno of the file calls.
-std::error_code publish_shm_transport(const std::string& runtime_dir, const ShmTransport& t);
+/// Records `t.prefix` in RUNDIR/transport (or .pending) (a 0600 temporary
+/// file renamed over the old one, so readers see the old or the new prefix,
+/// never a mix). Supervisor only; `published` once every segment exists.
+/// Errors: errno of the file calls.
+std::error_code publish_shm_transport(const std::string& runtime_dir, const ShmTransport& t,
+                                      TransportFile file = TransportFile::published);
 /// The transport the supervisor published for `runtime_dir`, after
 /// check_runtime_dir and the same owner and mode checks on the file (fstat on
 /// the open descriptor, O_NOFOLLOW). Errors: no_such_file_or_directory when
 /// none is published (no supervisor ran, or it stopped cleanly); those of
 /// check_runtime_dir; ShmError::foreign_owner / unsafe_mode for the file;
 /// protocol_error for a file that does not hold a prefix of this form.
-std::expected<ShmTransport, std::error_code> read_shm_transport(const std::string& runtime_dir);
-/// Unpublishes: removes RUNDIR/transport. Absent is not an error.
-void unpublish_shm_transport(const std::string& runtime_dir);
-/// "RUNDIR/transport".
-std::string shm_transport_path(const std::string& runtime_dir);
+std::expected<ShmTransport, std::error_code> read_shm_transport(
+    const std::string& runtime_dir, Viewer viewer = Viewer::service,
+    TransportFile file = TransportFile::published);
+/// Removes RUNDIR/transport (or .pending). Absent is not an error.
+void unpublish_shm_transport(const std::string& runtime_dir,
+                             TransportFile file = TransportFile::published);
+/// "RUNDIR/transport" (or "RUNDIR/transport.pending").
+std::string shm_transport_path(const std::string& runtime_dir,
+                               TransportFile file = TransportFile::published);
 
 std::string ring_name(const std::string& prefix, DaemonId from, DaemonId to);
 std::string status_name(const std::string& prefix);

@@ -326,13 +326,19 @@ TEST(StrictBodies, CapEveryStringField) {
   EXPECT_FALSE(parse_register_user(R"({"name":"A","email":"a@"})"));
   EXPECT_FALSE(parse_register_user(R"({"name":"A","email":"a b@x"})"));
   EXPECT_FALSE(parse_register_user(R"({"name":"","email":"a@x"})"));
-  const std::string name(kMaxNameBytes, 'n');
+  // Names count characters, as the user and product daemons do: 200 CJK
+  // characters (600 bytes) pass, 201 do not.
+  std::string cjk;
+  for (std::size_t i = 0; i < kMaxNameChars; ++i) cjk += "\xe5\x90\x8d";
+  EXPECT_TRUE(parse_register_user(R"({"name":")" + cjk + R"(","email":"a@x"})"));
+  EXPECT_FALSE(parse_register_user(R"({"name":")" + cjk + "\xe5\x90\x8d" + R"(","email":"a@x"})"));
+  const std::string name(kMaxNameChars, 'n');
   EXPECT_TRUE(parse_register_user(R"({"name":")" + name + R"(","email":"a@x"})"));
   EXPECT_FALSE(parse_register_user(R"({"name":")" + name + R"(n","email":"a@x"})"));
   EXPECT_FALSE(
       parse_create_product(R"({"name":")" + name + R"(n","category":"k","price":1,"stock":1})"));
   EXPECT_FALSE(parse_create_product(R"({"name":"M","category":")" +
-                                    std::string(kMaxCategoryBytes + 1, 'c') +
+                                    std::string(kMaxCategoryChars + 1, 'c') +
                                     R"(","price":1,"stock":1})"));
   EXPECT_FALSE(parse_create_coupon(R"({"name":")" + name + R"(n","discount_type":"fixed",
                                    "discount_value":1,"total_quantity":1})"));

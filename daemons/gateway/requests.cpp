@@ -9,6 +9,7 @@
 #include <set>
 
 #include "daemons/common/runtime.hpp"
+#include "storage/text.hpp"
 
 namespace ringmart::gateway {
 namespace {
@@ -170,17 +171,22 @@ std::expected<std::uint64_t, ApiError> id_member(const json& object, const char*
   return id;
 }
 
-// A string of 1..max_bytes bytes (UTF-8, checked by the JSON parser).
+enum class Unit { bytes, characters };
+
+// A string of 1..max units: bytes, or characters (code points of the UTF-8
+// the JSON parser validated), as the owning domain counts them.
 std::expected<std::string, ApiError> string_member(const json& object, const char* name,
-                                                   std::size_t max_bytes) {
+                                                   std::size_t max, Unit unit) {
   const json* v = member(object, name);
   if (!v) return std::unexpected(invalid_argument(std::string(name) + " is required"));
   if (!v->is_string())
     return std::unexpected(invalid_argument(std::string(name) + " must be a string"));
   const auto& s = v->get_ref<const std::string&>();
-  if (s.empty() || s.size() > max_bytes) {
+  const std::size_t length = unit == Unit::bytes ? s.size() : storage::utf8_length(s);
+  if (length < 1 || length > max) {
     return std::unexpected(invalid_argument(std::string(name) + " must be 1.." +
-                                            std::to_string(max_bytes) + " bytes"));
+                                            std::to_string(max) +
+                                            (unit == Unit::bytes ? " bytes" : " characters")));
   }
   return s;
 }
@@ -350,9 +356,9 @@ std::expected<RegisterUserRequest, ApiError> parse_register_user(std::string_vie
   if (!j) return std::unexpected(j.error());
   if (auto ok = only_members(*j, "user", {"name", "email"}); !ok)
     return std::unexpected(ok.error());
-  auto name = string_member(*j, "name", kMaxNameBytes);
+  auto name = string_member(*j, "name", kMaxNameChars, Unit::characters);
   if (!name) return std::unexpected(name.error());
-  auto email = string_member(*j, "email", kMaxEmailBytes);
+  auto email = string_member(*j, "email", kMaxEmailBytes, Unit::bytes);
   if (!email) return std::unexpected(email.error());
   // A mailbox's shape (RFC 5321 §4.1.2): local-part "@" domain, both non-empty,
   // no spaces. Deliverability is the shop's mail system's business.
@@ -385,9 +391,9 @@ std::expected<CreateProductRequest, ApiError> parse_create_product(std::string_v
     return std::unexpected(ok.error());
   }
   CreateProductRequest r;
-  auto name = string_member(*j, "name", kMaxNameBytes);
+  auto name = string_member(*j, "name", kMaxNameChars, Unit::characters);
   if (!name) return std::unexpected(name.error());
-  auto category = string_member(*j, "category", kMaxCategoryBytes);
+  auto category = string_member(*j, "category", kMaxCategoryChars, Unit::characters);
   if (!category) return std::unexpected(category.error());
   auto price = int_member(*j, "price", std::nullopt, 0, kInt64Max);
   if (!price) return std::unexpected(price.error());
@@ -419,10 +425,10 @@ std::expected<CreateCouponRequest, ApiError> parse_create_coupon(std::string_vie
     return std::unexpected(ok.error());
   }
   CreateCouponRequest r;
-  auto name = string_member(*j, "name", kMaxNameBytes);
+  auto name = string_member(*j, "name", kMaxNameChars, Unit::characters);
   if (!name) return std::unexpected(name.error());
   r.name = std::move(*name);
-  auto type = string_member(*j, "discount_type", kMaxNameBytes);
+  auto type = string_member(*j, "discount_type", kMaxNameChars, Unit::characters);
   if (!type) return std::unexpected(type.error());
   if (*type == "fixed") {
     r.discount_type = msg::DiscountType::FIXED;

@@ -28,13 +28,14 @@ inline constexpr std::int64_t kMaxLineQuantity = 10'000;
 inline constexpr std::uint32_t kMaxInstallments = 24;
 /// Longest payment token accepted, in bytes.
 inline constexpr std::size_t kMaxPaymentTokenBytes = 256;
-/// Longest user, product and coupon name accepted, in bytes of UTF-8.
-inline constexpr std::size_t kMaxNameBytes = 200;
+/// Longest user, product and coupon name accepted, in characters (code points;
+/// the user and product daemons count the same way).
+inline constexpr std::size_t kMaxNameChars = 200;
 /// Longest e-mail address accepted, in bytes: RFC 5321 §4.5.3.1.3 limits a
 /// path to 256 octets including the angle brackets.
 inline constexpr std::size_t kMaxEmailBytes = 254;
-/// Longest product category accepted, in bytes.
-inline constexpr std::size_t kMaxCategoryBytes = 100;
+/// Longest product category accepted, in characters.
+inline constexpr std::size_t kMaxCategoryChars = 100;
 /// Deepest nesting of a JSON body (an order is 3 levels deep).
 inline constexpr std::size_t kMaxJsonDepth = 16;
 /// Longest Idempotency-Key accepted, in bytes (an LMDB key is at most 511).
@@ -117,7 +118,7 @@ std::expected<std::int64_t, ApiError> order_subtotal(
 // member name) holding a control character (U+0000..U+001F, U+007F). Errors:
 // 400 INVALID_ARGUMENT naming the first problem; nothing is changed.
 
-/// POST /v1/users {name, email}: name 1..kMaxNameBytes bytes, email
+/// POST /v1/users {name, email}: name 1..kMaxNameChars characters, email
 /// 1..kMaxEmailBytes bytes shaped local-part@domain without spaces. Errors: 400.
 struct RegisterUserRequest {
   std::string name;
@@ -131,8 +132,8 @@ std::expected<std::int64_t, ApiError> parse_charge_points(std::string_view body)
 /// POST /v1/coupons/{id}/issue {user_id}: integer id >= 1. Errors: 400.
 std::expected<std::uint64_t, ApiError> parse_issue_coupon(std::string_view body);
 
-/// POST /v1/products {name, category, price, stock}: name 1..kMaxNameBytes,
-/// category 1..kMaxCategoryBytes bytes, price and stock integers >= 0.
+/// POST /v1/products {name, category, price, stock}: name 1..kMaxNameChars,
+/// category 1..kMaxCategoryChars characters, price and stock integers >= 0.
 struct CreateProductRequest {
   std::string name;
   std::string category;
@@ -145,9 +146,9 @@ std::expected<CreateProductRequest, ApiError> parse_create_product(std::string_v
 std::expected<std::int64_t, ApiError> parse_adjust_stock(std::string_view body);
 
 /// POST /v1/coupons {name, discount_type, discount_value, total_quantity,
-/// min_order?, expires_at?}: name 1..kMaxNameBytes bytes, fixed value > 0 cents, percent 1..100,
-/// total_quantity >= 1, min_order >= 0 cents, expires_at >= 0 Unix seconds
-/// (0 or absent = never). Errors: 400.
+/// min_order?, expires_at?}: name 1..kMaxNameChars characters, fixed value > 0 cents,
+/// percent 1..100, total_quantity >= 1, min_order >= 0 cents, expires_at >= 0 Unix seconds (0 or
+/// absent = never). Errors: 400.
 struct CreateCouponRequest {
   std::string name;
   msg::DiscountType discount_type = msg::DiscountType::FIXED;

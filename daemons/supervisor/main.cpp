@@ -40,6 +40,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ringmart-supervisor: %s\n", definition.error().c_str());
     return 2;
   }
+  auto transport_lock = runtime::TransportLock::acquire(config.runtime_dir, 5000);
+  if (!transport_lock) {
+    std::fprintf(stderr, "ringmart-supervisor: %s\n", transport_lock.error().c_str());
+    return 1;
+  }
   // Before create_transport replaces the status region that names them.
   const auto previous = supervisor::ProcessManager::previous_generation(config.runtime_dir);
   if (auto t = runtime::create_transport(config); !t) {

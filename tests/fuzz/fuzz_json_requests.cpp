@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "daemons/gateway/requests.hpp"
+#include "storage/text.hpp"
 
 namespace {
 
@@ -22,6 +23,8 @@ bool has_control(std::string_view s) {
   }
   return false;
 }
+
+std::size_t storage_chars(std::string_view s) { return ringmart::storage::utf8_length(s); }
 
 // A violated contract is a finding: abort so libFuzzer keeps the input.
 void require(bool ok) {
@@ -49,7 +52,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     case 1:
       if (auto r = parse_register_user(body)) {
-        require(!r->name.empty() && r->name.size() <= kMaxNameBytes && !has_control(r->name));
+        require(!r->name.empty() && storage_chars(r->name) <= kMaxNameChars &&
+                !has_control(r->name));
         require(r->email.size() <= kMaxEmailBytes && !has_control(r->email));
         require(r->email.find('@') != std::string::npos);
       }
@@ -62,7 +66,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     case 4:
       if (auto r = parse_create_product(body)) {
-        require(r->name.size() <= kMaxNameBytes && r->category.size() <= kMaxCategoryBytes);
+        require(storage_chars(r->name) <= kMaxNameChars &&
+                storage_chars(r->category) <= kMaxCategoryChars);
         require(!has_control(r->name) && !has_control(r->category));
         require(r->price_cents >= 0 && r->stock >= 0);
       }
@@ -72,7 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     case 6:
       if (auto r = parse_create_coupon(body)) {
-        require(r->name.size() <= kMaxNameBytes && !has_control(r->name));
+        require(storage_chars(r->name) <= kMaxNameChars && !has_control(r->name));
         require(r->discount_value >= 1 && r->total_quantity >= 1);
       }
       break;

@@ -14,6 +14,7 @@
 #include <optional>
 #include <thread>
 
+#include "daemons/common/topology.hpp"
 #include "tests/integration/system.hpp"
 
 namespace ringmart::test {
@@ -258,6 +259,37 @@ TEST(Operations, StoppedDaemonStaysStoppedItsMessagesWaitAndApplyAfterStart) {
   EXPECT_TRUE(eventually([&] { return units() == 3; }, 10000)) << "units " << units();
   // The supervisor marks it running on its next turn after the first heartbeat.
   EXPECT_TRUE(eventually([&] { return status_of(sys, "ranking")["state"] == "running"; }, 5000));
+}
+
+TEST(Operations, ASecondSupervisorOnTheSameRuntimeDirectoryLeavesTheRunningOneAlone) {
+  System sys;
+  ASSERT_TRUE(sys.start());
+  const auto before = runtime::read_shm_transport(sys.runtime_dir());
+  ASSERT_TRUE(before);
+  // Started by mistake (a duplicate unit, a script): it must not replace the
+  // running system's shared memory.
+  const std::string cmd = System::bin_dir() + "/ringmart-supervisor --state-dir " +
+                          sys.state_dir() + " --runtime-dir " + sys.runtime_dir() + " --config " +
+                          sys.config_path() + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  const int status = ::pclose(p);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << out;
+  EXPECT_NE(out.find("another supervisor runs on " + sys.runtime_dir()), std::string::npos) << out;
+  const auto after = runtime::read_shm_transport(sys.runtime_dir());
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->prefix, before->prefix);
+  // The running system still works, and a daemon it restarts still finds it.
+  const pid_t user = sys.daemon_pid("user");
+  ASSERT_GT(user, 0);
+  ASSERT_EQ(::kill(user, SIGKILL), 0);
+  EXPECT_TRUE(eventually(
+      [&] { return sys.daemon_pid("user") > 0 && sys.daemon_pid("user") != user; }, 10000));
+  EXPECT_TRUE(sys.wait_healthy(10000));
+  EXPECT_GT(sys.create_user("after-the-second-supervisor"), 0);
 }
 
 TEST(Operations, HungDaemonOfACrashedSupervisorDoesNotHoldUpTheNextOne) {

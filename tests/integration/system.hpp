@@ -84,6 +84,7 @@ class System {
 
   const std::string& runtime_dir() const { return run_dir_; }
   const std::string& state_dir() const { return state_dir_; }
+  const std::string& config_path() const { return config_path_; }
   std::string api_socket() const { return run_dir_ + "/api.sock"; }
   std::string admin_socket() const { return run_dir_ + "/admin.sock"; }
   static std::string bin_dir();

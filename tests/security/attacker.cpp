@@ -5,7 +5,7 @@
 //
 //   squat NAME SIZE            create NAME in /dev/shm, mode 0666, SIZE bytes of 0xA5
 //   plant-ring NAME CAPACITY SEQ USER AMOUNT
-//                              create NAME (mode 0666) as a valid ring holding one
+//                              create NAME (mode 0600) as a valid ring holding one
 //                              forged gateway -> user chargePoints record
 //   probe NAME...              try to read, write and unlink each segment
 //   read-file PATH             try to read a file
@@ -53,15 +53,12 @@ int squat(const std::string& name, std::size_t size) {
 
 int plant_ring(const std::string& name, std::size_t capacity, std::uint64_t seq, std::uint64_t user,
                std::int64_t amount) {
+  // Mode 0600, as the service's own segments: only the owner check tells
+  // them apart.
   auto ring = ipc::Ring::create(name, capacity);
   if (!ring) {
     std::printf("plant-ring %s: %s\n", name.c_str(), ring.error().message().c_str());
     return 1;
-  }
-  const int fd = ::shm_open(name.c_str(), O_RDWR, 0);
-  if (fd >= 0) {
-    ::fchmod(fd, 0666);
-    ::close(fd);
   }
   capnp::MallocMessageBuilder b;
   auto e = b.initRoot<msg::Envelope>();

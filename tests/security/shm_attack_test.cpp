@@ -212,7 +212,9 @@ TEST_F(ShmAttack, AnotherUserCannotReadWriteUnlinkOrReplaceLiveSegments) {
   const auto r = as_attacker(args);
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(r.out.find("SUCCEEDED"), std::string::npos) << r.out;
-  // The per-start prefix is not readable either.
+  // The per-start prefix is not readable either — by its own mode (0600),
+  // with every directory on the way open to the attacker.
+  ASSERT_EQ(::chmod(std::filesystem::path(sys.runtime_dir()).parent_path().c_str(), 0755), 0);
   const auto file = as_attacker("read-file " + runtime::shm_transport_path(sys.runtime_dir()));
   EXPECT_EQ(file.exit_code, 0) << file.out;
   // And the segments are still there, and the system still serves.
@@ -274,7 +276,8 @@ TEST_F(ShmAttack, SupervisorRefusesARuntimeDirectoryAnotherUserOwns) {
   ASSERT_EQ(::chown(sys.runtime_dir().c_str(), kAttacker, kAttacker), 0);
   ASSERT_TRUE(sys.start(false));
   EXPECT_EQ(sys.wait_exit(10000), 1);
-  EXPECT_NE(sys.log().find("runtime directory " + sys.runtime_dir() + " belongs to uid 65534"),
+  EXPECT_NE(sys.log().find("runtime directory " + sys.runtime_dir() +
+                           " or a directory above it: owned by another user (refused)"),
             std::string::npos)
       << sys.log();
   EXPECT_FALSE(std::filesystem::exists(runtime::shm_transport_path(sys.runtime_dir())));
@@ -287,6 +290,26 @@ TEST_F(ShmAttack, SupervisorRefusesARuntimeDirectoryOthersCanWrite) {
   ASSERT_TRUE(sys.start(false));
   EXPECT_EQ(sys.wait_exit(10000), 1);
   EXPECT_NE(sys.log().find("accessible to group or others"), std::string::npos) << sys.log();
+}
+
+TEST_F(ShmAttack, SupervisorRefusesARuntimeDirectoryUnderADirectoryAnotherUserOwns) {
+  // As with /tmp/rm/run when another user made /tmp/rm first: they could
+  // rename our run/ away and put their own (with their own api.sock) there.
+  System sys;
+  const auto parent = std::filesystem::path(sys.runtime_dir()).parent_path();
+  const auto planted = parent / "theirs";
+  std::filesystem::create_directories(planted / "run");
+  ASSERT_EQ(::chown(planted.c_str(), kAttacker, kAttacker), 0);
+  runtime::Config config = *runtime::Config::load(sys.state_dir(), (planted / "run").string(), "");
+  auto refused = runtime::prepare_directories(config);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().find("owned by another user"), std::string::npos) << refused.error();
+  auto owner = runtime::check_runtime_dir((planted / "run").string());
+  ASSERT_FALSE(owner);
+  EXPECT_EQ(owner.error(), make_error_code(ipc::ShmError::foreign_owner));
+  // A symlink as the runtime directory is refused too.
+  std::filesystem::create_directory_symlink(planted / "run", parent / "link");
+  EXPECT_FALSE(runtime::check_runtime_dir((parent / "link").string()));
 }
 
 TEST_F(ShmAttack, StateDirectoriesAreTheServiceUsersOnly) {

@@ -62,7 +62,7 @@ struct Attached {
 };
 
 std::optional<Attached> attach(const Options& o) {
-  auto transport = runtime::read_shm_transport(o.runtime_dir);
+  auto transport = runtime::read_shm_transport(o.runtime_dir, runtime::Viewer::operator_tool);
   if (!transport) {
     std::fprintf(stderr, "ringmartctl: no ringmart system at runtime dir %s (%s: %s)\n",
                  o.runtime_dir.c_str(), runtime::shm_transport_path(o.runtime_dir).c_str(),
