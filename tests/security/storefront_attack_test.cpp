@@ -67,6 +67,18 @@ class StorefrontAttack : public ::testing::Test {
             {"items", {{{"product_id", product}, {"quantity", quantity}}}},
             {"payment", {{"token", "tok_ok"}}}};
   }
+  /// Two customers and a product with `stock` units (asserts they exist).
+  struct Shop {
+    std::int64_t first = 0, second = 0, product = 0;
+  };
+  static Shop shop(const std::string& first, const std::string& second, std::int64_t stock) {
+    Shop s{sys_->create_user(first), sys_->create_user(second),
+           sys_->create_product("item for " + first, 300, stock)};
+    EXPECT_GT(s.first, 0);
+    EXPECT_GT(s.second, 0);
+    EXPECT_GT(s.product, 0);
+    return s;
+  }
   static System* sys_;
 };
 System* StorefrontAttack::sys_ = nullptr;
@@ -109,12 +121,8 @@ TEST_F(StorefrontAttack, CouponsCannotBeIssuedThroughTheStorefrontSocket) {
 }
 
 TEST_F(StorefrontAttack, AnIdempotencyKeyNeverAnswersAnotherUsersRequest) {
-  const auto alice = sys_->create_user("alice");
-  const auto mallory = sys_->create_user("mallory");
-  const auto product = sys_->create_product("lamp", 2500, 10);
-  ASSERT_GT(alice, 0);
-  ASSERT_GT(mallory, 0);
-  ASSERT_GT(product, 0);
+  const auto [alice, mallory, product] = shop("alice", "mallory", 10);
+  ASSERT_FALSE(HasFailure());
   const std::map<std::string, std::string> key = {{"Idempotency-Key", "checkout-1"}};
   auto first = sys_->api("POST", "/v1/orders", order(alice, product, 1), key);
   ASSERT_EQ(first.status, 202) << first.body.dump();
@@ -141,12 +149,8 @@ TEST_F(StorefrontAttack, AnIdempotencyKeyNeverAnswersAnotherUsersRequest) {
 }
 
 TEST_F(StorefrontAttack, DuplicateMembersNeverPlaceAnOrderForTheLastOne) {
-  const auto victim = sys_->create_user("victim");
-  const auto attacker = sys_->create_user("attacker");
-  const auto product = sys_->create_product("pen", 300, 5);
-  ASSERT_GT(victim, 0);
-  ASSERT_GT(attacker, 0);
-  ASSERT_GT(product, 0);
+  const auto [victim, attacker, product] = shop("victim", "attacker", 5);
+  ASSERT_FALSE(HasFailure());
   const std::string body = R"({"user_id":)" + std::to_string(attacker) + R"(,"user_id":)" +
                            std::to_string(victim) + R"(,"items":[{"product_id":)" +
                            std::to_string(product) +
