@@ -11,6 +11,7 @@
 #include <string>
 #include <system_error>
 
+#include "testkit/command.hpp"
 #include "testkit/shm_names.hpp"
 #include "testkit/temp_dir.hpp"
 
@@ -77,4 +78,16 @@ TEST(ShmNames, NamesAreUniqueAndUnlinkedAtTheEnd) {
   errno = 0;
   EXPECT_LT(::shm_open(made.c_str(), O_RDONLY, 0), 0);
   EXPECT_EQ(errno, ENOENT);
+}
+
+TEST(RunCommand, CollectsOutputAndExitCode) {
+  const auto ok = ringmart::testkit::run_command("printf 'a\\nb'; echo err >&2");
+  EXPECT_EQ(ok.exit_code, 0);
+  EXPECT_EQ(ok.out, "a\nb");  // standard error only with 2>&1
+  const auto both = ringmart::testkit::run_command("echo out; echo err >&2; exit 3 2>&1");
+  EXPECT_EQ(both.exit_code, 3);
+  const auto merged = ringmart::testkit::run_command("(echo out; echo err >&2; exit 4) 2>&1");
+  EXPECT_EQ(merged.exit_code, 4);
+  EXPECT_EQ(merged.out, "out\nerr\n");
+  EXPECT_EQ(ringmart::testkit::run_command("kill -9 $$").exit_code, -1);
 }

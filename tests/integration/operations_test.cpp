@@ -271,14 +271,10 @@ TEST(Operations, ASecondSupervisorOnTheSameRuntimeDirectoryLeavesTheRunningOneAl
   const std::string cmd = System::bin_dir() + "/ringmart-supervisor --state-dir " +
                           sys.state_dir() + " --runtime-dir " + sys.runtime_dir() + " --config " +
                           sys.config_path() + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  const int status = ::pclose(p);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << out;
-  EXPECT_NE(out.find("another supervisor runs on " + sys.runtime_dir()), std::string::npos) << out;
+  const auto second = testkit::run_command(cmd);
+  EXPECT_EQ(second.exit_code, 1) << second.out;
+  EXPECT_NE(second.out.find("another supervisor runs on " + sys.runtime_dir()), std::string::npos)
+      << second.out;
   const auto after = runtime::read_shm_transport(sys.runtime_dir());
   ASSERT_TRUE(after);
   EXPECT_EQ(after->prefix, before->prefix);

@@ -60,17 +60,8 @@ void System::rewrite_config(const std::string& extra_config) {
 }
 
 System::CtlResult System::ctl(const std::string& args) const {
-  const std::string cmd = bin_dir() + "/ringmartctl --runtime-dir " + run_dir_ + " --state-dir " +
-                          state_dir_ + " " + args + " 2>&1";
-  CtlResult r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return testkit::run_command(bin_dir() + "/ringmartctl --runtime-dir " + run_dir_ +
+                              " --state-dir " + state_dir_ + " " + args + " 2>&1");
 }
 
 System::~System() {

@@ -13,6 +13,7 @@
 
 #include "http/client.hpp"
 #include "ipc/status_region.hpp"
+#include "testkit/command.hpp"
 #include "testkit/temp_dir.hpp"
 
 namespace ringmart::test {
@@ -44,10 +45,7 @@ class System {
   /// (daemons read it when they start).
   void rewrite_config(const std::string& extra_config);
   /// Runs ringmartctl with --runtime-dir/--state-dir and `args`.
-  struct CtlResult {
-    int exit_code = -1;
-    std::string out;
-  };
+  using CtlResult = testkit::CommandResult;
   CtlResult ctl(const std::string& args) const;
   /// SIGTERM and wait; true when it exited 0.
   bool stop();

@@ -22,6 +22,7 @@
 #include "daemons/common/topology.hpp"
 #include "ipc/ring.hpp"
 #include "ipc/status_region.hpp"
+#include "testkit/command.hpp"
 #include "testkit/shm_names.hpp"
 #include "tests/integration/system.hpp"
 
@@ -30,23 +31,10 @@ namespace {
 
 constexpr uid_t kAttacker = 65534;  // nobody
 
-struct Run {
-  int exit_code = -1;
-  std::string out;
-};
-
 /// Runs ringmart-attacker as uid/gid 65534 with no supplementary groups.
-Run as_attacker(const std::string& args) {
-  const std::string cmd = "setpriv --reuid=65534 --regid=65534 --clear-groups " +
-                          System::bin_dir() + "/ringmart-attacker " + args + " 2>&1";
-  Run r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p)) r.out += buf;
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+testkit::CommandResult as_attacker(const std::string& args) {
+  return testkit::run_command("setpriv --reuid=65534 --regid=65534 --clear-groups " +
+                              System::bin_dir() + "/ringmart-attacker " + args + " 2>&1");
 }
 
 /// The /dev/shm names of the transport `runtime_dir` published.
