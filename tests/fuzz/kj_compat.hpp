@@ -11,6 +11,9 @@
 
 #include <kj/string.h>
 
+// The compiler's probe (CMake's try-compile, no -std flag) builds as C++17,
+// where kj declares these itself: add them only where kj does not.
+#if __cpp_impl_three_way_comparison
 namespace kj {
 // The conversion is spelled out: `b == a` would pick these very operators as
 // reversed candidates and recurse.
@@ -19,3 +22,4 @@ inline bool operator!=(const char* a, const StringPtr& b) { return !(b == String
 inline bool operator==(const char* a, const String& b) { return b == StringPtr(a); }
 inline bool operator!=(const char* a, const String& b) { return !(b == StringPtr(a)); }
 }  // namespace kj
+#endif
