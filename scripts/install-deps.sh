@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-19 libclang-rt-19-dev
   curl
+  dpkg-dev lintian help2man
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -28,27 +28,21 @@ bool has_control(std::string_view s) {
   return false;
 }
 
-// The first string (value or member name) of `j` with a control character.
-const std::string* find_control(const json& j, std::string& key_out) {
-  if (j.is_string()) {
-    const auto& s = j.get_ref<const std::string&>();
-    return has_control(s) ? &s : nullptr;
-  }
+// True when a string of `j` (a value or a member name, at any depth) holds a
+// control character.
+bool any_control(const json& j) {
+  if (j.is_string()) return has_control(j.get_ref<const std::string&>());
   if (j.is_object()) {
     for (const auto& [key, value] : j.items()) {
-      if (has_control(key)) {
-        key_out = key;
-        return &key_out;
-      }
-      if (const auto* s = find_control(value, key_out)) return s;
+      if (has_control(key) || any_control(value)) return true;
     }
   }
   if (j.is_array()) {
     for (const auto& value : j) {
-      if (const auto* s = find_control(value, key_out)) return s;
+      if (any_control(value)) return true;
     }
   }
-  return nullptr;
+  return false;
 }
 
 // Parses a JSON object body (RFC 8259), strictly: a member name twice in one
@@ -94,8 +88,7 @@ std::expected<json, ApiError> parse_object(std::string_view body) {
                                             " appears more than once"));
   }
   if (!j.is_object()) return std::unexpected(invalid_argument("body must be a JSON object"));
-  std::string key;
-  if (find_control(j, key)) {
+  if (any_control(j)) {
     return std::unexpected(invalid_argument("strings must not contain control characters"));
   }
   return j;

@@ -35,6 +35,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ringmart-supervisor: %s\n", dirs.error().c_str());
     return 1;
   }
+  const auto daemon_dir = supervisor::ProcessManager::resolve_daemon_dir(
+      config.get_string("supervisor", "daemon_dir", ""));
+  if (auto missing = supervisor::ProcessManager::missing_daemons(daemon_dir); !missing.empty()) {
+    std::fprintf(stderr,
+                 "ringmart-supervisor: daemon_dir %s lacks %s (set [supervisor] daemon_dir to the "
+                 "directory that holds the ringmart-* daemons)\n",
+                 daemon_dir.c_str(), missing.c_str());
+    return runtime::kExitCannotStart;
+  }
   auto definition = supervisor::SagaDefinition::from_config(config);
   if (!definition) {
     std::fprintf(stderr, "ringmart-supervisor: %s\n", definition.error().c_str());
@@ -82,10 +91,7 @@ int main(int argc, char** argv) {
       static_cast<int>(config.get_int("supervisor", "backoff_max_ms", policy.backoff_max_ms));
   policy.startup_grace_ms =
       static_cast<int>(config.get_int("supervisor", "startup_grace_ms", policy.startup_grace_ms));
-  supervisor::ProcessManager processes(
-      config, runtime.status(),
-      config.get_string("supervisor", "bin_dir", supervisor::ProcessManager::default_bin_dir()),
-      policy, log);
+  supervisor::ProcessManager processes(config, runtime.status(), daemon_dir, policy, log);
 
   runtime.on_control([&](ipc::ControlOp op, std::uint64_t arg) -> ipc::ControlReply {
     const auto now = ipc::monotonic_ms();

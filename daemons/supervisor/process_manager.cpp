@@ -23,11 +23,11 @@ std::string describe_exit(int status) {
 }  // namespace
 
 ProcessManager::ProcessManager(runtime::Config config, ipc::StatusRegion& status,
-                               std::string bin_dir, RestartPolicy policy,
+                               std::string daemon_dir, RestartPolicy policy,
                                std::shared_ptr<spdlog::logger> log)
     : config_(std::move(config)),
       status_(status),
-      bin_dir_(std::move(bin_dir)),
+      daemon_dir_(std::move(daemon_dir)),
       policy_(policy),
       log_(std::move(log)) {
   for (auto id : runtime::all_daemons()) {
@@ -38,10 +38,33 @@ ProcessManager::ProcessManager(runtime::Config config, ipc::StatusRegion& status
   }
 }
 
-std::string ProcessManager::default_bin_dir() {
+namespace {
+std::filesystem::path executable_dir() {
   std::error_code ec;
   auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? "." : exe.parent_path().string();
+  return ec ? std::filesystem::current_path() : exe.parent_path();
+}
+}  // namespace
+
+std::string ProcessManager::default_daemon_dir() { return resolve_daemon_dir(""); }
+
+std::string ProcessManager::resolve_daemon_dir(const std::string& configured) {
+  const std::filesystem::path dir =
+      configured.empty() ? RINGMART_DAEMON_DIR_FROM_BINDIR : configured;
+  if (dir.is_absolute()) return dir.lexically_normal().string();
+  return (executable_dir() / dir).lexically_normal().string();
+}
+
+std::string ProcessManager::missing_daemons(const std::string& daemon_dir) {
+  std::string missing;
+  for (auto id : runtime::all_daemons()) {
+    if (id == runtime::DaemonId::SUPERVISOR) continue;
+    const std::string exe = std::string("ringmart-") + runtime::daemon_name(id);
+    if (::access((daemon_dir + "/" + exe).c_str(), X_OK) == 0) continue;
+    if (!missing.empty()) missing += ", ";
+    missing += exe;
+  }
+  return missing;
 }
 
 namespace {
@@ -111,7 +134,7 @@ void ProcessManager::start_all(const Generation& previous) {
 
 void ProcessManager::spawn(Child& c, std::int64_t now_ms) {
   const std::string name = runtime::daemon_name(c.id);
-  const std::string exe = bin_dir_ + "/ringmart-" + name;
+  const std::string exe = daemon_dir_ + "/ringmart-" + name;
   std::vector<std::string> args = {exe, "--state-dir", config_.state_dir, "--runtime-dir",
                                    config_.runtime_dir};
   if (!config_.config_file.empty()) {

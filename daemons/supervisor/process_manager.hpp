@@ -54,7 +54,9 @@ std::int64_t restart_backoff_ms(const RestartPolicy& policy, std::int64_t previo
 
 class ProcessManager {
  public:
-  ProcessManager(runtime::Config config, ipc::StatusRegion& status, std::string bin_dir,
+  /// `daemon_dir` holds the `ringmart-<name>` executables (check it first
+  /// with missing_daemons()).
+  ProcessManager(runtime::Config config, ipc::StatusRegion& status, std::string daemon_dir,
                  RestartPolicy policy, std::shared_ptr<spdlog::logger> log);
 
   /// The pid of each daemon (by runtime::index) in the status region a
@@ -94,8 +96,20 @@ class ProcessManager {
   std::string failures() const;
   /// True when every daemon heart-beat within `fresh_ms`.
   bool all_running(std::int64_t now_ms, std::int64_t fresh_ms) const;
-  /// "ringmart-<name>" next to the supervisor executable.
-  static std::string default_bin_dir();
+  /// Where the daemons are when `[supervisor] daemon_dir` is not set: the
+  /// install layout's libexec directory relative to the directory of the
+  /// running supervisor executable (`<bindir>/../libexec/ringmart`, the
+  /// relative path from CMAKE_INSTALL_BINDIR to CMAKE_INSTALL_LIBEXECDIR/ringmart).
+  /// The build tree puts the daemons at the same relative place, so one rule
+  /// serves an install under any prefix, an unpacked package and a build.
+  static std::string default_daemon_dir();
+  /// `[supervisor] daemon_dir` resolved: absolute as given, a relative one
+  /// against the supervisor executable's directory, unset = default_daemon_dir().
+  static std::string resolve_daemon_dir(const std::string& configured);
+  /// The `ringmart-<name>` executables that `daemon_dir` lacks (missing, or
+  /// not executable by this process, access(2) X_OK), comma-separated; ""
+  /// when every daemon is there.
+  static std::string missing_daemons(const std::string& daemon_dir);
 
  private:
   struct Child {
@@ -119,7 +133,7 @@ class ProcessManager {
 
   runtime::Config config_;
   ipc::StatusRegion& status_;
-  std::string bin_dir_;
+  std::string daemon_dir_;
   RestartPolicy policy_;
   std::shared_ptr<spdlog::logger> log_;
   std::vector<Child> children_;

@@ -14,6 +14,7 @@
 #include <optional>
 #include <thread>
 
+#include "daemons/common/runtime.hpp"
 #include "daemons/common/topology.hpp"
 #include "tests/integration/system.hpp"
 
@@ -286,6 +287,21 @@ TEST(Operations, ASecondSupervisorOnTheSameRuntimeDirectoryLeavesTheRunningOneAl
       [&] { return sys.daemon_pid("user") > 0 && sys.daemon_pid("user") != user; }, 10000));
   EXPECT_TRUE(sys.wait_healthy(10000));
   EXPECT_GT(sys.create_user("after-the-second-supervisor"), 0);
+}
+
+TEST(Operations, ADaemonDirWithoutTheDaemonsIsRefusedBeforeAnythingIsCreated) {
+  System sys("[supervisor]\ndaemon_dir = \"" + System::bin_dir() + "\"\n");
+  const std::string cmd = System::bin_dir() + "/ringmart-supervisor --state-dir " +
+                          sys.state_dir() + " --runtime-dir " + sys.runtime_dir() + " --config " +
+                          sys.config_path() + " 2>&1";
+  const auto run = testkit::run_command(cmd);
+  EXPECT_EQ(run.exit_code, runtime::kExitCannotStart) << run.out;
+  EXPECT_NE(run.out.find("daemon_dir " + System::bin_dir() + " lacks ringmart-user, "),
+            std::string::npos)
+      << run.out;
+  // Exits before the transport: no segment, nothing published.
+  EXPECT_FALSE(runtime::read_shm_transport(sys.runtime_dir()));
+  EXPECT_FALSE(std::filesystem::exists(sys.runtime_dir() + "/transport.pending"));
 }
 
 TEST(Operations, HungDaemonOfACrashedSupervisorDoesNotHoldUpTheNextOne) {

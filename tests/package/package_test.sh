@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# tests/package/package_test.sh BUILD_DIR SOURCE_DIR — the Debian package as a
+# user gets it: packs the build (packaging/make-deb.sh: CPack + lintian),
+# unpacks it into a temporary root (dpkg-deb -x), checks its contents and
+# control data, then runs the Olist replay with --verify against the
+# unpacked binaries (supervisor from ROOT/usr/bin, daemons from
+# ROOT/usr/libexec/ringmart, the packaged configuration), not the build tree.
+set -euo pipefail
+build=$(realpath "$1")
+src=$(realpath "$2")
+olist="$src/../shared/data/olist"
+work=$(mktemp -d /tmp/ringmart-package.XXXXXX)
+sup=""
+cleanup() {
+  if [[ -n "$sup" ]] && kill -0 "$sup" 2>/dev/null; then
+    kill -KILL "$sup" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+echo "== pack and lint"
+deb=$("$src/packaging/make-deb.sh" "$build" "$work/out" | tail -1)
+[[ "$(basename "$deb")" =~ ^ringmart_[0-9][^_]*_$(dpkg --print-architecture)\.deb$ ]] ||
+  fail "package name $(basename "$deb")"
+
+echo "== contents"
+root="$work/root"
+dpkg-deb -x "$deb" "$root"
+for f in usr/bin/ringmart-supervisor usr/bin/ringmartctl usr/bin/ringmart-replay \
+  usr/libexec/ringmart/ringmart-{user,product,coupon,order,payment,ranking,gateway}; do
+  [[ -x "$root/$f" ]] || fail "no executable $f"
+done
+for f in etc/ringmart/ringmart.toml usr/lib/systemd/system/ringmart.service \
+  usr/lib/sysusers.d/ringmart.conf usr/lib/tmpfiles.d/ringmart.conf \
+  usr/share/doc/ringmart/copyright usr/share/man/man8/ringmart-supervisor.8.gz; do
+  [[ -f "$root/$f" ]] || fail "no file $f"
+done
+# Nothing of the build tree: no test programs, no path into it.
+[[ -z "$(find "$root" -name '*_test' -o -name 'ringmart-attacker')" ]] || fail "test programs packaged"
+if grep -rl --binary-files=text "$build" "$root/usr/lib" "$root/etc" >/dev/null; then
+  fail "a packaged file names the build directory"
+fi
+grep -qx 'ExecStart=/usr/bin/ringmart-supervisor .*--config /etc/ringmart/ringmart.toml' \
+  "$root/usr/lib/systemd/system/ringmart.service" || fail "ExecStart does not name the installed paths"
+grep -q '^u ringmart ' "$root/usr/lib/sysusers.d/ringmart.conf" || fail "sysusers: no user ringmart"
+grep -q '^g ringmart-api ' "$root/usr/lib/sysusers.d/ringmart.conf" || fail "sysusers: no group ringmart-api"
+grep -q '^g ringmart-admin ' "$root/usr/lib/sysusers.d/ringmart.conf" || fail "sysusers: no group ringmart-admin"
+
+echo "== control data"
+control="$work/control"
+dpkg-deb -e "$deb" "$control"
+grep -qx /etc/ringmart/ringmart.toml "$control/conffiles" || fail "the configuration is not a conffile"
+depends=$(dpkg-deb -f "$deb" Depends)
+for lib in libc6 liblmdb0 libcapnp libsystemd0 systemd; do
+  [[ "$depends" == *"$lib"* ]] || fail "Depends lacks $lib: $depends"
+done
+for s in postinst prerm postrm; do
+  [[ -x "$control/$s" ]] || fail "no maintainer script $s"
+  # Debian policy 9.3.3: installing a package never enables or starts a service.
+  if grep -v '^[[:space:]]*#' "$control/$s" |
+    grep -Eq 'systemctl[^#]*(enable|start)|deb-systemd-(helper +enable|invoke +start)'; then
+    fail "$s enables or starts a service"
+  fi
+done
+
+echo "== Olist replay on the unpacked binaries"
+[[ -f "$olist/olist_order_items_dataset.csv" ]] || fail "no Olist data at $olist"
+state="$work/state"
+run="$work/run"
+mkdir -m 0700 "$state"
+mkdir -m 0755 "$run"
+"$root/usr/bin/ringmart-supervisor" --state-dir "$state" --runtime-dir "$run" \
+  --config "$root/etc/ringmart/ringmart.toml" >"$work/supervisor.log" 2>&1 &
+sup=$!
+for _ in $(seq 300); do
+  curl -sf --unix-socket "$run/api.sock" http://localhost/v1/health >/dev/null 2>&1 && break
+  kill -0 "$sup" 2>/dev/null || { cat "$work/supervisor.log" >&2; fail "the supervisor exited"; }
+  sleep 0.1
+done
+# Every daemon runs from the unpacked libexec directory.
+for pid in $(pgrep -P "$sup"); do
+  exe=$(readlink "/proc/$pid/exe")
+  [[ "$exe" == "$root/usr/libexec/ringmart/ringmart-"* ]] || fail "daemon pid $pid runs $exe"
+done
+[[ $(pgrep -c -P "$sup") -eq 7 ]] || fail "$(pgrep -c -P "$sup") daemons run, not 7"
+"$root/usr/bin/ringmart-replay" "$olist" --runtime-dir "$run" --concurrency 16 --verify \
+  --stock-factor 0.9 2>&1 | tee "$work/replay.log"
+grep -q '^verify: OK' "$work/replay.log" || fail "the replay's verify did not pass"
+"$root/usr/bin/ringmartctl" --runtime-dir "$run" --state-dir "$state" status >/dev/null ||
+  fail "ringmartctl status: exit $?"
+kill -TERM "$sup"
+wait "$sup" || fail "the supervisor exited $? on SIGTERM"
+sup=""
+echo "package test: OK ($(basename "$deb"))"
