@@ -1,6 +1,7 @@
 // Tests for ringmart::http: a real Server on a real Unix socket in a temp dir,
 // driven by UnixClient, AsyncUnixClient (and raw POSIX sockets where the
 // clients are too polite).
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/resource.h>
@@ -19,11 +20,13 @@
 #include <filesystem>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "http/async_client.hpp"
 #include "http/client.hpp"
+#include "http/listener.hpp"
 #include "http/server.hpp"
 #include "testkit/temp_dir.hpp"
 
@@ -753,6 +756,88 @@ TEST_F(HttpTest, SocketFileModeStaleFileAndUnlinkOnStop) {
   shutdown();
   EXPECT_NE(::access(path_.c_str(), F_OK), 0);
   EXPECT_EQ(errno, ENOENT);
+}
+
+// A server process of its own: serves GET /v1/who -> {"server": name} on a
+// received listening socket, on its own thread, until stopped.
+class HandedOverServer {
+ public:
+  HandedOverServer(const std::string& path, int listen_fd, std::string name)
+      : server_(io_, rh::ServerOptions{.socket_path = path, .listen_fd = listen_fd}) {
+    server_.route("GET", "/v1/who", [name](auto&, rh::ResponderPtr r) {
+      r->send(rh::json_response(200, {{"server", name}}));
+    });
+    server_.start();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~HandedOverServer() { stop(); }
+  void stop() {
+    if (!thread_.joinable()) return;
+    asio::post(io_, [this] { server_.stop(); });
+    work_.reset();
+    thread_.join();
+  }
+
+ private:
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
+  rh::Server server_;
+  std::thread thread_;
+};
+
+TEST_F(HttpTest, AHandedOverSocketQueuesConnectionsWhileNoServerRunsAndIsNeverUnlinked) {
+  const rh::BoundSocket bound = rh::bind_unix_socket(path_, 0660);
+  std::optional<HandedOverServer> first;
+  first.emplace(path_, ::dup(bound.fd), "first");
+  auto c = client();
+  auto res = c.request("GET", "/v1/who");
+  ASSERT_TRUE(res) << res.error().message();
+  EXPECT_EQ(body_of(*res)["server"], "first");
+  first.reset();  // the server goes (a restart); whoever bound the socket keeps it
+  ASSERT_EQ(::access(path_.c_str(), F_OK), 0) << "a received socket's file was unlinked";
+
+  // No server runs: a new client connects (queued in the backlog, not
+  // refused) and waits for the next server, which is handed the same socket.
+  auto waiting = std::async(std::launch::async, [this] {
+    auto c = client(10s);
+    return c.request("GET", "/v1/who");
+  });
+  EXPECT_EQ(waiting.wait_for(200ms), std::future_status::timeout) << "answered with no server";
+  HandedOverServer second(path_, ::dup(bound.fd), "second");
+  auto late = waiting.get();
+  ASSERT_TRUE(late) << "refused or dropped while no server ran: " << late.error().message();
+  EXPECT_EQ(body_of(*late)["server"], "second");
+  second.stop();
+  ::close(bound.fd);
+  rh::unlink_bound_socket(path_, bound);
+  EXPECT_NE(::access(path_.c_str(), F_OK), 0);
+}
+
+TEST_F(HttpTest, OnlyAListeningUnixStreamSocketIsServed) {
+  auto code_of = [](int fd) {
+    try {
+      rh::check_unix_listener(fd, "fd");
+      return std::error_code();
+    } catch (const std::system_error& e) {
+      return e.code();
+    }
+  };
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  EXPECT_EQ(code_of(pipe_fds[0]), std::errc::not_a_socket);
+  const int tcp = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(::listen(tcp, 1), 0);
+  EXPECT_EQ(code_of(tcp), std::errc::address_family_not_supported);
+  const int datagram = ::socket(AF_UNIX, SOCK_DGRAM, 0);
+  EXPECT_EQ(code_of(datagram), std::errc::wrong_protocol_type);
+  const int unbound = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  EXPECT_EQ(code_of(unbound), std::errc::invalid_argument);
+  // A server given such a descriptor refuses to start and leaves it open.
+  asio::io_context io;
+  rh::Server s(io, rh::ServerOptions{.socket_path = path_, .listen_fd = unbound});
+  EXPECT_THROW(s.start(), std::system_error);
+  EXPECT_EQ(::fcntl(unbound, F_GETFD), 0);
+  for (int fd : {pipe_fds[0], pipe_fds[1], tcp, datagram, unbound}) ::close(fd);
 }
 
 TEST_F(HttpTest, StartFailsWhenDirectoryMissing) {

@@ -26,6 +26,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "http/listener.hpp"
 #include "http/request_parsing.hpp"
 #include "http/text.hpp"
 
@@ -463,48 +464,25 @@ void Server::start() {
   State& st = *impl_->st;
   if (st.started) throw std::logic_error("ringmart::http::Server::start called twice");
   const std::string& path = st.options.socket_path;
-
-  // A leftover socket file from a crashed server is removed; a live server or
-  // a non-socket file at the path is an error.
-  struct stat sb {};
-  if (::lstat(path.c_str(), &sb) == 0) {
-    if (!S_ISSOCK(sb.st_mode)) throw_errno(EEXIST, "not a socket: " + path);
-    local::socket probe(st.io);
-    bsys::error_code ec;
-    probe.open(local(), ec);
-    if (!ec) probe.non_blocking(true, ec);
-    if (!ec) probe.connect(local::endpoint(path), ec);
-    if (!ec || ec == asio::error::would_block || ec == asio::error::try_again) {
-      throw_errno(EADDRINUSE, "another server is listening on " + path);
-    }
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw_errno(errno, "unlink " + path);
+  int fd = st.options.listen_fd;
+  if (fd >= 0) {
+    check_unix_listener(fd, path.empty() ? "listen_fd " + std::to_string(fd) : path);
+  } else {
+    const BoundSocket bound = bind_unix_socket(path, st.options.socket_mode);
+    fd = bound.fd;
+    st.own_file = true;
+    st.sock_dev = bound.dev;
+    st.sock_ino = bound.ino;
   }
-
   local::acceptor acc(st.io);
   bsys::error_code ec;
-  local::endpoint ep;
-  try {
-    ep = local::endpoint(path);
-  } catch (const bsys::system_error& e) {
-    throw_errno(ENAMETOOLONG, "socket path too long: " + path);
-  }
-  acc.open(ep.protocol(), ec);
-  if (ec) throw_errno(ec.value(), "socket " + path);
-  acc.bind(ep, ec);
-  if (ec) throw_errno(ec.value(), "bind " + path);
-  st.own_file = true;
-  if (::stat(path.c_str(), &sb) == 0) {
-    st.sock_dev = sb.st_dev;
-    st.sock_ino = sb.st_ino;
-  }
-  if (::chmod(path.c_str(), static_cast<mode_t>(st.options.socket_mode)) != 0) {
-    int err = errno;
-    ::unlink(path.c_str());
-    throw_errno(err, "chmod " + path);
-  }
-  acc.listen(asio::socket_base::max_listen_connections, ec);
+  acc.assign(local(), fd, ec);
   if (ec) {
-    ::unlink(path.c_str());
+    if (st.own_file) {  // ours: bound above; a listen_fd stays the caller's
+      ::unlink(path.c_str());
+      st.own_file = false;
+      ::close(fd);
+    }
     throw_errno(ec.value(), "listen " + path);
   }
   st.acceptor.emplace(std::move(acc));
@@ -528,11 +506,7 @@ void Server::stop() {
   // Unlink before closing connections: a client that sees its connection
   // closed must not find the stale path any more.
   if (st.own_file) {
-    struct stat sb {};
-    const std::string& path = st.options.socket_path;
-    if (::lstat(path.c_str(), &sb) == 0 && sb.st_dev == st.sock_dev && sb.st_ino == st.sock_ino) {
-      ::unlink(path.c_str());
-    }
+    unlink_bound_socket(st.options.socket_path, BoundSocket{-1, st.sock_dev, st.sock_ino});
     st.own_file = false;
   }
   std::vector<std::shared_ptr<Session>> live;

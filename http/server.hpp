@@ -64,6 +64,13 @@ using Handler = std::function<void(const Request&, ResponderPtr)>;
 struct ServerOptions {
   std::string socket_path;      ///< created (stale file unlinked first), removed on stop
   unsigned socket_mode = 0660;  ///< chmod applied after bind
+  /// A listening AF_UNIX stream socket to serve instead of binding
+  /// socket_path (received: systemd socket activation, the supervisor's
+  /// hand-over; listener.hpp). Once start() succeeds the server owns it and
+  /// closes it on stop (a failed start() leaves it the caller's), but
+  /// never unlinks its file, which belongs to whoever bound it;
+  /// socket_path then only names it in messages. -1: bind socket_path.
+  int listen_fd = -1;
   std::size_t max_body_bytes =
       64 * 1024;                      ///< larger bodies -> 413 {"error":{"code":"BODY_TOO_LARGE"}}
   unsigned idle_timeout_ms = 60'000;  ///< keep-alive connections idle longer between requests are
@@ -102,12 +109,15 @@ class Server {
   /// method and shape as an existing one.
   void route(std::string method, std::string pattern, Handler handler);
 
-  /// Binds and listens. Throws std::system_error when the socket cannot be
+  /// Binds and listens (bind_unix_socket), or serves options.listen_fd after
+  /// check_unix_listener. Throws std::system_error when the socket cannot be
   /// created (directory missing, permission denied), when another server
-  /// listens on the path, or when the path is a non-socket file; a stale
-  /// socket file is unlinked first. Throws std::logic_error when called twice.
+  /// listens on the path, when the path is a non-socket file, or when
+  /// listen_fd is not a listening AF_UNIX stream socket; a stale socket file
+  /// is unlinked first. Throws std::logic_error when called twice.
   void start();
-  /// Stops accepting, closes connections, unlinks the socket file.
+  /// Stops accepting, closes connections, unlinks the socket file it bound
+  /// (not a listen_fd's).
   /// Idempotent; pending Responders become no-ops. Call on the io_context
   /// thread (or while it is not running).
   void stop();

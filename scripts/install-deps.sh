@@ -13,7 +13,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-19 libclang-rt-19-dev
   curl
-  dpkg-dev lintian help2man
+  dpkg-dev lintian help2man strace systemd
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -3,18 +3,27 @@
 // main() wires the parts: the runtime (its loop on a dedicated thread), the
 // Gateway, and the two HTTP servers on the io_context that runs on this
 // thread: RUNDIR/api.sock (storefront routes) and RUNDIR/admin.sock (all
-// routes), mode 0660. SIGTERM/SIGINT stop the servers first, then the
-// runtime, in reverse order of start.
+// routes). The gateway does not bind them: the supervisor holds both
+// listening sockets (from systemd's socket units, or bound itself) and hands
+// them over at every start by sd_listen_fds(3)'s protocol, names "api" and
+// "admin", so connections wait in the backlog while a gateway restarts.
+// SIGTERM/SIGINT stop the servers first, then the runtime, in reverse order
+// of start.
 #include <signal.h>
 #include <sys/resource.h>
+#include <systemd/sd-daemon.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <expected>
 #include <mutex>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -48,9 +57,38 @@ std::uint64_t raise_open_file_limit() {
   return limit.rlim_cur == RLIM_INFINITY ? std::uint64_t{1} << 20 : limit.rlim_cur;
 }
 
+// The listening sockets handed over (sd_listen_fds_with_names(3), which
+// unsets LISTEN_FDS): {api fd, admin fd}, or a message naming what is missing.
+std::expected<std::pair<int, int>, std::string> received_sockets() {
+  char** names = nullptr;
+  const int n = sd_listen_fds_with_names(1, &names);
+  if (n < 0) return std::unexpected("LISTEN_FDS: " + std::system_category().message(-n));
+  int api = -1, admin = -1;
+  for (int i = 0; i < n; ++i) {
+    const std::string_view name = names[i];
+    if (name == "api") api = SD_LISTEN_FDS_START + i;
+    if (name == "admin") admin = SD_LISTEN_FDS_START + i;
+    std::free(names[i]);
+  }
+  std::free(names);
+  if (api < 0 || admin < 0) {
+    return std::unexpected(
+        "no listening sockets named api and admin were handed over (LISTEN_FDS/LISTEN_FDNAMES; "
+        "ringmart-gateway is started by ringmart-supervisor)");
+  }
+  return std::pair{api, admin};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before anything else can read or clear the environment; without them
+  // there is nothing to serve, and no restart can help.
+  const auto sockets = received_sockets();
+  if (!sockets) {
+    std::fprintf(stderr, "ringmart-gateway: %s\n", sockets.error().c_str());
+    return runtime::kExitCannotStart;
+  }
   auto started = runtime::start_daemon(argc, argv, ringmart::msg::DaemonId::GATEWAY,
                                        gateway::Gateway::open_tables);
   if (!started) return started.error();
@@ -66,17 +104,18 @@ int main(int argc, char** argv) {
   const auto listen = gateway::ListenOptions::from(config).within(open_files);
   log->info("connections: api.sock at most {}, admin.sock at most {} (open files {})",
             listen.api_max_connections, listen.admin_max_connections, open_files);
-  const auto server_options = [&](const char* name, std::size_t max_connections) {
+  const auto server_options = [&](const char* name, int fd, std::size_t max_connections) {
     return http::ServerOptions{
         .socket_path = config.runtime_dir + "/" + name,
-        .socket_mode = 0660,
+        .listen_fd = fd,
         .idle_timeout_ms = listen.idle_timeout_ms,
         .header_timeout_ms = listen.header_timeout_ms,
         .max_connections = max_connections,
         .on_overload = [log, name](const std::string& what) { log->warn("{}: {}", name, what); }};
   };
-  http::Server api(io, server_options("api.sock", listen.api_max_connections));
-  http::Server admin(io, server_options("admin.sock", listen.admin_max_connections));
+  http::Server api(io, server_options("api.sock", sockets->first, listen.api_max_connections));
+  http::Server admin(io,
+                     server_options("admin.sock", sockets->second, listen.admin_max_connections));
   gw.add_storefront_routes(api);
   gw.add_storefront_routes(admin);
   gw.add_admin_routes(admin);

@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include "daemons/common/runtime.hpp"
+#include "daemons/supervisor/gateway_sockets.hpp"
 #include "daemons/supervisor/process_manager.hpp"
 #include "daemons/supervisor/saga_engine.hpp"
 
@@ -134,7 +135,17 @@ int main(int argc, char** argv) {
   sigaction(SIGCHLD, &sa, nullptr);
   runtime.install_signal_handlers();
 
-  processes.start_all(previous);
+  // The previous generation first: its gateway may still listen on the
+  // socket files the previous supervisor bound.
+  processes.retire_previous_generation(previous);
+  auto gateway_sockets = supervisor::GatewaySockets::acquire(config.runtime_dir);
+  if (!gateway_sockets) {
+    log->critical("cannot listen for the gateway: {}", gateway_sockets.error());
+    return 1;
+  }
+  log->info("api.sock and admin.sock: {} (handed to every gateway)", gateway_sockets->origin());
+  processes.hand_sockets(msg::DaemonId::GATEWAY, gateway_sockets->handover());
+  processes.start_all();
 
   std::uint64_t watchdog_usec = 0;
   const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;

@@ -1,5 +1,6 @@
 #include "daemons/supervisor/process_manager.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/prctl.h>
@@ -11,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <string_view>
 #include <thread>
 
 namespace ringmart::supervisor {
@@ -126,8 +128,11 @@ void ProcessManager::retire_previous_generation(const Generation& previous, int 
   }
 }
 
-void ProcessManager::start_all(const Generation& previous) {
-  retire_previous_generation(previous, 1000);
+void ProcessManager::hand_sockets(runtime::DaemonId id, std::vector<HandedSocket> sockets) {
+  if (auto* c = find(id)) c->sockets = std::move(sockets);
+}
+
+void ProcessManager::start_all() {
   const auto now = ipc::monotonic_ms();
   for (auto& c : children_) spawn(c, now);
 }
@@ -141,20 +146,63 @@ void ProcessManager::spawn(Child& c, std::int64_t now_ms) {
     args.push_back("--config");
     args.push_back(config_.config_file);
   }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  // Handed-over sockets (sd_listen_fds(3)): the environment is built here;
+  // only LISTEN_PID, the child's own pid, is filled in after fork, into a
+  // buffer sized for any pid (async-signal-safe: no allocation there).
+  std::vector<std::string> env_strings;
+  std::vector<char*> envp;
+  std::string listen_pid = "LISTEN_PID=" + std::string(20, '\0');
+  const std::size_t pid_at = std::string_view("LISTEN_PID=").size();
+  if (!c.sockets.empty()) {
+    std::string names;
+    for (const auto& h : c.sockets) names += (names.empty() ? "" : ":") + h.name;
+    for (char** e = environ; *e; ++e) {
+      if (!std::string_view(*e).starts_with("LISTEN_")) env_strings.emplace_back(*e);
+    }
+    env_strings.push_back("LISTEN_FDS=" + std::to_string(c.sockets.size()));
+    env_strings.push_back("LISTEN_FDNAMES=" + names);
+    for (auto& e : env_strings) envp.push_back(e.data());
+    envp.push_back(listen_pid.data());
+    envp.push_back(nullptr);
+  }
+  const int handed = static_cast<int>(c.sockets.size());
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid == 0) {
-    // Child: die with the supervisor; drop every inherited fd (LMDB, sockets) before exec.
+    // Child: die with the supervisor; drop every inherited fd (LMDB, sockets)
+    // before exec, except the handed-over sockets, moved to 3, 4, ...
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != parent) ::_exit(1);
-    ::syscall(SYS_close_range, 3u, ~0u, 0u);
+    if (handed > 0) {
+      int above[8];
+      if (handed > 8) ::_exit(127);
+      // First above the target range, so no dup2 below overwrites a source.
+      for (int i = 0; i < handed; ++i) {
+        above[i] = ::fcntl(c.sockets[i].fd, F_DUPFD_CLOEXEC, 3 + handed);
+        if (above[i] < 0) ::_exit(127);
+      }
+      for (int i = 0; i < handed; ++i) {
+        if (::dup2(above[i], 3 + i) < 0) ::_exit(127);  // dup2 clears FD_CLOEXEC
+      }
+      char digits[20];
+      int n = 0;
+      for (auto v = static_cast<unsigned long>(::getpid()); v > 0 || n == 0; v /= 10) {
+        digits[n++] = static_cast<char>('0' + v % 10);
+      }
+      for (int i = 0; i < n; ++i) listen_pid[pid_at + i] = digits[n - 1 - i];
+    }
+    ::syscall(SYS_close_range, static_cast<unsigned>(3 + handed), ~0u, 0u);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(exe.c_str(), argv.data());
+    if (handed > 0) {
+      ::execve(exe.c_str(), argv.data(), envp.data());
+    } else {
+      ::execv(exe.c_str(), argv.data());
+    }
     ::_exit(127);
   }
   auto& slot = status_.slot(runtime::index(c.id));

@@ -27,6 +27,7 @@
 #include "daemons/common/config.hpp"
 #include "daemons/common/runtime.hpp"
 #include "daemons/common/topology.hpp"
+#include "daemons/supervisor/gateway_sockets.hpp"
 #include "ipc/status_region.hpp"
 
 namespace ringmart::supervisor {
@@ -66,9 +67,19 @@ class ProcessManager {
   using Generation = std::array<pid_t, runtime::kDaemonCount>;
   static Generation previous_generation(const std::string& runtime_dir);
 
-  /// Spawns every daemon except the supervisor (in start order), after
-  /// stopping the daemons of `previous` (a crashed supervisor's) still running.
-  void start_all(const Generation& previous);
+  /// SIGTERM to every daemon of `previous` (a crashed supervisor's) that
+  /// still runs, SIGKILL to those still there after `grace_ms` (one deadline
+  /// for all), then waits (up to 2 s) until they are gone; a zombie
+  /// reparented to init counts as gone once reaped. Before start_all().
+  void retire_previous_generation(const Generation& previous, int grace_ms = 1000);
+  /// `id` is started, at every start and restart, with `sockets` as its
+  /// descriptors 3, 4, ... and LISTEN_FDS / LISTEN_PID / LISTEN_FDNAMES set
+  /// (the sd_listen_fds(3) protocol, so the daemon reads them as it would
+  /// from systemd). The descriptors stay the caller's (GatewaySockets) and
+  /// must outlive this manager's children. Before start_all().
+  void hand_sockets(runtime::DaemonId id, std::vector<HandedSocket> sockets);
+  /// Spawns every daemon except the supervisor (in start order).
+  void start_all();
   /// Reaps exits (after child_exited(), or every kReapBackstopMs), kills hung
   /// daemons, restarts due ones. Returns false when the restart intensity was
   /// exceeded (the caller shuts down and exits 1).
@@ -121,14 +132,10 @@ class ProcessManager {
     bool cannot_start = false;          // exited kExitCannotStart: waits for the operator
     bool restart_requested = false;     // the operator asked: restart at once, uncounted
     bool stop_requested = false;        // the operator asked: stay stopped until start()
+    std::vector<HandedSocket> sockets;  // handed over at every spawn (hand_sockets)
   };
   Child* find(runtime::DaemonId id);
   void spawn(Child& c, std::int64_t now_ms);
-  /// SIGTERM to every daemon of `previous` that still runs,
-  /// SIGKILL to those still there after `grace_ms` (one deadline for all),
-  /// then waits (up to 2 s) until they are gone; a zombie reparented to init
-  /// counts as gone once reaped.
-  void retire_previous_generation(const Generation& previous, int grace_ms);
   void on_exit(Child& c, int status, std::int64_t now_ms);
 
   runtime::Config config_;

@@ -5,14 +5,22 @@
 // ringmartctl after the fix.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <mutex>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "daemons/common/runtime.hpp"
 #include "daemons/common/topology.hpp"
@@ -287,6 +295,115 @@ TEST(Operations, ASecondSupervisorOnTheSameRuntimeDirectoryLeavesTheRunningOneAl
       [&] { return sys.daemon_pid("user") > 0 && sys.daemon_pid("user") != user; }, 10000));
   EXPECT_TRUE(sys.wait_healthy(10000));
   EXPECT_GT(sys.create_user("after-the-second-supervisor"), 0);
+}
+
+// One storefront connection: connect to `path`, GET /v1/health, read the
+// answer to EOF. Counts it as refused (connect failed: the listening socket
+// was gone), served (an HTTP status line came back) or dropped (accepted,
+// then closed without an answer: the gateway that held it was killed).
+struct ConnectionCounts {
+  std::atomic<int> refused{0}, served{0}, dropped{0};
+  std::mutex mu;
+  std::string first_refusal;
+};
+void one_connection(const std::string& path, ConnectionCounts& counts) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    const int err = errno;
+    if (counts.refused++ == 0) {
+      std::lock_guard lock(counts.mu);
+      counts.first_refusal = std::strerror(err);
+    }
+    ::close(fd);
+    return;
+  }
+  timeval timeout{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  const std::string request =
+      "GET /v1/health HTTP/1.1\r\nHost: ringmart\r\nConnection: close\r\n\r\n";
+  std::string answer;
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+      static_cast<ssize_t>(request.size())) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof(buf))) > 0) answer.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  (answer.starts_with("HTTP/1.1 ") ? counts.served : counts.dropped)++;
+}
+
+TEST(Operations, AGatewayKilledOrRestartedUnderLoadRefusesNoConnection) {
+  System sys;
+  ASSERT_TRUE(sys.start());
+  ConnectionCounts counts;
+  std::atomic<bool> done{false};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 8; ++i) {
+    clients.emplace_back([&] {
+      while (!done) one_connection(sys.api_socket(), counts);
+    });
+  }
+  auto served_more = [&](int n) {
+    const int from = counts.served;
+    return eventually([&] { return counts.served >= from + n; }, 20000);
+  };
+  // Three SIGKILLs (a crash) and one operator restart (SIGTERM: the gateway
+  // closes its acceptor), each while eight clients keep connecting.
+  for (int round = 0; round < 4; ++round) {
+    ASSERT_TRUE(served_more(100)) << "round " << round;
+    const pid_t gateway = sys.daemon_pid("gateway");
+    ASSERT_GT(gateway, 0);
+    if (round < 3) {
+      ASSERT_EQ(::kill(gateway, SIGKILL), 0);
+    } else {
+      const auto restart = sys.ctl("restart gateway");
+      ASSERT_EQ(restart.exit_code, 0) << restart.out;
+    }
+    ASSERT_TRUE(eventually(
+        [&] { return sys.daemon_pid("gateway") > 0 && sys.daemon_pid("gateway") != gateway; },
+        10000));
+  }
+  ASSERT_TRUE(served_more(100));
+  done = true;
+  for (auto& t : clients) t.join();
+  std::printf("connections: %d served, %d dropped by a killed gateway, %d refused\n",
+              counts.served.load(), counts.dropped.load(), counts.refused.load());
+  EXPECT_EQ(counts.refused, 0) << "first refusal: " << counts.first_refusal;
+}
+
+TEST(Operations, ASocketPassedUnderAnotherNameIsRefused) {
+  System sys;
+  const std::string run = sys.runtime_dir();
+  // systemd-socket-activate passes sockets as a socket unit would
+  // (sd_listen_fds(3)), after the first connection arrives.
+  const std::string cmd = "systemd-socket-activate -l " + run + "/api.sock -l " + run +
+                          "/metrics.sock --fdname=api:metrics " + System::bin_dir() +
+                          "/ringmart-supervisor --state-dir " + sys.state_dir() +
+                          " --runtime-dir " + run + " --config " + sys.config_path() + " 2>&1";
+  auto result = std::async(std::launch::async, [&] { return testkit::run_command(cmd); });
+  while (result.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
+    ConnectionCounts ignored;
+    one_connection(run + "/api.sock", ignored);
+  }
+  const auto out = result.get();
+  EXPECT_EQ(out.exit_code, 1) << out.out;
+  EXPECT_NE(out.out.find("systemd passed a socket named \"metrics\""), std::string::npos)
+      << out.out;
+}
+
+TEST(Operations, AGatewayStartedWithoutHandedOverSocketsExits78) {
+  System sys;
+  const auto out =
+      testkit::run_command(System::daemon_dir() + "/ringmart-gateway --state-dir " +
+                           sys.state_dir() + " --runtime-dir " + sys.runtime_dir() + " 2>&1");
+  EXPECT_EQ(out.exit_code, runtime::kExitCannotStart) << out.out;
+  EXPECT_NE(out.out.find("no listening sockets named api and admin were handed over"),
+            std::string::npos)
+      << out.out;
 }
 
 TEST(Operations, ADaemonDirWithoutTheDaemonsIsRefusedBeforeAnythingIsCreated) {

@@ -23,6 +23,12 @@ std::string System::bin_dir() {
   return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
 }
 
+std::string System::daemon_dir() {
+  return (std::filesystem::path(bin_dir()) / RINGMART_DAEMON_DIR_FROM_BINDIR)
+      .lexically_normal()
+      .string();
+}
+
 System::System(std::string extra_config, std::string durability)
     : durability_(std::move(durability)) {
   state_dir_ = base_ / "state";

@@ -2,9 +2,13 @@
 # tests/package/package_test.sh BUILD_DIR SOURCE_DIR — the Debian package as a
 # user gets it: packs the build (packaging/make-deb.sh: CPack + lintian),
 # unpacks it into a temporary root (dpkg-deb -x), checks its contents and
-# control data, then runs the Olist replay with --verify against the
-# unpacked binaries (supervisor from ROOT/usr/bin, daemons from
-# ROOT/usr/libexec/ringmart, the packaged configuration), not the build tree.
+# control data, checks the units (systemd-analyze verify, clean; security
+# --offline, exposure at most 2.0), then runs the Olist replay with --verify
+# against the unpacked binaries (supervisor from ROOT/usr/bin, daemons from
+# ROOT/usr/libexec/ringmart, the packaged configuration), not the build tree,
+# with the listening sockets passed as systemd passes them
+# (systemd-socket-activate, names api and admin), the whole system under
+# strace: every system call it makes must pass the unit's SystemCallFilter.
 set -euo pipefail
 build=$(realpath "$1")
 src=$(realpath "$2")
@@ -36,6 +40,7 @@ for f in usr/bin/ringmart-supervisor usr/bin/ringmartctl usr/bin/ringmart-replay
   [[ -x "$root/$f" ]] || fail "no executable $f"
 done
 for f in etc/ringmart/ringmart.toml usr/lib/systemd/system/ringmart.service \
+  usr/lib/systemd/system/ringmart-api.socket usr/lib/systemd/system/ringmart-admin.socket \
   usr/lib/sysusers.d/ringmart.conf usr/lib/tmpfiles.d/ringmart.conf \
   usr/share/doc/ringmart/copyright usr/share/man/man8/ringmart-supervisor.8.gz; do
   [[ -f "$root/$f" ]] || fail "no file $f"
@@ -68,20 +73,74 @@ for s in postinst prerm postrm; do
   fi
 done
 
-echo "== Olist replay on the unpacked binaries"
+echo "== systemd units"
+units="$root/usr/lib/systemd/system"
+# verify resolves the units' dependencies (sysinit.target, sockets.target)
+# and ExecStart inside --root: lend it the host's units, without replacing ours.
+cp -an /lib/systemd/system/. "$units/"
+# --man=no: the manual pages it would look up are lintian's to check.
+verify=$(systemd-analyze verify --man=no --root="$root" "$units/ringmart.service" \
+  "$units/ringmart-api.socket" "$units/ringmart-admin.socket" 2>&1) ||
+  fail "systemd-analyze verify: $verify"
+[[ -z "$verify" ]] || fail "systemd-analyze verify is not clean: $verify"
+security=$(systemd-analyze security --offline=yes --root="$root" --threshold=20 \
+  "$units/ringmart.service" 2>&1) || fail "exposure above 2.0: $(tail -1 <<<"$security")"
+echo "${security##*$'\n'}"
+for socket in api admin; do
+  grep -qx "SocketGroup=ringmart-$socket" "$units/ringmart-$socket.socket" ||
+    fail "$socket.sock is not for group ringmart-$socket"
+  grep -qx "SocketMode=0660" "$units/ringmart-$socket.socket" || fail "$socket.sock is not 0660"
+  grep -qx "FileDescriptorName=$socket" "$units/ringmart-$socket.socket" ||
+    fail "$socket.sock is not passed as \"$socket\""
+done
+
+# The system calls the unit's SystemCallFilter= lines allow ("@group" and
+# names; a "~" line denies), expanded by systemd-analyze syscall-filter.
+expand() {
+  local item
+  for item in "$@"; do
+    if [[ "$item" == @* ]]; then
+      expand $(systemd-analyze syscall-filter "$item" | sed -n 's/^ \+\([@a-z0-9_-]\+\)$/\1/p')
+    else
+      echo "$item"
+    fi
+  done
+}
+allowed="$work/allowed"
+: >"$allowed"
+while IFS= read -r line; do
+  filter=${line#SystemCallFilter=}
+  if [[ "$filter" == "~"* ]]; then
+    expand ${filter#\~} | sort -u >"$work/denied"
+    comm -23 "$allowed" "$work/denied" >"$allowed.new"
+    mv "$allowed.new" "$allowed"
+  else
+    expand $filter | sort -u - "$allowed" -o "$allowed"
+  fi
+done < <(grep '^SystemCallFilter=' "$units/ringmart.service")
+[[ -s "$allowed" ]] || fail "the unit has no SystemCallFilter"
+
+echo "== Olist replay on the unpacked binaries, sockets passed as systemd does"
 [[ -f "$olist/olist_order_items_dataset.csv" ]] || fail "no Olist data at $olist"
 state="$work/state"
 run="$work/run"
 mkdir -m 0700 "$state"
 mkdir -m 0755 "$run"
-"$root/usr/bin/ringmart-supervisor" --state-dir "$state" --runtime-dir "$run" \
+# systemd-socket-activate binds both sockets, waits for the first connection
+# (the health probe below), then execs the supervisor (same pid) with them.
+strace -f -qq -o "$work/syscalls" \
+  systemd-socket-activate -l "$run/api.sock" -l "$run/admin.sock" --fdname=api:admin \
+  "$root/usr/bin/ringmart-supervisor" --state-dir "$state" --runtime-dir "$run" \
   --config "$root/etc/ringmart/ringmart.toml" >"$work/supervisor.log" 2>&1 &
-sup=$!
+tracer=$!
 for _ in $(seq 300); do
-  curl -sf --unix-socket "$run/api.sock" http://localhost/v1/health >/dev/null 2>&1 && break
-  kill -0 "$sup" 2>/dev/null || { cat "$work/supervisor.log" >&2; fail "the supervisor exited"; }
+  curl -sf --max-time 10 --unix-socket "$run/api.sock" http://localhost/v1/health >/dev/null 2>&1 && break
+  kill -0 "$tracer" 2>/dev/null || { cat "$work/supervisor.log" >&2; fail "the supervisor exited"; }
   sleep 0.1
 done
+sup=$(pgrep -f "^$root/usr/bin/ringmart-supervisor") || fail "no supervisor runs"
+grep -q 'api.sock and admin.sock: systemd' "$work/supervisor.log" ||
+  fail "the supervisor did not take the passed sockets: $(cat "$work/supervisor.log")"
 # Every daemon runs from the unpacked libexec directory.
 for pid in $(pgrep -P "$sup"); do
   exe=$(readlink "/proc/$pid/exe")
@@ -93,7 +152,22 @@ done
 grep -q '^verify: OK' "$work/replay.log" || fail "the replay's verify did not pass"
 "$root/usr/bin/ringmartctl" --runtime-dir "$run" --state-dir "$state" status >/dev/null ||
   fail "ringmartctl status: exit $?"
+"$root/usr/bin/ringmartctl" --runtime-dir "$run" --state-dir "$state" restart gateway >/dev/null ||
+  fail "ringmartctl restart gateway: exit $?"
+for _ in $(seq 100); do
+  curl -sf --max-time 10 --unix-socket "$run/api.sock" http://localhost/v1/health >/dev/null 2>&1 && break
+  sleep 0.1
+done
 kill -TERM "$sup"
-wait "$sup" || fail "the supervisor exited $? on SIGTERM"
+wait "$tracer" || fail "the supervisor exited $? on SIGTERM"
 sup=""
+[[ -S "$run/api.sock" && -S "$run/admin.sock" ]] || fail "the supervisor unlinked systemd's sockets"
+
+echo "== system calls against SystemCallFilter"
+sed -n 's/^[0-9]\+ \+\([a-z_0-9]\+\)(.*/\1/p' "$work/syscalls" | sort -u >"$work/used"
+[[ $(wc -l <"$work/used") -gt 30 ]] || fail "strace recorded $(wc -l <"$work/used") system calls"
+# execve of the supervisor itself is systemd-socket-activate's, before any filter would apply.
+outside=$(comm -23 "$work/used" "$allowed")
+[[ -z "$outside" ]] || fail "system calls the unit's filter denies: $outside"
+echo "$(wc -l <"$work/used") distinct system calls, all allowed"
 echo "package test: OK ($(basename "$deb"))"
