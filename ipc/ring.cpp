@@ -53,11 +53,11 @@ Ring::Ring(ShmSegment segment) : segment_(std::move(segment)) {
 }
 
 std::expected<Ring, std::error_code> Ring::create(const std::string& name,
-                                                  std::size_t capacity_bytes, unsigned mode) {
+                                                  std::size_t capacity_bytes, gid_t group) {
   if (capacity_bytes < 4096 || (capacity_bytes & (capacity_bytes - 1)) != 0) {
     return std::unexpected(std::make_error_code(std::errc::invalid_argument));
   }
-  auto seg = ShmSegment::create(name, segment_size(capacity_bytes), mode);
+  auto seg = ShmSegment::create(name, segment_size(capacity_bytes), group);
   if (!seg) return std::unexpected(seg.error());
   auto* h = static_cast<RingHeader*>(seg->data());
   new (h) RingHeader{};
@@ -68,8 +68,8 @@ std::expected<Ring, std::error_code> Ring::create(const std::string& name,
   return Ring(std::move(*seg));
 }
 
-std::expected<Ring, std::error_code> Ring::open(const std::string& name, uid_t owner) {
-  auto seg = ShmSegment::open(name, owner);
+std::expected<Ring, std::error_code> Ring::open(const std::string& name, ShmAccess access) {
+  auto seg = ShmSegment::open(name, access);
   if (!seg) return std::unexpected(seg.error());
   if (seg->size() < 256) return std::unexpected(make_error_code(RingError::bad_layout));
   auto* h = static_cast<RingHeader*>(seg->data());

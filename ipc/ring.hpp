@@ -78,19 +78,19 @@ class Ring {
   /// Total segment size for a data capacity.
   static std::size_t segment_size(std::size_t capacity_bytes) { return 256 + capacity_bytes; }
 
-  /// Creates a new ring segment (ShmSegment::create: never an existing name)
+  /// Creates a new ring segment (ShmSegment::create: never an existing name;
+  /// mode 0600, or 0660 for `group`)
   /// and initialises its header. `capacity_bytes` must be a power of two >= 4096.
   /// Errors: file_exists when the name exists (unlink a stale ring first);
   /// invalid_argument for a bad capacity; errno values from shm.
   static std::expected<Ring, std::error_code> create(const std::string& name,
                                                      std::size_t capacity_bytes,
-                                                     unsigned mode = 0600);
-  /// Opens an existing ring that belongs to `owner` (see ShmSegment::open).
+                                                     gid_t group = kNoGroup);
+  /// Opens an existing ring that `access` allows (see ShmSegment::open).
   /// Errors: no_such_file_or_directory; ShmError::foreign_owner / unsafe_mode /
   /// empty; RingError::bad_layout when not (yet) initialised, of another major
   /// version, or with a capacity that does not match its size.
-  static std::expected<Ring, std::error_code> open(const std::string& name,
-                                                   uid_t owner = ::geteuid());
+  static std::expected<Ring, std::error_code> open(const std::string& name, ShmAccess access = {});
 
   Ring() = default;
 

@@ -247,10 +247,34 @@ TEST(ShmSegment, OpenRefusesEmptySegment) {
   ShmSegment::unlink(name);
 }
 
-TEST(ShmSegment, CreateRejectsModeWithGroupOrOtherBits) {
-  auto seg = ShmSegment::create(unique_name("badmode"), 4096, 0660);
-  ASSERT_FALSE(seg);
-  EXPECT_EQ(seg.error(), std::errc::invalid_argument);
+TEST(ShmSegment, TheOperatorsGroupMayShareASegmentNoOtherGroupAndNobodyElse) {
+  // Root (CI) may give a segment any group; a member may give its own.
+  const gid_t operators = ::geteuid() == 0 ? 4242 : ::getegid();
+  const auto name = unique_name("group");
+  auto seg = ShmSegment::create(name, 4096, operators);
+  ASSERT_TRUE(seg) << seg.error().message();
+  struct stat st {};
+  const int fd = ::shm_open(name.c_str(), O_RDONLY, 0);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::fstat(fd, &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0660u);
+  EXPECT_EQ(st.st_gid, operators);
+  // Opened by whoever expects that group; refused by a process that expects
+  // none (a segment of the service's shared with nobody), or another group.
+  EXPECT_TRUE(ShmSegment::open(name, ShmAccess(::geteuid(), operators)));
+  auto none = ShmSegment::open(name, ShmAccess(::geteuid()));
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error(), make_error_code(ShmError::unsafe_mode));
+  auto other = ShmSegment::open(name, ShmAccess(::geteuid(), operators + 1));
+  ASSERT_FALSE(other);
+  EXPECT_EQ(other.error(), make_error_code(ShmError::unsafe_mode));
+  // The operators' group with a bit for others too (a squatter's chmod): refused.
+  ASSERT_EQ(::fchmod(fd, 0664), 0);
+  auto wide = ShmSegment::open(name, ShmAccess(::geteuid(), operators));
+  ASSERT_FALSE(wide);
+  EXPECT_EQ(wide.error(), make_error_code(ShmError::unsafe_mode));
+  ::close(fd);
+  ShmSegment::unlink(name);
 }
 
 }  // namespace

@@ -48,14 +48,18 @@ const std::error_category& shm_category() {
 std::error_code make_error_code(ShmError e) { return {static_cast<int>(e), shm_category()}; }
 
 std::expected<ShmSegment, std::error_code> ShmSegment::create(const std::string& name,
-                                                              std::size_t size_bytes,
-                                                              unsigned mode) {
-  if (size_bytes == 0 || (mode & 077) != 0) {
-    return std::unexpected(std::make_error_code(std::errc::invalid_argument));
-  }
-  // glibc's shm_open adds O_NOFOLLOW and O_CLOEXEC.
-  Fd fd{::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, mode)};
+                                                              std::size_t size_bytes, gid_t group) {
+  if (size_bytes == 0) return std::unexpected(std::make_error_code(std::errc::invalid_argument));
+  // glibc's shm_open adds O_NOFOLLOW and O_CLOEXEC. Created 0600: the group
+  // bits come only after the group is set.
+  Fd fd{::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600)};
   if (fd.fd < 0) return std::unexpected(last_error());
+  if (group != kNoGroup &&
+      (::fchown(fd.fd, static_cast<uid_t>(-1), group) != 0 || ::fchmod(fd.fd, 0660) != 0)) {
+    auto ec = last_error();
+    ::shm_unlink(name.c_str());
+    return std::unexpected(ec);
+  }
   if (::ftruncate(fd.fd, static_cast<off_t>(size_bytes)) != 0) {
     auto ec = last_error();
     ::shm_unlink(name.c_str());
@@ -73,13 +77,17 @@ std::expected<ShmSegment, std::error_code> ShmSegment::create(const std::string&
   return s;
 }
 
-std::expected<ShmSegment, std::error_code> ShmSegment::open(const std::string& name, uid_t owner) {
+std::expected<ShmSegment, std::error_code> ShmSegment::open(const std::string& name,
+                                                            ShmAccess access) {
   Fd fd{::shm_open(name.c_str(), O_RDWR, 0)};
   if (fd.fd < 0) return std::unexpected(last_error());
   struct stat st {};
   if (::fstat(fd.fd, &st) != 0) return std::unexpected(last_error());
-  if (st.st_uid != owner) return std::unexpected(make_error_code(ShmError::foreign_owner));
-  if ((st.st_mode & 077) != 0) return std::unexpected(make_error_code(ShmError::unsafe_mode));
+  if (st.st_uid != access.owner) return std::unexpected(make_error_code(ShmError::foreign_owner));
+  const bool operators = access.group != kNoGroup && st.st_gid == access.group;
+  if ((st.st_mode & (operators ? 017 : 077)) != 0) {
+    return std::unexpected(make_error_code(ShmError::unsafe_mode));
+  }
   if (!S_ISREG(st.st_mode) || st.st_size <= 0) {
     return std::unexpected(make_error_code(ShmError::empty));
   }

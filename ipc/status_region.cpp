@@ -30,8 +30,8 @@ const char* to_string(DaemonState s) {
 }
 
 std::expected<StatusRegion, std::error_code> StatusRegion::create(const std::string& name,
-                                                                  unsigned mode) {
-  auto seg = ShmSegment::create(name, sizeof(StatusLayout), mode);
+                                                                  gid_t group) {
+  auto seg = ShmSegment::create(name, sizeof(StatusLayout), group);
   if (!seg) return std::unexpected(seg.error());
   auto* l = static_cast<StatusLayout*>(seg->data());
   new (l) StatusLayout{};
@@ -42,8 +42,8 @@ std::expected<StatusRegion, std::error_code> StatusRegion::create(const std::str
 }
 
 std::expected<StatusRegion, std::error_code> StatusRegion::open(const std::string& name,
-                                                                uid_t owner) {
-  auto seg = ShmSegment::open(name, owner);
+                                                                ShmAccess access) {
+  auto seg = ShmSegment::open(name, access);
   if (!seg) return std::unexpected(seg.error());
   auto* l = static_cast<StatusLayout*>(seg->data());
   if (seg->size() != sizeof(StatusLayout) || l->magic != kStatusMagic ||

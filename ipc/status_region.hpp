@@ -137,14 +137,15 @@ struct StatusLayout {
 class StatusRegion {
  public:
   /// Creates a new region (supervisor, at every start; ShmSegment::create:
-  /// never an existing name). Errors: file_exists; errno values from shm.
+  /// never an existing name; mode 0600, or 0660 for `group`). Errors:
+  /// file_exists; errno values from shm.
   static std::expected<StatusRegion, std::error_code> create(const std::string& name,
-                                                             unsigned mode = 0600);
-  /// Attaches to an existing region that belongs to `owner` (daemons,
+                                                             gid_t group = kNoGroup);
+  /// Attaches to an existing region that `access` allows (daemons,
   /// ringmartctl). Errors: no_such_file_or_directory; ShmError::foreign_owner /
   /// unsafe_mode / empty; protocol_error for another layout version or size.
   static std::expected<StatusRegion, std::error_code> open(const std::string& name,
-                                                           uid_t owner = ::geteuid());
+                                                           ShmAccess access = {});
 
   StatusRegion() = default;
   /// False for a default-constructed (not attached) region.

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -40,6 +41,27 @@ std::optional<Durability> parse_durability(std::string_view s) {
   return std::nullopt;
 }
 
+namespace {
+// EnvOptions::operator_group applied to an environment's directory and files.
+std::error_code share_with_operators(const std::string& dir, gid_t group) {
+  const bool shared = group != static_cast<gid_t>(-1);
+  const struct {
+    std::string path;
+    mode_t shared_mode, private_mode;
+  } entries[] = {
+      {dir, 0750, 0700}, {dir + "/data.mdb", 0640, 0600}, {dir + "/lock.mdb", 0660, 0600}};
+  for (const auto& e : entries) {
+    if (shared && ::chown(e.path.c_str(), static_cast<uid_t>(-1), group) != 0) {
+      return {errno, std::generic_category()};
+    }
+    if (::chmod(e.path.c_str(), shared ? e.shared_mode : e.private_mode) != 0) {
+      return {errno, std::generic_category()};
+    }
+  }
+  return {};
+}
+}  // namespace
+
 std::expected<std::unique_ptr<Env>, std::error_code> Env::open(const EnvOptions& options) {
   if (!options.read_only) {
     // The environment's own directory is the owner's only (0700): it holds
@@ -68,6 +90,12 @@ std::expected<std::unique_ptr<Env>, std::error_code> Env::open(const EnvOptions&
   if (rc) {
     mdb_env_close(env);
     return std::unexpected(lmdb_error(rc));
+  }
+  if (!options.read_only) {
+    if (auto ec = share_with_operators(options.path, options.operator_group)) {
+      mdb_env_close(env);
+      return std::unexpected(ec);
+    }
   }
   int dead = 0;
   mdb_reader_check(env, &dead);

@@ -45,7 +45,7 @@ enum class Durability {
 std::optional<Durability> parse_durability(std::string_view s);
 
 struct EnvOptions {
-  std::string path;                         ///< a directory; created 0700 if missing
+  std::string path;  ///< a directory; created 0700 if missing (0750, see operator_group)
   std::size_t map_size_bytes = 1ull << 30;  ///< maximum database size (sparse file)
   unsigned max_tables = 32;
   Durability durability = Durability::process;
@@ -60,6 +60,14 @@ struct EnvOptions {
   /// in `fsync` durability: there LMDB would msync(2) the whole map per commit
   /// (measured: api.sock fsync orders/s halved).
   bool write_map = true;
+  /// Writers: a group whose members may open the environment read-only (the
+  /// operators' group, for ringmartctl): the directory becomes 0750,
+  /// data.mdb 0640 and lock.mdb 0660 (a read-only LMDB reader registers in
+  /// the lock file's reader table, so it must write there; lmdb.h,
+  /// MDB_RDONLY), all of that group; (gid_t)-1: the owner's only (0700 /
+  /// 0600 for an env made with none; an existing env's group bits are
+  /// removed). Set with chown/chmod at every open, so the umask plays no part.
+  gid_t operator_group = static_cast<gid_t>(-1);
 };
 
 class Env {

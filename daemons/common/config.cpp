@@ -1,6 +1,11 @@
 #include "daemons/common/config.hpp"
 
 #include <fmt/format.h>
+#include <grp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <vector>
 
 namespace ringmart::runtime {
 
@@ -44,7 +49,45 @@ std::expected<Config, std::string> Config::load(std::string state_dir, std::stri
   if (c.batch_max < 0)
     return std::unexpected(c.config_file +
                            ": [runtime] batch_max must be >= 1 (0 = by durability)");
+  c.operator_group = rt["operator_group"].value_or(c.operator_group);
+  c.resolve_operator_group();
   return c;
+}
+
+void Config::resolve_operator_group() {
+  operator_gid = static_cast<gid_t>(-1);
+  operator_group_problem.clear();
+  if (operator_group.empty()) return;
+  gid_t gid;
+  if (operator_group.find_first_not_of("0123456789") == std::string::npos &&
+      operator_group.size() < 10) {
+    gid = static_cast<gid_t>(std::stoul(operator_group));  // a gid, as chown(1) takes
+  } else {
+    group entry{};
+    group* found = nullptr;
+    std::vector<char> buf(16384);
+    if (::getgrnam_r(operator_group.c_str(), &entry, buf.data(), buf.size(), &found) != 0 ||
+        !found) {
+      operator_group_problem =
+          fmt::format("[runtime] operator_group {} does not exist", operator_group);
+      return;
+    }
+    gid = found->gr_gid;
+  }
+  // Only root or a member may give a file to a group (chown(2)).
+  bool member = ::geteuid() == 0 || ::getegid() == gid;
+  if (!member) {
+    std::vector<gid_t> groups(static_cast<std::size_t>(std::max(::getgroups(0, nullptr), 0)));
+    const int n = ::getgroups(static_cast<int>(groups.size()), groups.data());
+    member = n > 0 && std::find(groups.begin(), groups.begin() + n, gid) != groups.begin() + n;
+  }
+  if (!member) {
+    operator_group_problem = fmt::format(
+        "[runtime] operator_group {}: uid {} is not a member (systemd: SupplementaryGroups=)",
+        operator_group, ::geteuid());
+    return;
+  }
+  operator_gid = gid;
 }
 
 std::int64_t Config::get_int(std::string_view table, std::string_view key,

@@ -5,6 +5,7 @@
 // daemons and one table per daemon ([payment], [supervisor], [saga]...).
 #pragma once
 
+#include <sys/types.h>
 #include <toml++/toml.h>
 
 #include <cstddef>
@@ -30,6 +31,22 @@ struct Config {
   int heartbeat_timeout_ms = 5000;  ///< supervisor kills a daemon silent for this long
   int quarantine_after = 3;         ///< handler failures / crashes before a message is quarantined
   std::string log_level = "info";
+  /// `[runtime] operator_group`: the group (a name or a numeric gid) whose
+  /// members may run ringmartctl without root ("" = none: only root and the
+  /// service user). The service
+  /// then gives that group read-write access to its shared memory (0660),
+  /// read access to the transport record (0640), and read-only LMDB access
+  /// (state and environment directories 0750, data.mdb 0640, lock.mdb 0660);
+  /// nobody else gets anything. Members are operators: they may read every
+  /// record and act through the status region's control channel, as through
+  /// admin.sock.
+  std::string operator_group;
+  /// operator_group's gid when it is usable (it exists, and this process is
+  /// root or a member), else (gid_t)-1 — the owner-only modes.
+  gid_t operator_gid = static_cast<gid_t>(-1);
+  /// Why a named operator_group is not used ("" when it is, or none is
+  /// named); the supervisor logs it as a warning and runs without.
+  std::string operator_group_problem;
   toml::table file;  ///< the whole parsed file, for daemon-specific tables
 
   /// Default batch_max in `process` durability. A commit there makes no
@@ -53,6 +70,9 @@ struct Config {
   /// syntax error, unknown durability, capacity not a power of two).
   static std::expected<Config, std::string> load(std::string state_dir, std::string runtime_dir,
                                                  std::string config_file);
+  /// Sets operator_gid / operator_group_problem from operator_group (getgrnam_r(3),
+  /// getgroups(2)); load() calls it.
+  void resolve_operator_group();
   /// Daemon-specific integer setting `[table] key`, or `fallback`.
   std::int64_t get_int(std::string_view table, std::string_view key, std::int64_t fallback) const;
   std::string get_string(std::string_view table, std::string_view key, std::string fallback) const;

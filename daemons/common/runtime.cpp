@@ -183,7 +183,7 @@ std::expected<std::unique_ptr<Runtime>, StartError> Runtime::create(DaemonId sel
     if (transport) {
       rt->transport_ = *transport;
       const auto& prefix = transport->prefix;
-      const auto owner = transport->owner;
+      const auto owner = transport->access;
       rt->inbound_.clear();
       rt->outbound_.clear();
       rt->status_ = {};
@@ -237,7 +237,8 @@ std::expected<std::unique_ptr<Runtime>, StartError> Runtime::create(DaemonId sel
   }
   auto env = storage::Env::open({.path = cfg.env_path(name),
                                  .map_size_bytes = cfg.map_size_for(name),
-                                 .durability = cfg.durability});
+                                 .durability = cfg.durability,
+                                 .operator_group = cfg.operator_gid});
   auto& slot = rt->status_.slot(index(self));
   auto fail = [&](std::string reason) {
     ipc::set_reason(slot, reason);
@@ -952,9 +953,16 @@ std::expected<void, std::string> prepare_directories(const Config& config) {
     return std::unexpected(fmt::format("state directory {} belongs to uid {}, not to this uid {}",
                                        config.state_dir, st.st_uid, ::geteuid()));
   }
-  if ((st.st_mode & 077) != 0 && ::chmod(config.state_dir.c_str(), 0700) != 0) {
+  // The service user's only, or also readable by the operators' group
+  // (ringmartctl reads the environments): set at every start, so a changed
+  // operator_group takes effect and nothing wider survives.
+  const bool shared = config.operator_gid != static_cast<gid_t>(-1);
+  const mode_t mode = shared ? 0750 : 0700;
+  if ((shared && st.st_gid != config.operator_gid &&
+       ::chown(config.state_dir.c_str(), static_cast<uid_t>(-1), config.operator_gid) != 0) ||
+      ((st.st_mode & 07777) != mode && ::chmod(config.state_dir.c_str(), mode) != 0)) {
     return std::unexpected(
-        fmt::format("cannot make {} private (0700): {}", config.state_dir, std::strerror(errno)));
+        fmt::format("cannot give {} mode {:o}: {}", config.state_dir, mode, std::strerror(errno)));
   }
   if (auto ec = make(config.runtime_dir, 0755)) {
     return std::unexpected(fmt::format("cannot create {}: {}", config.runtime_dir, ec.message()));
@@ -1004,7 +1012,7 @@ std::expected<ShmTransport, std::string> create_transport(const Config& config) 
   // What a previous start left (it crashed, or the host kept /dev/shm): its
   // segments are ours to remove; nothing of them is adopted.
   remove_transport(config.runtime_dir);
-  auto transport = new_shm_transport(config.runtime_dir);
+  auto transport = new_shm_transport(config.runtime_dir, config.operator_gid);
   if (!transport) {
     return std::unexpected(
         fmt::format("runtime directory {}: {}", config.runtime_dir, transport.error().message()));
@@ -1019,11 +1027,13 @@ std::expected<ShmTransport, std::string> create_transport(const Config& config) 
   if (auto ec = publish_shm_transport(config.runtime_dir, *transport, TransportFile::pending)) {
     return fail(shm_transport_path(config.runtime_dir, TransportFile::pending), ec);
   }
-  if (auto status = ipc::StatusRegion::create(status_name(prefix)); !status) {
+  const gid_t group = transport->access.group;
+  if (auto status = ipc::StatusRegion::create(status_name(prefix), group); !status) {
     return fail(status_name(prefix), status.error());
   }
   for (const auto& c : channels()) {
-    auto ring = ipc::Ring::create(ring_name(prefix, c.from, c.to), config.ring_capacity_bytes);
+    auto ring =
+        ipc::Ring::create(ring_name(prefix, c.from, c.to), config.ring_capacity_bytes, group);
     if (!ring) return fail(ring_name(prefix, c.from, c.to), ring.error());
   }
   if (auto ec = publish_shm_transport(config.runtime_dir, *transport)) {
@@ -1038,7 +1048,7 @@ void report_start_failure(DaemonId self, const Config& config, const std::string
   make_logger(name, config.log_level)->critical("cannot start: {}", reason);
   auto transport = read_shm_transport(config.runtime_dir);
   if (!transport) return;
-  if (auto status = ipc::StatusRegion::open(status_name(transport->prefix), transport->owner)) {
+  if (auto status = ipc::StatusRegion::open(status_name(transport->prefix), transport->access)) {
     ipc::set_reason(status->slot(index(self)), reason);
   }
 }

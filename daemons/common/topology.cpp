@@ -107,7 +107,7 @@ std::expected<uid_t, std::error_code> check_runtime_dir(const std::string& runti
     return std::unexpected(std::make_error_code(std::errc::not_a_directory));
   }
   const uid_t self = ::geteuid();
-  const bool operator_view = viewer == Viewer::operator_tool && self == 0;
+  const bool operator_view = viewer == Viewer::operator_tool;
   if (auto ec = check_stat(st, operator_view ? st.st_uid : self, 022)) return std::unexpected(ec);
   const uid_t owner = st.st_uid;
   // Every ancestor (as written, symlinks included): owned by root or the
@@ -135,14 +135,16 @@ std::expected<uid_t, std::error_code> check_runtime_dir(const std::string& runti
   return owner;
 }
 
-std::expected<ShmTransport, std::error_code> new_shm_transport(const std::string& runtime_dir) {
+std::expected<ShmTransport, std::error_code> new_shm_transport(const std::string& runtime_dir,
+                                                               gid_t operator_group) {
   auto owner = check_runtime_dir(runtime_dir);
   if (!owner) return std::unexpected(owner.error());
   std::uint64_t random = 0;
   if (::getrandom(&random, sizeof random, 0) != sizeof random) {
     return std::unexpected(errno_code());
   }
-  return ShmTransport{fmt::format("/rm-{}-{:016x}", dir_hash(runtime_dir), random), *owner};
+  return ShmTransport{fmt::format("/rm-{}-{:016x}", dir_hash(runtime_dir), random),
+                      ipc::ShmAccess(*owner, operator_group)};
 }
 
 std::error_code publish_shm_transport(const std::string& runtime_dir, const ShmTransport& t,
@@ -154,8 +156,14 @@ std::error_code publish_shm_transport(const std::string& runtime_dir, const ShmT
       ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return errno_code();
   const std::string line = t.prefix + "\n";
-  const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-  const std::error_code ec = written ? std::error_code{} : errno_code();
+  std::error_code ec;
+  if (t.access.group != ipc::kNoGroup &&
+      (::fchown(fd, static_cast<uid_t>(-1), t.access.group) != 0 || ::fchmod(fd, 0640) != 0)) {
+    ec = errno_code();
+  }
+  if (!ec && ::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+    ec = errno_code();
+  }
   ::close(fd);
   if (!ec && ::rename(temporary.c_str(), path.c_str()) == 0) return {};
   const auto failed = ec ? ec : errno_code();
@@ -171,7 +179,9 @@ std::expected<ShmTransport, std::error_code> read_shm_transport(const std::strin
       ::open(shm_transport_path(runtime_dir, file).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return std::unexpected(errno_code());
   struct stat st {};
-  std::error_code ec = ::fstat(fd, &st) == 0 ? check_stat(st, *owner, 077) : errno_code();
+  // A group may read the record (the operators'), nothing more.
+  std::error_code ec = ::fstat(fd, &st) == 0 ? check_stat(st, *owner, 037) : errno_code();
+  const gid_t group = (st.st_mode & 040) != 0 ? st.st_gid : ipc::kNoGroup;
   char buf[128];
   ssize_t n = 0;
   if (!ec && (n = ::read(fd, buf, sizeof buf)) < 0) ec = errno_code();
@@ -185,7 +195,7 @@ std::expected<ShmTransport, std::error_code> read_shm_transport(const std::strin
       text.substr(expected_start.size()).find_first_not_of("0123456789abcdef") ==
           std::string_view::npos;
   if (!well_formed) return std::unexpected(std::make_error_code(std::errc::protocol_error));
-  return ShmTransport{std::string(text), *owner};
+  return ShmTransport{std::string(text), ipc::ShmAccess(*owner, group)};
 }
 
 void unpublish_shm_transport(const std::string& runtime_dir, TransportFile file) {

@@ -772,7 +772,7 @@ std::vector<RingFill> Gateway::ring_fills() {
   for (std::size_t i = 0; i < channels.size(); ++i) {
     if (!rings_[i]) {
       auto ring = ipc::Ring::open(
-          runtime::ring_name(transport.prefix, channels[i].from, channels[i].to), transport.owner);
+          runtime::ring_name(transport.prefix, channels[i].from, channels[i].to), transport.access);
       if (!ring) continue;
       rings_[i].emplace(std::move(*ring));
     }

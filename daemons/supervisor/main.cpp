@@ -68,6 +68,9 @@ int main(int argc, char** argv) {
   }
   auto& runtime = **rt;
   auto log = runtime.log();
+  if (!config.operator_group_problem.empty()) {
+    log->warn("{}: ringmartctl needs root or the service's user", config.operator_group_problem);
+  }
 
   std::optional<supervisor::SagaEngine> engine;
   if (auto e = runtime.transact([&](runtime::Context& ctx) -> std::error_code {

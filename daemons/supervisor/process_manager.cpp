@@ -84,7 +84,7 @@ ProcessManager::Generation ProcessManager::previous_generation(const std::string
   Generation pids{};
   auto transport = runtime::read_shm_transport(runtime_dir);
   if (!transport) return pids;
-  auto status = ipc::StatusRegion::open(runtime::status_name(transport->prefix), transport->owner);
+  auto status = ipc::StatusRegion::open(runtime::status_name(transport->prefix), transport->access);
   if (!status) return pids;
   for (auto id : runtime::all_daemons()) {
     pids[runtime::index(id)] = status->slot(runtime::index(id)).pid.load();

@@ -259,7 +259,7 @@ Backlog measure_backlog(const Delivery& d, const std::string& runtime_dir) {
   std::vector<std::pair<runtime::Channel, ipc::Ring>> rings;
   for (const auto& c : runtime::channels()) {
     auto ring =
-        ipc::Ring::open(runtime::ring_name(transport->prefix, c.from, c.to), transport->owner);
+        ipc::Ring::open(runtime::ring_name(transport->prefix, c.from, c.to), transport->access);
     if (!ring) return b;  // rings_checked stays false
     rings.emplace_back(c, std::move(*ring));
   }

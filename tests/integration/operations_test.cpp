@@ -24,6 +24,7 @@
 
 #include "daemons/common/runtime.hpp"
 #include "daemons/common/topology.hpp"
+#include "testkit/eventually.hpp"
 #include "tests/integration/system.hpp"
 
 namespace ringmart::test {
@@ -39,15 +40,7 @@ json status_of(System& sys, const std::string& daemon) {
   return {};
 }
 
-template <class Pred>
-bool eventually(Pred pred, int timeout_ms) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
+using testkit::eventually;
 
 TEST(Operations, FullStorageRefusesWritesAndRecoversAfterTheOperatorEnlargesIt) {
   // A product environment of 256 KiB fills after a few hundred products.

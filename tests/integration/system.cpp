@@ -169,7 +169,7 @@ void System::kill_supervisor() {
 pid_t System::daemon_pid(const std::string& name) const {
   auto transport = runtime::read_shm_transport(run_dir_);
   if (!transport) return 0;
-  auto status = ipc::StatusRegion::open(runtime::status_name(transport->prefix), transport->owner);
+  auto status = ipc::StatusRegion::open(runtime::status_name(transport->prefix), transport->access);
   auto id = runtime::parse_daemon(name);
   if (!status || !id) return 0;
   return status->slot(runtime::index(*id)).pid.load();

@@ -278,7 +278,7 @@ pid_t System::supervisor_pid() const {
 std::expected<ipc::StatusRegion, std::error_code> System::open_status() const {
   auto transport = runtime::read_shm_transport(runtime_dir());
   if (!transport) return std::unexpected(transport.error());
-  return ipc::StatusRegion::open(runtime::status_name(transport->prefix), transport->owner);
+  return ipc::StatusRegion::open(runtime::status_name(transport->prefix), transport->access);
 }
 
 std::vector<pid_t> System::daemon_pids() const {
@@ -564,7 +564,7 @@ void Nemesis::monitor_loop() {
       continue;
     }
     if (!status || prefix != transport->prefix) {
-      auto s = ipc::StatusRegion::open(runtime::status_name(transport->prefix), transport->owner);
+      auto s = ipc::StatusRegion::open(runtime::status_name(transport->prefix), transport->access);
       if (!s) {
         status.reset();
         sleep_ms(1);

@@ -23,6 +23,7 @@
 #include "ipc/ring.hpp"
 #include "ipc/status_region.hpp"
 #include "testkit/command.hpp"
+#include "testkit/eventually.hpp"
 #include "testkit/shm_names.hpp"
 #include "tests/integration/system.hpp"
 
@@ -312,6 +313,95 @@ TEST_F(ShmAttack, StateDirectoriesAreTheServiceUsersOnly) {
     ASSERT_EQ(::stat(path.c_str(), &st), 0) << path;
     EXPECT_EQ(st.st_mode & 0777, 0700u) << path;
   }
+}
+
+/// ringmartctl as uid 65534 with `groups` as its supplementary groups ("" = none).
+testkit::CommandResult ctl_as_nobody(const System& sys, const std::string& groups,
+                                     const std::string& args) {
+  return testkit::run_command(
+      "setpriv --reuid=65534 --regid=65534 " +
+      (groups.empty() ? std::string("--clear-groups") : "--groups=" + groups) + " " +
+      System::bin_dir() + "/ringmartctl --runtime-dir " + sys.runtime_dir() + " --state-dir " +
+      sys.state_dir() + " " + args + " 2>&1");
+}
+
+mode_t mode_of(const std::string& path, gid_t* gid = nullptr) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  if (gid) *gid = st.st_gid;
+  return st.st_mode & 07777;
+}
+
+TEST_F(ShmAttack, MembersOfTheOperatorsGroupRunRingmartctlWithoutRootAndNobodyElseCan) {
+  const gid_t operators = 4242;  // numeric: no group entry needed
+  System sys("[runtime]\noperator_group = \"4242\"\n");
+  // The test's own temporary directory is private; let uid 65534 through it.
+  std::filesystem::permissions(std::filesystem::path(sys.state_dir()).parent_path(),
+                               std::filesystem::perms(0711));
+  ASSERT_TRUE(sys.start());
+  const auto user = sys.create_user("operated");
+  const auto product = sys.create_product("p", 100, 5);
+  ASSERT_GT(user, 0);
+  ASSERT_GT(product, 0);
+  const auto order = sys.api("POST", "/v1/orders",
+                             {{"user_id", user},
+                              {"items", {{{"product_id", product}, {"quantity", 1}}}},
+                              {"payment", {{"token", "tok_ok"}}}});
+  ASSERT_EQ(order.status, 202) << order.body.dump();
+  ASSERT_EQ(sys.wait_saga(order.body["order_id"].get<std::int64_t>())["state"], "COMPLETED");
+
+  // What the operators get: the transport record to read, the segments to
+  // map, every environment to open read-only.
+  gid_t gid = 0;
+  EXPECT_EQ(mode_of(sys.runtime_dir() + "/transport", &gid), 0640u);
+  EXPECT_EQ(gid, operators);
+  const auto transport = runtime::read_shm_transport(sys.runtime_dir());
+  ASSERT_TRUE(transport);
+  EXPECT_EQ(transport->access.group, operators);
+  EXPECT_EQ(mode_of("/dev/shm" + runtime::status_name(transport->prefix), &gid), 0660u);
+  EXPECT_EQ(gid, operators);
+  EXPECT_EQ(mode_of(sys.state_dir(), &gid), 0750u);
+  EXPECT_EQ(gid, operators);
+  for (const char* d : {"supervisor", "gateway", "order"}) {
+    const auto env = sys.state_dir() + "/" + d;
+    EXPECT_EQ(mode_of(env), 0750u) << env;
+    EXPECT_EQ(mode_of(env + "/data.mdb", &gid), 0640u) << env;
+    EXPECT_EQ(gid, operators);
+    EXPECT_EQ(mode_of(env + "/lock.mdb"), 0660u) << env;
+  }
+
+  // A member, not root and not the service's uid.
+  const auto status = ctl_as_nobody(sys, "4242", "status");
+  EXPECT_EQ(status.exit_code, 0) << status.out;
+  EXPECT_NE(status.out.find("gateway"), std::string::npos) << status.out;
+  const auto sagas = ctl_as_nobody(sys, "4242", "-o json sagas --state COMPLETED");
+  EXPECT_EQ(sagas.exit_code, 0) << sagas.out;
+  EXPECT_NE(sagas.out.find("COMPLETED"), std::string::npos) << sagas.out;
+  const auto quarantine = ctl_as_nobody(sys, "4242", "quarantine");
+  EXPECT_EQ(quarantine.exit_code, 0) << quarantine.out;
+  const pid_t ranking = sys.daemon_pid("ranking");
+  const auto restart = ctl_as_nobody(sys, "4242", "restart ranking");
+  EXPECT_EQ(restart.exit_code, 0) << restart.out;
+  EXPECT_TRUE(testkit::eventually(
+      [&] { return sys.daemon_pid("ranking") > 0 && sys.daemon_pid("ranking") != ranking; },
+      10000));
+
+  // The same uid without the group: nothing, and a clear reason.
+  const auto refused = ctl_as_nobody(sys, "", "status");
+  EXPECT_EQ(refused.exit_code, 3) << refused.out;
+  EXPECT_NE(refused.out.find("Permission denied"), std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("operators' group"), std::string::npos) << refused.out;
+  EXPECT_NE(ctl_as_nobody(sys, "", "sagas").exit_code, 0);
+  // Nor does another group help.
+  EXPECT_EQ(ctl_as_nobody(sys, "4243", "status").exit_code, 3);
+  // And a non-member's own tool, as in the tests above, opens nothing.
+  std::string args = "probe";
+  for (const auto& n : live_segments(sys.runtime_dir())) args += " " + n;
+  const auto probe = as_attacker(args);
+  EXPECT_EQ(probe.exit_code, 0) << probe.out;
+  EXPECT_EQ(probe.out.find("SUCCEEDED"), std::string::npos) << probe.out;
+  const auto file = as_attacker("read-file " + runtime::shm_transport_path(sys.runtime_dir()));
+  EXPECT_EQ(file.exit_code, 0) << file.out;
 }
 
 }  // namespace

@@ -64,12 +64,16 @@ struct Attached {
 std::optional<Attached> attach(const Options& o) {
   auto transport = runtime::read_shm_transport(o.runtime_dir, runtime::Viewer::operator_tool);
   if (!transport) {
-    std::fprintf(stderr, "ringmartctl: no ringmart system at runtime dir %s (%s: %s)\n",
+    std::fprintf(stderr, "ringmartctl: no ringmart system at runtime dir %s (%s: %s)%s\n",
                  o.runtime_dir.c_str(), runtime::shm_transport_path(o.runtime_dir).c_str(),
-                 transport.error().message().c_str());
+                 transport.error().message().c_str(),
+                 transport.error() == std::errc::permission_denied
+                     ? "; run it as root, as the service's user, or as a member of the "
+                       "operators' group ([runtime] operator_group)"
+                     : "");
     return std::nullopt;
   }
-  auto status = ipc::StatusRegion::open(runtime::status_name(transport->prefix), transport->owner);
+  auto status = ipc::StatusRegion::open(runtime::status_name(transport->prefix), transport->access);
   if (!status) {
     std::fprintf(stderr, "ringmartctl: no ringmart system at runtime dir %s (%s)\n",
                  o.runtime_dir.c_str(), status.error().message().c_str());
@@ -79,7 +83,7 @@ std::optional<Attached> attach(const Options& o) {
 }
 
 json channel_json(const runtime::ShmTransport& t, const runtime::Channel& c) {
-  auto ring = ipc::Ring::open(runtime::ring_name(t.prefix, c.from, c.to), t.owner);
+  auto ring = ipc::Ring::open(runtime::ring_name(t.prefix, c.from, c.to), t.access);
   json j = {{"from", runtime::daemon_name(c.from)}, {"to", runtime::daemon_name(c.to)}};
   if (!ring) {
     j["error"] = ring.error().message();
@@ -117,7 +121,7 @@ int cmd_status(const Options& o) {
     for (const auto& c : runtime::channels()) {
       if (c.to != id) continue;
       if (auto r =
-              ipc::Ring::open(runtime::ring_name(transport.prefix, c.from, c.to), transport.owner))
+              ipc::Ring::open(runtime::ring_name(transport.prefix, c.from, c.to), transport.access))
         fill += r->fill_bytes();
     }
     daemons.push_back(
