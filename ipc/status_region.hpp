@@ -104,6 +104,17 @@ enum class ControlOp : std::uint32_t {
   start_daemon = 5,     ///< supervisor; arg = daemon index: start a failed/stopped daemon
   restart_daemon = 6,   ///< supervisor; arg = daemon index: SIGTERM it, then start again
   stop_daemon = 7,      ///< supervisor; arg = daemon index: SIGTERM it, keep it stopped
+  /// Any daemon; arg = lease in ms (1..60000): finish the current batch, then
+  /// commit nothing (no message applied, no relay, no acknowledgement, no
+  /// tick or posted work; heartbeat and control go on) until resume_commits
+  /// or the lease runs out. Answered once the daemon is between batches, so
+  /// every answer means its environment is not written from then on: what an
+  /// online backup needs to copy every environment at one cut.
+  pause_commits = 8,
+  /// Any daemon: end a pause. ok while the lease held; failed when the lease
+  /// had run out (commits resumed on their own: a backup taken under that
+  /// pause is not one cut); already_done when not paused.
+  resume_commits = 9,
 };
 
 /// Answers of the control channel.

@@ -102,6 +102,11 @@ std::expected<std::unique_ptr<Env>, std::error_code> Env::open(const EnvOptions&
   return std::unique_ptr<Env>(new Env(env, options, write_map));
 }
 
+std::error_code Env::copy_compact(const std::string& dir) const {
+  if (int rc = mdb_env_copy2(env_, dir.c_str(), MDB_CP_COMPACT)) return lmdb_error(rc);
+  return {};
+}
+
 std::error_code Env::reserve_ahead() {
   if (!write_map_ || reserve_unsupported_) return {};
   const std::uint64_t want = used_bytes() + kReserveAheadBytes;

@@ -81,6 +81,13 @@ class Env {
   Env& operator=(const Env&) = delete;
 
   MDB_env* raw() const { return env_; }
+  /// Writes a compacted copy of the environment as it is at the call's start
+  /// (one read transaction; free pages left out) to `dir`/data.mdb
+  /// (mdb_env_copy2 with MDB_CP_COMPACT; lmdb.h). `dir` must exist and hold
+  /// no data.mdb. Safe while other processes write (readers never block the
+  /// writer). Errors: errno (EEXIST for an existing data.mdb, ENOSPC, EACCES),
+  /// MDB_INCOMPATIBLE for a corrupt environment.
+  std::error_code copy_compact(const std::string& dir) const;
   const EnvOptions& options() const { return options_; }
   /// Flushes to disk (mdb_env_sync force). Used periodically in `process` mode.
   std::error_code sync();

@@ -705,6 +705,27 @@ void Runtime::serve_control() {
   if (!ipc::control_pending(slot, op, arg)) return;
   ipc::ControlReply reply;
   switch (op) {
+    case ipc::ControlOp::pause_commits:
+      if (arg == 0 || arg > kMaxPauseMs) {
+        reply = {ipc::ControlResult::bad_request,
+                 fmt::format("a pause's lease is 1..{} ms, not {}", kMaxPauseMs, arg)};
+      } else {
+        paused_until_ms_ = ipc::monotonic_ms() + static_cast<std::int64_t>(arg);
+        pause_expired_ = false;
+        reply = {ipc::ControlResult::ok, fmt::format("commits paused for at most {} ms", arg)};
+      }
+      break;
+    case ipc::ControlOp::resume_commits:
+      if (pause_expired_) {
+        reply = {ipc::ControlResult::failed, "the pause's lease ran out before the resume"};
+      } else if (paused_until_ms_ == 0) {
+        reply = {ipc::ControlResult::already_done, "not paused"};
+      } else {
+        reply = {ipc::ControlResult::ok, "commits resumed"};
+      }
+      paused_until_ms_ = 0;
+      pause_expired_ = false;
+      break;
     case ipc::ControlOp::redrive_message:
       reply = redrive(arg);
       break;
@@ -850,6 +871,18 @@ int Runtime::run() {
   while (!stopping_) {
     heartbeat();
     serve_control();
+    if (paused_until_ms_ != 0) {
+      // ControlOp::pause_commits: nothing is written until resume or the lease.
+      const auto now = ipc::monotonic_ms();
+      if (now < paused_until_ms_) {
+        const auto token = doorbell.prepare();
+        doorbell.wait(token, static_cast<int>(std::min<std::int64_t>(paused_until_ms_ - now, 5)));
+        continue;
+      }
+      log_->warn("a pause of commits ran out its lease: resuming");
+      paused_until_ms_ = 0;
+      pause_expired_ = true;
+    }
     const bool worked = process_batch();
     relay();
     const auto now = ipc::monotonic_ms();

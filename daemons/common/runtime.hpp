@@ -190,6 +190,11 @@ class Runtime {
     std::uint64_t pruning = 0;  // what the batch in progress prunes up to; pruned once it commits
   };
   friend class Context;
+  /// ControlOp::pause_commits: monotonic ms the pause ends (0 = not paused);
+  /// pause_expired_: the last pause ended by its lease, not by a resume.
+  std::int64_t paused_until_ms_ = 0;
+  bool pause_expired_ = false;
+  static constexpr std::uint64_t kMaxPauseMs = 60000;
   bool process_batch();
   void serve_control();
   void enter_storage_failure(std::error_code ec);

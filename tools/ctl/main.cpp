@@ -27,6 +27,7 @@
 #include "ipc/ring.hpp"
 #include "ipc/status_region.hpp"
 #include "storage/quarantine.hpp"
+#include "tools/ctl/backup.hpp"
 
 using namespace ringmart;
 using nlohmann::json;
@@ -453,6 +454,20 @@ int main(int argc, char** argv) {
   restart->add_option("DAEMON", o.daemon, "daemon name")->required();
   auto* stop = app.add_subcommand("stop", "stop a daemon and keep it stopped until `start`");
   stop->add_option("DAEMON", o.daemon, "daemon name")->required();
+  std::string backup_dir;
+  std::uint64_t pause_ms = 30000;
+  auto* backup = app.add_subcommand(
+      "backup", "copy every daemon's environment, at one cut, while the system runs");
+  backup->add_option("DIR", backup_dir, "new or empty directory for the backup")->required();
+  backup
+      ->add_option("--pause-ms", pause_ms,
+                   "the longest commits may stay paused while the copies are taken")
+      ->check(CLI::Range(1, 60000))
+      ->capture_default_str();
+  backup->add_option("--config", config_file, "the system's TOML config (map sizes)");
+  auto* restore = app.add_subcommand(
+      "restore", "prepare --state-dir (new or empty) from a backup; then start the system on it");
+  restore->add_option("DIR", backup_dir, "a directory written by `ringmartctl backup`")->required();
   app.require_subcommand(1);
   try {
     app.parse(argc, argv);
@@ -460,6 +475,17 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (*status) return cmd_status(o);
+  if (*restore) return ctl::restore(backup_dir, o.state_dir, o.output == "json");
+  if (*backup) {
+    auto config = runtime::Config::load(o.state_dir, o.runtime_dir, config_file);
+    if (!config) {
+      std::fprintf(stderr, "ringmartctl: %s\n", config.error().c_str());
+      return 2;
+    }
+    auto attached = attach(o);
+    if (!attached) return 3;
+    return ctl::backup(*config, attached->status, backup_dir, pause_ms, o.output == "json");
+  }
   if (*outbox) return cmd_outbox(o);
   if (*sagas) return cmd_sagas(o);
   if (*show) return cmd_saga_show(o);
