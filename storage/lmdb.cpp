@@ -107,6 +107,11 @@ std::error_code Env::copy_compact(const std::string& dir) const {
   return {};
 }
 
+std::error_code Env::copy_compact_to(int fd) const {
+  if (int rc = mdb_env_copyfd2(env_, fd, MDB_CP_COMPACT)) return lmdb_error(rc);
+  return {};
+}
+
 std::error_code Env::reserve_ahead() {
   if (!write_map_ || reserve_unsupported_) return {};
   const std::uint64_t want = used_bytes() + kReserveAheadBytes;

@@ -88,6 +88,12 @@ class Env {
   /// writer). Errors: errno (EEXIST for an existing data.mdb, ENOSPC, EACCES),
   /// MDB_INCOMPATIBLE for a corrupt environment.
   std::error_code copy_compact(const std::string& dir) const;
+  /// The same copy written to `fd` (mdb_env_copyfd2, MDB_CP_COMPACT): a file
+  /// or a pipe, written sequentially. LMDB begins the copy's read transaction
+  /// before it writes the first byte, so a reader of a pipe that has seen a
+  /// byte knows the snapshot is fixed. Blocks until the copy is written.
+  /// Errors as copy_compact (EPIPE when the reader went away).
+  std::error_code copy_compact_to(int fd) const;
   const EnvOptions& options() const { return options_; }
   /// Flushes to disk (mdb_env_sync force). Used periodically in `process` mode.
   std::error_code sync();

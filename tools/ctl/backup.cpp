@@ -4,11 +4,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <vector>
 
 #include "daemons/common/topology.hpp"
@@ -98,6 +104,75 @@ class Pause {
   std::vector<std::size_t> paused_;
 };
 
+// One environment's copy: LMDB writes the compacted copy into a pipe from
+// its own thread (producer); the consumer writes the pipe into data.mdb and
+// notes the first byte, which LMDB writes only after the copy's read
+// transaction began (mdb_env_copyfd1: txn, then the buffers).
+struct EnvCopy {
+  std::string name;
+  std::string file;
+  std::unique_ptr<storage::Env> env;
+  std::thread producer, consumer;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool begun = false, done = false;
+  std::uint64_t bytes = 0;
+  std::string error;  // first failure of either side
+
+  void fail(const std::string& what) {
+    std::lock_guard lock(mu);
+    if (error.empty()) error = what;
+  }
+  void start() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+      fail("pipe: " + std::string(std::strerror(errno)));
+      std::lock_guard lock(mu);
+      done = true;
+      return;
+    }
+    producer = std::thread([this, w = fds[1]] {
+      if (auto e = env->copy_compact_to(w)) fail("cannot copy " + name + ": " + e.message());
+      ::close(w);
+    });
+    consumer = std::thread([this, r = fds[0]] {
+      const int out = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (out < 0) fail("cannot create " + file + ": " + std::strerror(errno));
+      std::vector<char> buf(1 << 20);
+      ssize_t n;
+      while ((n = ::read(r, buf.data(), buf.size())) > 0) {
+        {
+          std::lock_guard lock(mu);
+          begun = true;
+        }
+        cv.notify_all();
+        if (out >= 0 && ::write(out, buf.data(), static_cast<std::size_t>(n)) != n) {
+          fail("cannot write " + file + ": " + std::strerror(errno));
+        }
+        bytes += static_cast<std::uint64_t>(n);
+      }
+      if (out >= 0 && (::fsync(out) != 0 || ::close(out) != 0)) fail("cannot sync " + file);
+      ::close(r);
+      {
+        std::lock_guard lock(mu);
+        done = true;
+      }
+      cv.notify_all();
+    });
+  }
+  /// True once the copy's first byte arrived; false when it ended without one.
+  bool wait_begun() {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return begun || done; });
+    return begun;
+  }
+  void join() {
+    if (producer.joinable()) producer.join();
+    if (consumer.joinable()) consumer.join();
+  }
+  ~EnvCopy() { join(); }
+};
+
 }  // namespace
 
 int backup(const runtime::Config& config, ipc::StatusRegion& status, const std::string& dir,
@@ -119,30 +194,47 @@ int backup(const runtime::Config& config, ipc::StatusRegion& status, const std::
   std::uint64_t total_bytes = 0;
   std::int64_t paused_ms = 0;
   {
-    Pause pause(status);
-    if (auto e = pause.pause_all(lease_ms); !e.empty()) return abandon(e);
-    const auto paused_at = now_ms();
+    // Every environment that exists, opened before the pause.
+    std::vector<std::unique_ptr<EnvCopy>> copies;
     for (auto id : runtime::all_daemons()) {
-      const std::string name = runtime::daemon_name(id);
-      const std::string env_dir = config.env_path(name);
+      auto copy = std::make_unique<EnvCopy>();
+      copy->name = runtime::daemon_name(id);
+      const std::string env_dir = config.env_path(copy->name);
       if (!fs::exists(env_dir + "/data.mdb", ec)) continue;  // never started
       auto env = storage::Env::open(
-          {.path = env_dir, .map_size_bytes = config.map_size_for(name), .read_only = true});
+          {.path = env_dir, .map_size_bytes = config.map_size_for(copy->name), .read_only = true});
       if (!env) return abandon("cannot open " + env_dir + ": " + env.error().message());
-      const std::string target = partial + "/" + name;
+      copy->env = std::move(*env);
+      const std::string target = partial + "/" + copy->name;
       if (!fs::create_directory(target, ec) || ::chmod(target.c_str(), 0700) != 0) {
         return abandon("cannot create " + target);
       }
-      if (auto e = (*env)->copy_compact(target)) {
-        return abandon("cannot copy " + env_dir + ": " + e.message());
-      }
-      const auto bytes = fs::file_size(target + "/data.mdb", ec);
-      total_bytes += bytes;
-      daemons.push_back({{"name", name}, {"bytes", bytes}});
+      copy->file = target + "/data.mdb";
+      copies.push_back(std::move(copy));
     }
+    Pause pause(status);
+    if (auto e = pause.pause_all(lease_ms); !e.empty()) return abandon(e);
+    const auto paused_at = now_ms();
+    for (auto& c : copies) c->start();
+    // Every copy's snapshot is fixed once its first byte came through: then
+    // commits may go on while the copies are written out.
+    const bool all_began = std::ranges::all_of(copies, [](auto& c) { return c->wait_begun(); });
     paused_ms = now_ms() - paused_at;
-    if (auto e = pause.resume(); !e.empty()) {
-      return abandon("a pause ended before every copy was taken (" + e + "); raise --pause-ms");
+    const auto resumed = pause.resume();
+    for (auto& c : copies) c->join();
+    if (!all_began || !resumed.empty()) {
+      std::string why = resumed.empty() ? ""
+                                        : "a pause ended before every copy began (" + resumed +
+                                              "); raise --pause-ms";
+      for (auto& c : copies) {
+        if (why.empty() && !c->error.empty()) why = c->error;
+      }
+      return abandon(why.empty() ? "a copy did not begin" : why);
+    }
+    for (auto& c : copies) {
+      if (!c->error.empty()) return abandon(c->error);
+      total_bytes += c->bytes;
+      daemons.push_back({{"name", c->name}, {"bytes", c->bytes}});
     }
   }
   for (const auto& d : daemons) {

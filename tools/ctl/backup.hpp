@@ -6,12 +6,15 @@
 // whose consumer's copy had not applied it yet; a consumer's copy may have
 // applied sequence numbers the producer's copy would hand out again). So the
 // backup pauses every running daemon's commits (ControlOp::pause_commits, at
-// a batch boundary, under a lease), copies each environment with LMDB's
-// compacting copy (mdb_env_copy2, MDB_CP_COMPACT), then resumes them: every
-// copy shows the system at the same instant, and a restored system starts
-// like one after a host reboot (outboxes re-send, inboxes de-duplicate).
-// Orders keep arriving meanwhile: the gateway queues them; no daemon commits
-// until the copies are done.
+// a batch boundary, under a lease), starts LMDB's compacting copy of every
+// environment at once (mdb_env_copyfd2, MDB_CP_COMPACT, each into a pipe from
+// its own thread), and resumes the daemons as soon as every pipe has given
+// its first byte: LMDB writes it only after the copy's read transaction
+// began, so from then on each copy is a fixed snapshot, all taken while
+// nothing committed. Every copy shows the system at the same instant, and a
+// restored system starts like one after a host reboot (outboxes re-send,
+// inboxes de-duplicate). The pause lasts until the copies begin (tens of
+// ms), not until they end; the gateway queues orders meanwhile.
 #pragma once
 
 #include <cstdint>

@@ -461,7 +461,7 @@ int main(int argc, char** argv) {
   backup->add_option("DIR", backup_dir, "new or empty directory for the backup")->required();
   backup
       ->add_option("--pause-ms", pause_ms,
-                   "the longest commits may stay paused while the copies are taken")
+                   "the longest commits may stay paused while the copies begin")
       ->check(CLI::Range(1, 60000))
       ->capture_default_str();
   backup->add_option("--config", config_file, "the system's TOML config (map sizes)");
