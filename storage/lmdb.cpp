@@ -102,11 +102,6 @@ std::expected<std::unique_ptr<Env>, std::error_code> Env::open(const EnvOptions&
   return std::unique_ptr<Env>(new Env(env, options, write_map));
 }
 
-std::error_code Env::copy_compact(const std::string& dir) const {
-  if (int rc = mdb_env_copy2(env_, dir.c_str(), MDB_CP_COMPACT)) return lmdb_error(rc);
-  return {};
-}
-
 std::error_code Env::copy_compact_to(int fd) const {
   if (int rc = mdb_env_copyfd2(env_, fd, MDB_CP_COMPACT)) return lmdb_error(rc);
   return {};

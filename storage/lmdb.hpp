@@ -81,18 +81,14 @@ class Env {
   Env& operator=(const Env&) = delete;
 
   MDB_env* raw() const { return env_; }
-  /// Writes a compacted copy of the environment as it is at the call's start
-  /// (one read transaction; free pages left out) to `dir`/data.mdb
-  /// (mdb_env_copy2 with MDB_CP_COMPACT; lmdb.h). `dir` must exist and hold
-  /// no data.mdb. Safe while other processes write (readers never block the
-  /// writer). Errors: errno (EEXIST for an existing data.mdb, ENOSPC, EACCES),
+  /// Writes a compacted copy of the environment as it is when the copy's
+  /// read transaction begins (free pages left out) to `fd`, a file or a pipe,
+  /// sequentially (mdb_env_copyfd2 with MDB_CP_COMPACT; lmdb.h). LMDB begins
+  /// that transaction before it writes the first byte, so a reader of a pipe
+  /// that has seen a byte knows the snapshot is fixed. Safe while other
+  /// processes write (readers never block the writer). Blocks until the copy
+  /// is written. Errors: errno (ENOSPC, EPIPE when the reader went away),
   /// MDB_INCOMPATIBLE for a corrupt environment.
-  std::error_code copy_compact(const std::string& dir) const;
-  /// The same copy written to `fd` (mdb_env_copyfd2, MDB_CP_COMPACT): a file
-  /// or a pipe, written sequentially. LMDB begins the copy's read transaction
-  /// before it writes the first byte, so a reader of a pipe that has seen a
-  /// byte knows the snapshot is fixed. Blocks until the copy is written.
-  /// Errors as copy_compact (EPIPE when the reader went away).
   std::error_code copy_compact_to(int fd) const;
   const EnvOptions& options() const { return options_; }
   /// Flushes to disk (mdb_env_sync force). Used periodically in `process` mode.

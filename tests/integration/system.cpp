@@ -16,6 +16,7 @@
 
 #include "daemons/common/runtime.hpp"
 #include "daemons/common/topology.hpp"
+#include "daemons/supervisor/process_manager.hpp"
 
 namespace ringmart::test {
 
@@ -23,11 +24,7 @@ std::string System::bin_dir() {
   return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
 }
 
-std::string System::daemon_dir() {
-  return (std::filesystem::path(bin_dir()) / RINGMART_DAEMON_DIR_FROM_BINDIR)
-      .lexically_normal()
-      .string();
-}
+std::string System::daemon_dir() { return supervisor::ProcessManager::default_daemon_dir(); }
 
 System::System(std::string extra_config, std::string durability)
     : durability_(std::move(durability)) {

@@ -86,7 +86,8 @@ class System {
   std::string api_socket() const { return run_dir_ + "/api.sock"; }
   std::string admin_socket() const { return run_dir_ + "/admin.sock"; }
   static std::string bin_dir();
-  /// Where the build puts the daemons (libexec/ringmart beside bin/).
+  /// Where the supervisor of this build finds the daemons
+  /// (ProcessManager::default_daemon_dir: libexec/ringmart beside bin/).
   static std::string daemon_dir();
 
  private:

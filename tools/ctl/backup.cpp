@@ -237,9 +237,11 @@ int backup(const runtime::Config& config, ipc::StatusRegion& status, const std::
       daemons.push_back({{"name", c->name}, {"bytes", c->bytes}});
     }
   }
+  // Each data.mdb was created 0600 and fsync'ed by its copy; their
+  // directory entries too.
   for (const auto& d : daemons) {
-    const std::string file = partial + "/" + d["name"].get<std::string>() + "/data.mdb";
-    if (::chmod(file.c_str(), 0600) != 0 || !sync_path(file)) return abandon("cannot sync " + file);
+    const std::string target = partial + "/" + d["name"].get<std::string>();
+    if (!sync_path(target)) return abandon("cannot sync " + target);
   }
   const json manifest = {
       {"format", 1},
