@@ -1029,3 +1029,18 @@ TEST_F(HttpTest, AsyncClientErrors) {
 }
 
 }  // namespace
+
+TEST(TcpAddress, ParsesLiteralAddressesAndRefusesEverythingElse) {
+  const auto v4 = rh::parse_tcp_address("127.0.0.1:9464");
+  EXPECT_EQ(v4.host, "127.0.0.1");
+  EXPECT_EQ(v4.port, 9464);
+  EXPECT_TRUE(v4.loopback);
+  const auto v6 = rh::parse_tcp_address("[::1]:80");
+  EXPECT_EQ(v6.host, "::1");
+  EXPECT_TRUE(v6.loopback);
+  EXPECT_FALSE(rh::parse_tcp_address("0.0.0.0:9464").loopback);
+  for (const char* bad : {"localhost:9464", "127.0.0.1", "127.0.0.1:", ":9464", "127.0.0.1:0",
+                          "127.0.0.1:65536", "127.0.0.1:94x", "::1:9464", "[::1:9464", "[]:1"}) {
+    EXPECT_THROW(rh::parse_tcp_address(bad), std::invalid_argument) << bad;
+  }
+}

@@ -6,8 +6,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
+#include <stdexcept>
 #include <system_error>
 
 namespace ringmart::http {
@@ -78,7 +83,64 @@ void unlink_bound_socket(const std::string& path, const BoundSocket& bound) {
   }
 }
 
-void check_unix_listener(int fd, const std::string& what) {
+TcpAddress parse_tcp_address(const std::string& address) {
+  const auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) {
+    throw std::invalid_argument("\"" + address + "\" is not HOST:PORT");
+  }
+  std::string host = address.substr(0, colon);
+  const std::string port_text = address.substr(colon + 1);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') {
+      throw std::invalid_argument("\"" + address + "\": an IPv6 host is written [ADDRESS]:PORT");
+    }
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    throw std::invalid_argument("\"" + address + "\": an IPv6 host is written [ADDRESS]:PORT");
+  }
+  unsigned port = 0;
+  const auto [end, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc{} || end != port_text.data() + port_text.size() || port == 0 ||
+      port > 65535) {
+    throw std::invalid_argument("\"" + address + "\": the port must be 1..65535");
+  }
+  boost::system::error_code bad;
+  const auto ip = boost::asio::ip::make_address(host, bad);
+  if (bad) {
+    throw std::invalid_argument("\"" + address + "\": \"" + host +
+                                "\" is not an IPv4 or IPv6 address (no host names)");
+  }
+  return TcpAddress{ip.to_string(), static_cast<std::uint16_t>(port), ip.is_loopback()};
+}
+
+int bind_tcp_listener(const std::string& address) {
+  const TcpAddress parsed = parse_tcp_address(address);
+  namespace ip = boost::asio::ip;
+  boost::asio::io_context io;
+  ip::tcp::acceptor acceptor(io);
+  const ip::tcp::endpoint endpoint(ip::make_address(parsed.host), parsed.port);
+  boost::system::error_code ec;
+  auto check = [&](const char* call) {
+    if (ec)
+      throw std::system_error(ec.value(), std::generic_category(),
+                              std::string(call) + " " + address);
+  };
+  acceptor.open(endpoint.protocol(), ec);
+  check("socket");
+  acceptor.set_option(ip::tcp::acceptor::reuse_address(true), ec);
+  check("setsockopt SO_REUSEADDR");
+  acceptor.bind(endpoint, ec);
+  check("bind");
+  acceptor.listen(SOMAXCONN, ec);
+  check("listen");
+  const int fd = acceptor.release(ec);
+  check("release");
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return fd;
+}
+
+void check_stream_listener(int fd, const std::string& what, bool allow_tcp) {
   auto option = [&](int name) {
     int value = 0;
     socklen_t len = sizeof(value);
@@ -87,9 +149,18 @@ void check_unix_listener(int fd, const std::string& what) {
     }
     return value;
   };
-  if (option(SO_DOMAIN) != AF_UNIX) throw_errno(EAFNOSUPPORT, what + ": not an AF_UNIX socket");
+  const int domain = option(SO_DOMAIN);
+  const bool inet = domain == AF_INET || domain == AF_INET6;
+  if (domain != AF_UNIX && !(allow_tcp && inet)) {
+    throw_errno(EAFNOSUPPORT, what + (allow_tcp ? ": not an AF_UNIX, AF_INET or AF_INET6 socket"
+                                                : ": not an AF_UNIX socket"));
+  }
   if (option(SO_TYPE) != SOCK_STREAM) throw_errno(EPROTOTYPE, what + ": not a stream socket");
   if (option(SO_ACCEPTCONN) == 0) throw_errno(EINVAL, what + ": not listening");
+}
+
+void check_unix_listener(int fd, const std::string& what) {
+  check_stream_listener(fd, what, false);
 }
 
 }  // namespace ringmart::http

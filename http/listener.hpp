@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 
 namespace ringmart::http {
@@ -42,5 +43,29 @@ void unlink_bound_socket(const std::string& path, const BoundSocket& bound);
 /// EAFNOSUPPORT (another family), EPROTOTYPE (not a stream), EINVAL (not
 /// listening). `what` names the descriptor in the message.
 void check_unix_listener(int fd, const std::string& what);
+
+/// The same check, also accepting a listening AF_INET/AF_INET6 stream socket
+/// when `allow_tcp` (the optional /metrics listener). Throws as
+/// check_unix_listener.
+void check_stream_listener(int fd, const std::string& what, bool allow_tcp);
+
+/// A TCP listening address, parsed.
+struct TcpAddress {
+  std::string host;  ///< the IP address, normalised ("127.0.0.1", "::1")
+  std::uint16_t port = 0;
+  bool loopback = false;  ///< 127.0.0.0/8 or ::1
+};
+/// Parses "IPV4:PORT" or "[IPV6]:PORT" (literal addresses only: no host
+/// names, so nothing depends on a resolver at start). Throws
+/// std::invalid_argument naming what is wrong (no port, port outside
+/// 1..65535, not an IP address). Pure; thread-safe.
+TcpAddress parse_tcp_address(const std::string& address);
+/// Creates a TCP socket (close-on-exec, SO_REUSEADDR) bound at `address`
+/// (parse_tcp_address) and listening with backlog SOMAXCONN; returns its
+/// descriptor, owned by the caller. Throws std::invalid_argument for a
+/// malformed address, std::system_error with the errno of socket, bind or
+/// listen(2) (EADDRINUSE, EACCES, EAFNOSUPPORT under a seccomp filter that
+/// allows AF_UNIX only, ...).
+int bind_tcp_listener(const std::string& address);
 
 }  // namespace ringmart::http

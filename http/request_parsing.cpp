@@ -206,6 +206,7 @@ std::expected<const Handler*, Response> RouteTable::find(Request& req) const {
         const Segment& seg = found->segments[i];
         if (seg.param) req.params[seg.text] = percent_decode(segs[i], false);
       }
+      req.route = found->pattern;
       return &found->handler;
     }
   }

@@ -1,5 +1,6 @@
 // ringmart::http — server implementation (Boost.Beast over
-// boost::asio::local::stream_protocol). See server.hpp and README.md.
+// boost::asio::generic::stream_protocol: AF_UNIX, or TCP for allow_tcp). See
+// server.hpp and README.md.
 #include "http/server.hpp"
 
 #include <fcntl.h>
@@ -10,8 +11,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/dispatch.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -36,7 +38,9 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace bsys = boost::system;
-using local = asio::local::stream_protocol;
+// Generic: a listening AF_UNIX socket, or TCP for ServerOptions::allow_tcp.
+using stream = asio::generic::stream_protocol;
+using stream_acceptor = asio::basic_socket_acceptor<stream>;
 
 // ---------------------------------------------------------------------------
 // Response helpers
@@ -76,7 +80,7 @@ struct State {
   asio::io_context& io;
   ServerOptions options;
   detail::RouteTable routes;
-  std::optional<local::acceptor> acceptor;
+  std::optional<stream_acceptor> acceptor;
   asio::steady_timer retry_timer;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
   bool started = false;
@@ -101,7 +105,7 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(std::shared_ptr<State> st, local::socket sock)
+  Session(std::shared_ptr<State> st, stream::socket sock)
       : st_(std::move(st)), sock_(std::move(sock)), timer_(sock_.get_executor()) {}
 
   void start() {
@@ -116,7 +120,7 @@ class Session : public std::enable_shared_from_this<Session> {
     do_read();
   }
 
-  local::socket::executor_type executor() { return sock_.get_executor(); }
+  stream::socket::executor_type executor() { return sock_.get_executor(); }
 
   // Closes the socket; every pending operation completes with
   // operation_aborted and every later deliver() is a no-op.
@@ -134,6 +138,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void deliver(std::uint64_t seq, Response r) {
     if (closed_ || !awaiting_ || seq != seq_) return;
     awaiting_ = false;
+    if (st_->options.on_response) {
+      const auto elapsed = std::chrono::steady_clock::now() - received_at_;
+      st_->options.on_response(
+          Served{method_, route_, (r.status >= 200 && r.status <= 999) ? r.status : 500,
+                 std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()});
+    }
     bool keep = keep_alive_ && !st_->stopped;
     write(build(std::move(r), keep), keep);
   }
@@ -147,7 +157,7 @@ class Session : public std::enable_shared_from_this<Session> {
     detail::configure_parser(*parser_, st_->options.max_body_bytes);
     if (buf_.size() > 0) return read_header();  // pipelined: already here
     arm_timer(served_ == 0 ? header_timeout_ms() : st_->options.idle_timeout_ms);
-    sock_.async_wait(local::socket::wait_read, [self = shared_from_this()](bsys::error_code ec) {
+    sock_.async_wait(stream::socket::wait_read, [self = shared_from_this()](bsys::error_code ec) {
       if (self->closed_) return;
       if (ec) return self->on_read_error(ec);
       self->read_header();
@@ -240,6 +250,9 @@ class Session : public std::enable_shared_from_this<Session> {
     auto responder = std::make_shared<ResponderImpl>(shared_from_this(), seq_);
 
     auto handler = st_->routes.find(req);
+    received_at_ = std::chrono::steady_clock::now();
+    method_ = req.method;
+    route_ = req.route;
     if (!handler) return responder->send(std::move(handler.error()));
     try {
       (**handler)(req, responder);
@@ -293,7 +306,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_) return;
     if (ec || !keep) {
       bsys::error_code ignored;
-      sock_.shutdown(local::socket::shutdown_send, ignored);
+      sock_.shutdown(stream::socket::shutdown_send, ignored);
       return close();
     }
     do_read();
@@ -343,7 +356,7 @@ class Session : public std::enable_shared_from_this<Session> {
   };
 
   std::shared_ptr<State> st_;
-  local::socket sock_;
+  stream::socket sock_;
   asio::steady_timer timer_;
   beast::flat_buffer buf_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -357,6 +370,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::uint64_t timer_gen_ = 0;
   int uid_ = -1;
   int pid_ = -1;
+  // The current request, for ServerOptions::on_response.
+  std::chrono::steady_clock::time_point received_at_;
+  std::string method_;
+  std::string route_;
 };
 
 // Reports the start of a burst of refusals once (ServerOptions::on_overload).
@@ -395,7 +412,7 @@ void do_accept(const std::shared_ptr<State>& st) {
   // A spare lost to a race (the descriptor freed for accept4 taken again) is
   // taken back as soon as one is free.
   if (st->reserve_fd < 0) st->reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  st->acceptor->async_accept([st](bsys::error_code ec, local::socket sock) {
+  st->acceptor->async_accept([st](bsys::error_code ec, stream::socket sock) {
     if (st->stopped || ec == asio::error::operation_aborted) return;
     if (ec == asio::error::no_descriptors || ec.value() == ENFILE) {
       // Out of descriptors: the connection waits in the backlog, and so would
@@ -466,7 +483,8 @@ void Server::start() {
   const std::string& path = st.options.socket_path;
   int fd = st.options.listen_fd;
   if (fd >= 0) {
-    check_unix_listener(fd, path.empty() ? "listen_fd " + std::to_string(fd) : path);
+    check_stream_listener(fd, path.empty() ? "listen_fd " + std::to_string(fd) : path,
+                          st.options.allow_tcp);
   } else {
     const BoundSocket bound = bind_unix_socket(path, st.options.socket_mode);
     fd = bound.fd;
@@ -474,9 +492,12 @@ void Server::start() {
     st.sock_dev = bound.dev;
     st.sock_ino = bound.ino;
   }
-  local::acceptor acc(st.io);
+  stream_acceptor acc(st.io);
   bsys::error_code ec;
-  acc.assign(local(), fd, ec);
+  int family = AF_UNIX;
+  socklen_t family_len = sizeof family;
+  ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &family_len);
+  acc.assign(stream(family, 0), fd, ec);
   if (ec) {
     if (st.own_file) {  // ours: bound above; a listen_fd stays the caller's
       ::unlink(path.c_str());

@@ -1,4 +1,5 @@
-// ringmart::http — HTTP/1.1 server on a Unix domain socket (Boost.Beast).
+// ringmart::http — HTTP/1.1 server on a Unix domain socket (Boost.Beast), or
+// on a TCP socket for a read-only endpoint (ServerOptions::allow_tcp).
 //
 // Domain-agnostic: knows nothing of orders or daemons. The gateway daemon
 // registers routes; a handler answers now or later (long-poll, a reply that
@@ -10,6 +11,7 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -28,6 +30,7 @@ struct Request {
   std::map<std::string, std::string> query;    ///< "?wait_ms=100" -> {"wait_ms","100"}
   std::map<std::string, std::string> headers;  ///< lower-case names
   std::map<std::string, std::string> params;   ///< route parameters, "{id}" -> value
+  std::string route;  ///< the matched route's pattern ("/v1/orders/{id}"), "" when none matched
   std::string body;
   int peer_uid = -1;  ///< SO_PEERCRED of the connection (-1 when unknown)
   int peer_pid = -1;
@@ -61,6 +64,16 @@ class Responder {
 using ResponderPtr = std::shared_ptr<Responder>;
 using Handler = std::function<void(const Request&, ResponderPtr)>;
 
+/// What the server reports of each answered request (ServerOptions::on_response).
+struct Served {
+  std::string_view method;  ///< as received ("GET")
+  std::string_view route;   ///< Request::route: the pattern, "" when no route matched
+  int status = 0;           ///< the status sent
+  /// From the complete request header to the response handed to the socket
+  /// (its write then proceeds asynchronously), steady clock, ns.
+  std::int64_t duration_ns = 0;
+};
+
 struct ServerOptions {
   std::string socket_path;      ///< created (stale file unlinked first), removed on stop
   unsigned socket_mode = 0660;  ///< chmod applied after bind
@@ -71,6 +84,11 @@ struct ServerOptions {
   /// never unlinks its file, which belongs to whoever bound it;
   /// socket_path then only names it in messages. -1: bind socket_path.
   int listen_fd = -1;
+  /// listen_fd may also be a listening TCP socket (AF_INET/AF_INET6,
+  /// listener.hpp bind_tcp_listener): for a read-only endpoint such as
+  /// /metrics that a scraper reaches over TCP. Requests over TCP have no
+  /// peer credentials (Request::peer_uid -1).
+  bool allow_tcp = false;
   std::size_t max_body_bytes =
       64 * 1024;                      ///< larger bodies -> 413 {"error":{"code":"BODY_TOO_LARGE"}}
   unsigned idle_timeout_ms = 60'000;  ///< keep-alive connections idle longer between requests are
@@ -89,6 +107,12 @@ struct ServerOptions {
   /// descriptors (EMFILE/ENFILE). The burst ends with the next connection
   /// accepted normally. Empty: not reported.
   std::function<void(const std::string&)> on_overload;
+  /// Called (on the io_context thread) once per answered request, for
+  /// metrics; not for requests that get no answer (the connection closed
+  /// first), nor for those refused while being read (400 malformed, 413,
+  /// 431: no method or route is known then), nor for refused connections.
+  /// Empty: not reported.
+  std::function<void(const Served&)> on_response{};
 };
 
 /// Routes "METHOD /v1/path/{param}/rest" patterns to handlers; serves

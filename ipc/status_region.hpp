@@ -18,12 +18,13 @@
 #include <system_error>
 
 #include "ipc/doorbell.hpp"
+#include "ipc/histogram.hpp"
 #include "ipc/shm_segment.hpp"
 
 namespace ringmart::ipc {
 
 inline constexpr std::uint32_t kStatusMagic = 0x53544154;  // "STAT"
-inline constexpr std::uint32_t kStatusVersion = 2;
+inline constexpr std::uint32_t kStatusVersion = 3;
 inline constexpr std::size_t kMaxDaemons = 8;
 
 /// Process state as managed by the supervisor.
@@ -52,6 +53,11 @@ struct alignas(64) DaemonSlot {
   std::atomic<std::uint64_t> errors{0};          ///< failed transactions / corrupt records
   std::atomic<std::uint64_t> quarantined{0};     ///< messages moved to the quarantine
   std::atomic<std::uint32_t> flags{0};           ///< DaemonFlags bits, set by the daemon
+  /// Outbox entries not yet acknowledged, per receiving daemon (the channel
+  /// this daemon -> index); outbox_pending is their sum.
+  std::array<std::atomic<std::uint64_t>, kMaxDaemons> outbox_pending_to{};
+  std::atomic<std::uint64_t> map_used_bytes{0};  ///< LMDB pages in use x page size
+  std::atomic<std::uint64_t> map_size_bytes{0};  ///< LMDB map size (the most it can hold)
 
   /// Why the daemon last failed to start or stopped working (NUL-terminated,
   /// written by the daemon before it exits or sets a flag; reason_len is
@@ -136,12 +142,33 @@ struct SagaCounts {
   std::atomic<std::uint64_t> abandoned{0};
 };
 
+/// Saga outcomes measured by SagaMetrics::duration.
+enum class SagaOutcome : std::uint32_t { completed = 0, failed = 1, stuck = 2, abandoned = 3 };
+inline constexpr std::size_t kSagaOutcomes = 4;
+/// Step slots of SagaMetrics::step_round_trip and reason codes of
+/// SagaMetrics::failed_by_reason (both indexed by their owner's numbering).
+inline constexpr std::size_t kMaxSagaSteps = 32;
+inline constexpr std::size_t kMaxReasonCodes = 32;
+
+/// Saga measurements, written by the supervisor once each change commits
+/// (counters since the supervisor started: a Prometheus counter reset).
+struct SagaMetrics {
+  /// Created -> final, by SagaOutcome.
+  std::array<Histogram, kSagaOutcomes> duration;
+  /// A step's command sent -> its reply applied, by the supervisor's step
+  /// slot (its step kind and whether it compensates).
+  std::array<Histogram, kMaxSagaSteps> step_round_trip;
+  /// Sagas ended FAILED, by failure reason (the schema's msg::Code).
+  std::array<std::atomic<std::uint64_t>, kMaxReasonCodes> failed_by_reason{};
+};
+
 struct StatusLayout {
   std::uint32_t magic;
   std::atomic<std::uint32_t> version;  ///< written last by the creator
   std::atomic<std::int32_t> supervisor_pid{0};
   std::atomic<std::int64_t> supervisor_heartbeat_ms{0};
   SagaCounts sagas;
+  SagaMetrics saga_metrics;
   std::array<DaemonSlot, kMaxDaemons> slots;
 };
 

@@ -14,6 +14,7 @@ packages=(
   clang-19 libclang-rt-19-dev
   curl
   dpkg-dev lintian help2man strace systemd
+  prometheus
 )
 missing=()
 for p in "${packages[@]}"; do

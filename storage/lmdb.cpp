@@ -140,6 +140,12 @@ std::error_code Env::sync() {
   return rc ? lmdb_error(rc) : std::error_code{};
 }
 
+std::uint64_t Env::map_size_bytes() const {
+  MDB_envinfo info;
+  mdb_env_info(env_, &info);
+  return info.me_mapsize;
+}
+
 std::uint64_t Env::used_bytes() const {
   MDB_envinfo info;
   MDB_stat st;

@@ -95,6 +95,9 @@ class Env {
   std::error_code sync();
   /// Bytes used by the data file (pages in use x page size).
   std::uint64_t used_bytes() const;
+  /// The map size (mdb_env_info me_mapsize): the most the environment can
+  /// hold before commits fail with MDB_MAP_FULL. Thread-safe.
+  std::uint64_t map_size_bytes() const;
   /// True when commits write through the map (MDB_WRITEMAP, see EnvOptions).
   bool write_map() const { return write_map_; }
   /// Write map only: makes sure the disk blocks under the next

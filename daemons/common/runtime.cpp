@@ -347,7 +347,15 @@ bool Runtime::inbound_ready() {
 }
 
 void Runtime::heartbeat() {
-  status_.slot(index(self_)).heartbeat_ms.store(ipc::monotonic_ms(), std::memory_order_relaxed);
+  auto& slot = status_.slot(index(self_));
+  const auto now = ipc::monotonic_ms();
+  slot.heartbeat_ms.store(now, std::memory_order_relaxed);
+  // Map use for /metrics: two LMDB calls that read the meta page, once a second.
+  if (now - map_use_reported_ms_ >= 1000) {
+    map_use_reported_ms_ = now;
+    slot.map_used_bytes.store(env_->used_bytes(), std::memory_order_relaxed);
+    slot.map_size_bytes.store(env_->map_size_bytes(), std::memory_order_relaxed);
+  }
 }
 
 void Runtime::prune(storage::Txn& txn) {
@@ -359,7 +367,11 @@ void Runtime::prune(storage::Txn& txn) {
       outbox_.prune(txn, index(out.peer), acked);
       out.pruning = acked;  // becomes `pruned` when the batch commits
     }
-    pending += outbox_.pending(txn, index(out.peer), acked);
+    const auto to_peer = outbox_.pending(txn, index(out.peer), acked);
+    status_.slot(index(self_))
+        .outbox_pending_to[index(out.peer)]
+        .store(to_peer, std::memory_order_relaxed);
+    pending += to_peer;
   }
   status_.slot(index(self_)).outbox_pending.store(pending, std::memory_order_relaxed);
 }

@@ -253,7 +253,8 @@ class Runtime {
     std::string error;
   };
   std::optional<CarefulFailure> careful_failure_;
-  std::int64_t prune_due_since_ms_ = 0;  // acked outbox entries wait since (monotonic ms), 0: none
+  std::int64_t map_use_reported_ms_ = 0;  // monotonic ms map use was last written to the slot
+  std::int64_t prune_due_since_ms_ = 0;   // acked outbox entries wait since (monotonic ms), 0: none
   /// A commit for pruning alone waits for this many acked entries or this long.
   static constexpr std::uint64_t kPruneAloneAfterEntries = 1024;
   static constexpr std::int64_t kPruneAloneAfterMs = 50;

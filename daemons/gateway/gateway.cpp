@@ -782,6 +782,12 @@ std::vector<RingFill> Gateway::ring_fills() {
   return out;
 }
 
+std::function<void(const http::Served&)> Gateway::request_observer(std::string socket) {
+  return [this, socket = std::move(socket)](const http::Served& served) {
+    request_metrics_.observe(socket, served);
+  };
+}
+
 http::Response Gateway::metrics() {
   GatewayGauges g;
   g.pending_commands = pending_.size();
@@ -802,6 +808,7 @@ http::Response Gateway::metrics() {
   r.status = 200;
   r.body = render_metrics(rt_.status().layout(), ipc::monotonic_ms(), ring_fills(), g,
                           options_.fresh_heartbeat_ms);
+  request_metrics_.render(r.body);
   r.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8";
   return r;
 }

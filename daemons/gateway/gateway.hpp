@@ -117,6 +117,12 @@ class Gateway {
   void add_admin_routes(http::Server& server);
   /// Servers whose connection counts /metrics reports (may be null).
   void set_servers(const http::Server* api, const http::Server* admin);
+  /// The http::ServerOptions::on_response of the server on `socket` ("api",
+  /// "admin", "metrics"): request durations for /metrics. io thread.
+  std::function<void(const http::Served&)> request_observer(std::string socket);
+  /// GET /metrics (the Prometheus text format of render_metrics and the
+  /// request durations). io thread.
+  http::Response metrics();
 
   /// io thread: answers every pending command and parked long-poll with 503
   /// UNAVAILABLE ("shutting down") — a POST /v1/orders waiting on `Prefer:
@@ -182,7 +188,6 @@ class Gateway {
   void expire_keys();
 
   // --- admin
-  http::Response metrics();
   std::vector<RingFill> ring_fills();
 
   boost::asio::io_context& io_;
@@ -202,6 +207,7 @@ class Gateway {
   const http::Server* api_server_ = nullptr;
   const http::Server* admin_server_ = nullptr;
   std::vector<std::optional<ipc::Ring>> rings_;  ///< observers for /metrics, by channel
+  RequestMetrics request_metrics_;               ///< io thread
 };
 
 }  // namespace ringmart::gateway

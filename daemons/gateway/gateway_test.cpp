@@ -503,6 +503,52 @@ TEST(Metrics, RendersPrometheusText) {
   EXPECT_EQ(text.back(), '\n');
 }
 
+TEST(Metrics, AHistogramRendersCumulativeBucketsInSecondsWithSumAndCount) {
+  ipc::Histogram h;
+  h.observe_us(30);          // <= 50 µs
+  h.observe_us(50);          // the bound itself belongs to its bucket
+  h.observe_us(700);         // <= 1 ms
+  h.observe_us(20'000'000);  // <= 30 s
+  h.observe_us(40'000'000);  // above every bound: +Inf only
+  std::string out;
+  append_histogram(out, "x_seconds", "a=\"b\"", h);
+  EXPECT_NE(out.find("x_seconds_bucket{a=\"b\",le=\"5e-05\"} 2\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("x_seconds_bucket{a=\"b\",le=\"0.0005\"} 2\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("x_seconds_bucket{a=\"b\",le=\"0.001\"} 3\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("x_seconds_bucket{a=\"b\",le=\"10\"} 3\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("x_seconds_bucket{a=\"b\",le=\"30\"} 4\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("x_seconds_bucket{a=\"b\",le=\"+Inf\"} 5\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("x_seconds_count{a=\"b\"} 5\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("x_seconds_sum{a=\"b\"} 60.00078\n"), std::string::npos) << out;
+  std::string bare;
+  append_histogram(bare, "y_seconds", "", h);
+  EXPECT_NE(bare.find("y_seconds_bucket{le=\"+Inf\"} 5\n"), std::string::npos) << bare;
+  EXPECT_NE(bare.find("y_seconds_count 5\n"), std::string::npos) << bare;
+}
+
+TEST(Metrics, RequestDurationsAreKeyedByRouteAndStatusClassNeverByClientText) {
+  RequestMetrics m;
+  m.observe("api", http::Served{"POST", "/v1/orders", 202, 2'000'000});
+  m.observe("api", http::Served{"POST", "/v1/orders", 201, 1'000'000});
+  m.observe("api", http::Served{"POST", "/v1/orders", 409, 1'000});
+  m.observe("api", http::Served{"X\"}\nevil 1", "", 405, 1'000});
+  std::string out;
+  m.render(out);
+  EXPECT_NE(out.find("# TYPE ringmart_http_request_duration_seconds histogram\n"),
+            std::string::npos);
+  EXPECT_NE(out.find("ringmart_http_request_duration_seconds_count{socket=\"api\",method=\"POST\","
+                     "route=\"/v1/orders\",code=\"2xx\"} 2\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("ringmart_http_request_duration_seconds_count{socket=\"api\",method=\"POST\","
+                     "route=\"/v1/orders\",code=\"4xx\"} 1\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("method=\"other\",route=\"unmatched\",code=\"4xx\"} 1\n"), std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("evil"), std::string::npos) << out;
+}
+
 // ---------------------------------------------------------------- intake tables
 
 class IntakeStoreTest : public ::testing::Test {

@@ -23,6 +23,7 @@
 #include <exception>
 #include <expected>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <thread>
 #include <utility>
@@ -58,25 +59,33 @@ std::uint64_t raise_open_file_limit() {
 }
 
 // The listening sockets handed over (sd_listen_fds_with_names(3), which
-// unsets LISTEN_FDS): {api fd, admin fd}, or a message naming what is missing.
-std::expected<std::pair<int, int>, std::string> received_sockets() {
+// unsets LISTEN_FDS).
+struct ReceivedSockets {
+  int api = -1;
+  int admin = -1;
+  int metrics = -1;  ///< optional: GET /metrics only, TCP or AF_UNIX
+};
+
+// The sockets, or a message naming what is missing.
+std::expected<ReceivedSockets, std::string> received_sockets() {
   char** names = nullptr;
   const int n = sd_listen_fds_with_names(1, &names);
   if (n < 0) return std::unexpected("LISTEN_FDS: " + std::system_category().message(-n));
-  int api = -1, admin = -1;
+  ReceivedSockets got;
   for (int i = 0; i < n; ++i) {
     const std::string_view name = names[i];
-    if (name == "api") api = SD_LISTEN_FDS_START + i;
-    if (name == "admin") admin = SD_LISTEN_FDS_START + i;
+    if (name == "api") got.api = SD_LISTEN_FDS_START + i;
+    if (name == "admin") got.admin = SD_LISTEN_FDS_START + i;
+    if (name == "metrics") got.metrics = SD_LISTEN_FDS_START + i;
     std::free(names[i]);
   }
   std::free(names);
-  if (api < 0 || admin < 0) {
+  if (got.api < 0 || got.admin < 0) {
     return std::unexpected(
         "no listening sockets named api and admin were handed over (LISTEN_FDS/LISTEN_FDNAMES; "
         "ringmart-gateway is started by ringmart-supervisor)");
   }
-  return std::pair{api, admin};
+  return got;
 }
 
 }  // namespace
@@ -106,25 +115,37 @@ int main(int argc, char** argv) {
             listen.api_max_connections, listen.admin_max_connections, open_files);
   const auto server_options = [&](const char* name, int fd, std::size_t max_connections) {
     return http::ServerOptions{
-        .socket_path = config.runtime_dir + "/" + name,
+        .socket_path = config.runtime_dir + "/" + name + ".sock",
         .listen_fd = fd,
         .idle_timeout_ms = listen.idle_timeout_ms,
         .header_timeout_ms = listen.header_timeout_ms,
         .max_connections = max_connections,
-        .on_overload = [log, name](const std::string& what) { log->warn("{}: {}", name, what); }};
+        .on_overload = [log,
+                        name](const std::string& what) { log->warn("{}.sock: {}", name, what); },
+        .on_response = gw.request_observer(name)};
   };
-  http::Server api(io, server_options("api.sock", sockets->first, listen.api_max_connections));
-  http::Server admin(io,
-                     server_options("admin.sock", sockets->second, listen.admin_max_connections));
+  http::Server api(io, server_options("api", sockets->api, listen.api_max_connections));
+  http::Server admin(io, server_options("admin", sockets->admin, listen.admin_max_connections));
   gw.add_storefront_routes(api);
   gw.add_storefront_routes(admin);
   gw.add_admin_routes(admin);
   gw.set_servers(&api, &admin);
+  // GET /metrics alone, for a scraper that cannot reach a Unix socket.
+  std::optional<http::Server> metrics;
+  if (sockets->metrics >= 0) {
+    auto options = server_options("metrics", sockets->metrics, listen.admin_max_connections);
+    options.allow_tcp = true;
+    metrics.emplace(io, std::move(options));
+    metrics->route("GET", "/metrics",
+                   [&gw](const http::Request&, http::ResponderPtr r) { r->send(gw.metrics()); });
+  }
   try {
     api.start();
     admin.start();
+    if (metrics) metrics->start();
   } catch (const std::exception& e) {
-    log->error("cannot listen on {}/{{api,admin}}.sock: {}", config.runtime_dir, e.what());
+    log->error("cannot listen on {}/{{api,admin}}.sock or the metrics socket: {}",
+               config.runtime_dir, e.what());
     return 1;
   }
 
@@ -135,6 +156,7 @@ int main(int argc, char** argv) {
     if (stopping) return;
     stopping = true;
     gw.shutdown();
+    if (metrics) metrics->stop();
     admin.stop();
     api.stop();
     signals.cancel();

@@ -12,11 +12,16 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "daemons/common/topology.hpp"
+#include "http/server.hpp"
+#include "ipc/histogram.hpp"
 #include "ipc/status_region.hpp"
 
 namespace ringmart::gateway {
@@ -64,12 +69,40 @@ struct GatewayGauges {
   std::uint64_t admin_open = 0;         ///< open now, admin.sock
 };
 
+/// HTTP request durations for /metrics, by socket ("api", "admin"), method,
+/// route pattern and status class ("2xx" .. "5xx"); fed by
+/// http::ServerOptions::on_response. Not thread-safe: observe and render on
+/// the gateway's io thread.
+class RequestMetrics {
+ public:
+  void observe(std::string_view socket, const http::Served& served);
+  /// Appends the family ringmart_http_request_duration_seconds (a histogram).
+  void render(std::string& out) const;
+
+ private:
+  // socket, method, route ("unmatched" when none), status class
+  using Key = std::tuple<std::string, std::string, std::string, std::string>;
+  std::map<Key, ipc::Histogram> by_key_;
+};
+
+/// Appends one histogram series in the text format: cumulative
+/// `<name>_bucket{<labels>,le="..."}` lines in seconds, `_sum` (seconds) and
+/// `_count`. `labels` is "" or `a="x",b="y"` (already escaped).
+void append_histogram(std::string& out, std::string_view name, std::string_view labels,
+                      const ipc::Histogram& h);
+
 /// GET /metrics: Prometheus text exposition format 0.0.4
 /// (https://prometheus.io/docs/instrumenting/exposition_formats/) with, per
 /// daemon: ringmart_daemon_up, _restarts_total, _heartbeat_age_seconds,
 /// _messages_in_total, _messages_out_total, _duplicates_total, _commits_total,
 /// _errors_total, _outbox_pending; per ring: ringmart_ring_fill_bytes and
-/// ringmart_ring_capacity_bytes; ringmart_sagas{state}; and the gateway gauges.
+/// ringmart_ring_capacity_bytes; per channel ringmart_outbox_pending{from,to};
+/// per daemon ringmart_daemon_quarantined_total, ringmart_lmdb_map_used_bytes
+/// and _map_size_bytes; ringmart_sagas{state}; the saga histograms
+/// ringmart_saga_duration_seconds{outcome} and
+/// ringmart_saga_step_round_trip_seconds{step,phase};
+/// ringmart_orders_failed_total{reason}; and the gateway gauges. Label values
+/// are fixed names (daemons, steps, codes), never user input.
 std::string render_metrics(const ipc::StatusLayout& status, std::int64_t now_ms,
                            const std::vector<RingFill>& rings, const GatewayGauges& gateway,
                            std::int64_t fresh_ms = kFreshHeartbeatMs);

@@ -9,11 +9,13 @@
 
 namespace ringmart::supervisor {
 
-std::expected<GatewaySockets, std::string> GatewaySockets::acquire(const std::string& runtime_dir) {
+std::expected<GatewaySockets, std::string> GatewaySockets::acquire(
+    const std::string& runtime_dir, const std::string& metrics_listen) {
   GatewaySockets sockets;
   for (const char* name : {kApiName, kAdminName}) {
     sockets.sockets_.push_back({name, runtime_dir + "/" + name + ".sock", {}, false});
   }
+  sockets.sockets_.push_back({kMetricsName, metrics_listen, {}, false});
   char** names = nullptr;
   const int passed = sd_listen_fds_with_names(1, &names);
   if (passed < 0) {
@@ -33,28 +35,34 @@ std::expected<GatewaySockets, std::string> GatewaySockets::acquire(const std::st
       ::close(fd);
       if (error.empty()) {
         error = "systemd passed a socket named \"" + name +
-                "\" (expected FileDescriptorName=api and admin, once each)";
+                "\" (expected FileDescriptorName=api and admin, and optionally metrics, once each)";
       }
       continue;
     }
     target->bound.fd = fd;
     try {
-      http::check_unix_listener(fd, "the socket systemd passed as \"" + name + "\"");
+      http::check_stream_listener(fd, "the socket systemd passed as \"" + name + "\"",
+                                  name == kMetricsName);
     } catch (const std::system_error& e) {
       if (error.empty()) error = e.what();
     }
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);  // handed over explicitly, never inherited by accident
-    ++sockets.from_systemd_;
+    if (name != kMetricsName) ++sockets.from_systemd_;
   }
   std::free(names);
   if (!error.empty()) return std::unexpected(error);
   for (auto& s : sockets.sockets_) {
     if (s.bound.fd >= 0) continue;
     try {
-      s.bound = http::bind_unix_socket(s.path, 0660);
-      s.bound_here = true;
-    } catch (const std::system_error& e) {
-      return std::unexpected(std::string(e.what()));
+      if (s.name != kMetricsName) {
+        s.bound = http::bind_unix_socket(s.path, 0660);
+        s.bound_here = true;
+      } else if (!s.path.empty()) {
+        s.bound.fd = http::bind_tcp_listener(s.path);  // nothing to unlink
+      }
+    } catch (const std::exception& e) {
+      return std::unexpected(s.name == kMetricsName ? "[metrics] listen: " + std::string(e.what())
+                                                    : std::string(e.what()));
     }
   }
   return sockets;
@@ -74,7 +82,9 @@ GatewaySockets::~GatewaySockets() {
 
 std::vector<HandedSocket> GatewaySockets::handover() const {
   std::vector<HandedSocket> out;
-  for (const auto& s : sockets_) out.push_back({s.bound.fd, s.name});
+  for (const auto& s : sockets_) {
+    if (s.bound.fd >= 0) out.push_back({s.bound.fd, s.name});
+  }
   return out;
 }
 

@@ -16,7 +16,7 @@ namespace ringmart::supervisor {
 /// the child finds it at fd 3 + its position, named in LISTEN_FDNAMES.
 struct HandedSocket {
   int fd = -1;
-  std::string name;  ///< "api" or "admin" (systemd's FileDescriptorName=)
+  std::string name;  ///< "api", "admin" or "metrics" (systemd's FileDescriptorName=)
 };
 
 class GatewaySockets {
@@ -25,6 +25,9 @@ class GatewaySockets {
   /// handed over by (and received from systemd by: FileDescriptorName=).
   static constexpr const char* kApiName = "api";
   static constexpr const char* kAdminName = "admin";
+  /// The optional TCP listener for GET /metrics only (`[metrics] listen`, or
+  /// a socket unit with FileDescriptorName=metrics).
+  static constexpr const char* kMetricsName = "metrics";
 
   /// Takes the sockets systemd passed (sd_listen_fds_with_names(3), which
   /// also unsets LISTEN_FDS so no other child inherits them): a descriptor
@@ -36,7 +39,14 @@ class GatewaySockets {
   /// listens there, permission). Call once, with the runtime directory's
   /// transport lock held and the previous generation retired (its gateway
   /// could still listen on a socket file the previous supervisor bound).
-  static std::expected<GatewaySockets, std::string> acquire(const std::string& runtime_dir);
+  /// "metrics" is optional: a listening TCP (or AF_UNIX) stream socket when
+  /// systemd passes one, else bound at `metrics_listen` ("HOST:PORT",
+  /// http::bind_tcp_listener) when that is not empty, else none. Errors also:
+  /// a malformed `metrics_listen`, or its bind failing (address in use; the
+  /// hardened unit's RestrictAddressFamilies=AF_UNIX: pass it from a socket
+  /// unit instead, systemd/README.md).
+  static std::expected<GatewaySockets, std::string> acquire(const std::string& runtime_dir,
+                                                            const std::string& metrics_listen = "");
 
   GatewaySockets(GatewaySockets&& other) noexcept;
   GatewaySockets& operator=(GatewaySockets&&) = delete;
@@ -44,10 +54,10 @@ class GatewaySockets {
   /// Closes the sockets; unlinks the files it bound (never systemd's).
   ~GatewaySockets();
 
-  /// {api, admin}, for ProcessManager::hand_sockets.
+  /// {api, admin[, metrics]}, for ProcessManager::hand_sockets.
   std::vector<HandedSocket> handover() const;
   /// "systemd" when every socket came from systemd, else "bound".
-  const char* origin() const { return from_systemd_ == 2 ? "systemd" : "bound"; }
+  const char* origin() const { return from_systemd_ >= 2 ? "systemd" : "bound"; }
 
  private:
   struct Socket {

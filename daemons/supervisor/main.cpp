@@ -12,6 +12,7 @@
 #include "daemons/supervisor/gateway_sockets.hpp"
 #include "daemons/supervisor/process_manager.hpp"
 #include "daemons/supervisor/saga_engine.hpp"
+#include "http/listener.hpp"
 
 using namespace ringmart;
 
@@ -45,6 +46,15 @@ int main(int argc, char** argv) {
                  daemon_dir.c_str(), missing.c_str());
     return runtime::kExitCannotStart;
   }
+  const auto metrics_listen = config.get_string("metrics", "listen", "");
+  if (!metrics_listen.empty()) {
+    try {
+      (void)http::parse_tcp_address(metrics_listen);
+    } catch (const std::invalid_argument& e) {
+      std::fprintf(stderr, "ringmart-supervisor: [metrics] listen: %s\n", e.what());
+      return runtime::kExitCannotStart;
+    }
+  }
   auto definition = supervisor::SagaDefinition::from_config(config);
   if (!definition) {
     std::fprintf(stderr, "ringmart-supervisor: %s\n", definition.error().c_str());
@@ -77,6 +87,7 @@ int main(int argc, char** argv) {
         auto store = supervisor::SagaStore::open(ctx.txn());
         if (!store) return store.error();
         engine.emplace(*definition, *store, log);
+        engine->set_metrics(&runtime.status().layout().saga_metrics);
         engine->recover(ctx.txn());
         return {};
       })) {
@@ -141,12 +152,13 @@ int main(int argc, char** argv) {
   // The previous generation first: its gateway may still listen on the
   // socket files the previous supervisor bound.
   processes.retire_previous_generation(previous);
-  auto gateway_sockets = supervisor::GatewaySockets::acquire(config.runtime_dir);
+  auto gateway_sockets = supervisor::GatewaySockets::acquire(config.runtime_dir, metrics_listen);
   if (!gateway_sockets) {
     log->critical("cannot listen for the gateway: {}", gateway_sockets.error());
     return 1;
   }
   log->info("api.sock and admin.sock: {} (handed to every gateway)", gateway_sockets->origin());
+  if (gateway_sockets->handover().size() > 2) log->info("GET /metrics also served over TCP");
   processes.hand_sockets(msg::DaemonId::GATEWAY, gateway_sockets->handover());
   processes.start_all();
 

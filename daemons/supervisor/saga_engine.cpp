@@ -4,11 +4,18 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <set>
 
 namespace ringmart::supervisor {
 namespace {
 using msg::Code;
+
+std::int64_t realtime_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 using msg::DaemonId;
 using Payload = msg::Envelope::Payload;
 
@@ -227,7 +234,8 @@ SagaEngine::Record SagaEngine::load(storage::Txn& txn, std::uint64_t id) {
 }
 
 std::error_code SagaEngine::save(runtime::Context& ctx, Record mb,
-                                 std::optional<SagaState> previous) {
+                                 std::optional<SagaState> previous,
+                                 std::optional<RoundTrip> round_trip) {
   auto r = mb->getRoot<SagaRecord>();
   const SagaState state = r.getState();
   const std::uint64_t id = r.getOrderId();
@@ -235,8 +243,18 @@ std::error_code SagaEngine::save(runtime::Context& ctx, Record mb,
   // Counted and cached once the transaction commits: one that aborts, or a
   // batch the runtime redoes, leaves the totals as they were and the record
   // out of the cache (the next message reads the store).
-  ctx.after_commit([this, id, previous, state, mb = std::move(mb)] {
-    if (previous != state) totals_.move(previous, state);
+  const std::int64_t duration_ms = r.getUpdatedAtMs() - r.getCreatedAtMs();
+  const std::uint16_t reason = r.getFailureReason();
+  ctx.after_commit([this, id, previous, state, duration_ms, reason, round_trip,
+                    mb = std::move(mb)] {
+    if (round_trip && metrics_) {
+      metrics_->step_round_trip.at(round_trip->slot)
+          .observe_us(static_cast<std::uint64_t>(std::max<std::int64_t>(round_trip->ns, 0)) / 1000);
+    }
+    if (previous != state) {
+      totals_.move(previous, state);
+      observe_final(state, duration_ms, reason);
+    }
     const bool active = state == SagaState::RUNNING || state == SagaState::COMPENSATING;
     if (active && cache_.size() < kMaxCached) {
       cache_.insert_or_assign(id, mb);
@@ -245,6 +263,21 @@ std::error_code SagaEngine::save(runtime::Context& ctx, Record mb,
     }
   });
   return {};
+}
+
+void SagaEngine::observe_final(SagaState state, std::int64_t duration_ms, std::uint16_t reason) {
+  if (!metrics_) return;
+  std::optional<ipc::SagaOutcome> outcome;
+  if (state == SagaState::COMPLETED) outcome = ipc::SagaOutcome::completed;
+  if (state == SagaState::FAILED) outcome = ipc::SagaOutcome::failed;
+  if (state == SagaState::STUCK) outcome = ipc::SagaOutcome::stuck;
+  if (state == SagaState::ABANDONED) outcome = ipc::SagaOutcome::abandoned;
+  if (!outcome) return;
+  metrics_->duration[static_cast<std::size_t>(*outcome)].observe_us(
+      static_cast<std::uint64_t>(std::max<std::int64_t>(duration_ms, 0)) * 1000);
+  if (state == SagaState::FAILED && reason < metrics_->failed_by_reason.size()) {
+    metrics_->failed_by_reason[reason].fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 bool SagaEngine::skipped(SagaRecord::Reader r, int step) const {
@@ -273,6 +306,7 @@ std::error_code SagaEngine::send_current(runtime::Context& ctx, SagaRecord::Buil
   const std::int64_t timeout = std::min<std::int64_t>(static_cast<std::int64_t>(base) << shift,
                                                       std::max(base, def_.retry_backoff_max_ms));
   r.setDeadlineMs(now + timeout);
+  r.setSentAtNs(realtime_ns());
   deadlines_[order] = now + timeout;
   if (r.getAttempt() > 1) {
     event(r, step, SagaEventKind::RETRIED, now, Code::OK, r.getAttempt());
@@ -448,6 +482,11 @@ std::error_code SagaEngine::on_message(runtime::Context& ctx, msg::Envelope::Rea
   }
   const int step = r.getStep();
   const auto now = ctx.now_ms();
+  const std::size_t metric_slot = step >= static_cast<int>(def_.steps.size())
+                                      ? kFailOrderMetricSlot
+                                      : step_metric_slot(def_.steps[step].kind, comp);
+  const std::int64_t sent_at_ns = r.getSentAtNs();  // 0: a record from before the field
+  const std::int64_t round_trip_ns = realtime_ns() - sent_at_ns;
   std::error_code ec;
   if (!comp) {
     const auto kind = def_.steps[step].kind;
@@ -485,7 +524,9 @@ std::error_code SagaEngine::on_message(runtime::Context& ctx, msg::Envelope::Rea
     ec = next_compensation(ctx, r);
   }  // a failed compensation is retried when its deadline passes
   if (ec) return ec;
-  return save(ctx, std::move(mb), state);
+  std::optional<RoundTrip> round_trip;
+  if (sent_at_ns != 0) round_trip = RoundTrip{metric_slot, round_trip_ns};
+  return save(ctx, std::move(mb), state, round_trip);
 }
 
 std::error_code SagaEngine::on_timeout(runtime::Context& ctx, SagaRecord::Builder r) {

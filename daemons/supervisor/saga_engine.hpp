@@ -91,6 +91,10 @@ class SagaEngine {
   /// Earliest deadline (realtime ms) of a command in flight, 0 when none.
   std::int64_t next_deadline() const;
   const SagaTotals& totals() const { return totals_; }
+  /// Where to record saga durations, step round trips and failure reasons
+  /// (the status region's; nullptr: not measured). Recorded once the change
+  /// commits.
+  void set_metrics(ipc::SagaMetrics* metrics) { metrics_ = metrics; }
 
  private:
   struct Loaded;
@@ -111,9 +115,17 @@ class SagaEngine {
   /// committed records (no read, no copy), else copied from the store. A
   /// record loaded and not saved is dropped (the next load reads the store).
   Record load(storage::Txn& txn, std::uint64_t id);
+  /// A reply's step round trip: its ipc::SagaMetrics::step_round_trip slot
+  /// and the ns from the command's last send to the reply.
+  struct RoundTrip {
+    std::size_t slot;
+    std::int64_t ns;
+  };
   /// Stores the record; `previous` is the state it was loaded with (nullopt:
-  /// new). After the commit it goes (back) into the cache while not final.
-  std::error_code save(runtime::Context& ctx, Record mb, std::optional<SagaState> previous);
+  /// new). After the commit it goes (back) into the cache while not final,
+  /// and the totals and metrics_ (a final state, `round_trip`) are updated.
+  std::error_code save(runtime::Context& ctx, Record mb, std::optional<SagaState> previous,
+                       std::optional<RoundTrip> round_trip = std::nullopt);
   /// One retention pass (on_tick).
   void prune(runtime::Runtime& rt, std::int64_t now_ms);
   /// Operator actions: loads saga `order_id` in a transaction, lets `fn`
@@ -122,6 +134,8 @@ class SagaEngine {
       runtime::Runtime& rt, std::uint64_t order_id, const char* action,
       const std::function<ipc::ControlReply(runtime::Context&, SagaRecord::Builder)>& fn);
   std::string step_name(int step) const;
+  /// metrics_: a saga that became final (committed).
+  void observe_final(SagaState state, std::int64_t duration_ms, std::uint16_t reason);
 
   SagaDefinition def_;
   SagaStore store_;
@@ -129,6 +143,7 @@ class SagaEngine {
   std::map<std::uint64_t, std::int64_t> deadlines_;  // order id -> realtime ms
   SagaTotals totals_;                                // committed sagas only
   runtime::Retention retention_;                     // of final sagas
+  ipc::SagaMetrics* metrics_ = nullptr;
   /// Builders of RUNNING/COMPENSATING records as committed, by order id. A
   /// record is in here only between commits: load() takes it out, save()'s
   /// after_commit puts it back, so a transaction that aborts never leaves a

@@ -79,5 +79,6 @@ struct SagaRecord {
   history @25 :List(SagaEventRecord);  # legacy: superseded by timeline
   stepKinds @26 :List(UInt8);  # the definition this saga runs (StepKind; config may change later)
   timeline @27 :List(SagaTimelineEntry);  # the most recent 64 events, oldest first
+  sentAtNs @28 :Int64;      # realtime ns the current command was last sent (step round trip)
 }
 

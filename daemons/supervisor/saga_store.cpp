@@ -104,6 +104,14 @@ std::optional<StepKind> parse_step_kind(std::string_view name) {
 
 const char* step_kind_name(StepKind k) { return kKindNames.at(static_cast<std::size_t>(k)); }
 
+std::optional<std::pair<std::string, std::string>> step_metric_labels(std::size_t slot) {
+  if (slot == kFailOrderMetricSlot)
+    return std::pair<std::string, std::string>{"fail_order", "compensation"};
+  if (slot >= kFailOrderMetricSlot) return std::nullopt;
+  return std::pair<std::string, std::string>{step_kind_name(static_cast<StepKind>(slot / 2)),
+                                             slot % 2 ? "compensation" : "forward"};
+}
+
 void append_timeline(SagaRecord::Builder r, std::uint8_t step, SagaEventKind kind,
                      std::int64_t at_ms, std::uint16_t code, unsigned attempt,
                      unsigned max_entries) {

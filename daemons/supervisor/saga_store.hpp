@@ -38,6 +38,16 @@ std::optional<StepKind> parse_step_kind(std::string_view name);
 /// The config name of a step kind.
 const char* step_kind_name(StepKind k);
 
+/// The ipc::SagaMetrics::step_round_trip slot of a step's command (its kind,
+/// forward or compensation); fail_order has kFailOrderMetricSlot.
+constexpr std::size_t step_metric_slot(StepKind k, bool compensation) {
+  return static_cast<std::size_t>(k) * 2 + (compensation ? 1 : 0);
+}
+inline constexpr std::size_t kFailOrderMetricSlot = static_cast<std::size_t>(kStepKinds) * 2;
+/// Labels of a step_round_trip slot: {step name, "forward" | "compensation"},
+/// or nullopt for a slot no command uses.
+std::optional<std::pair<std::string, std::string>> step_metric_labels(std::size_t slot);
+
 /// One entry of a saga's timeline.
 struct SagaEvent {
   std::string step;   ///< "deduct_inventory", "fail_order", ...

@@ -374,7 +374,7 @@ TEST(Operations, ASocketPassedUnderAnotherNameIsRefused) {
   // systemd-socket-activate passes sockets as a socket unit would
   // (sd_listen_fds(3)), after the first connection arrives.
   const std::string cmd = "systemd-socket-activate -l " + run + "/api.sock -l " + run +
-                          "/metrics.sock --fdname=api:metrics " + System::bin_dir() +
+                          "/stats.sock --fdname=api:stats " + System::bin_dir() +
                           "/ringmart-supervisor --state-dir " + sys.state_dir() +
                           " --runtime-dir " + run + " --config " + sys.config_path() + " 2>&1";
   auto result = std::async(std::launch::async, [&] { return testkit::run_command(cmd); });
@@ -384,8 +384,7 @@ TEST(Operations, ASocketPassedUnderAnotherNameIsRefused) {
   }
   const auto out = result.get();
   EXPECT_EQ(out.exit_code, 1) << out.out;
-  EXPECT_NE(out.out.find("systemd passed a socket named \"metrics\""), std::string::npos)
-      << out.out;
+  EXPECT_NE(out.out.find("systemd passed a socket named \"stats\""), std::string::npos) << out.out;
 }
 
 TEST(Operations, AGatewayStartedWithoutHandedOverSocketsExits78) {

@@ -182,6 +182,7 @@ HttpResult System::call(http::UnixClient& client, const std::string& method,
   out.status = r->status;
   out.headers = r->headers;
   out.body = json::parse(r->body, nullptr, false);
+  out.text = r->body;
   return out;
 }
 

@@ -21,8 +21,9 @@ namespace ringmart::test {
 using nlohmann::json;
 
 struct HttpResult {
-  int status = 0;  ///< 0 when the request failed at the transport level
-  json body;
+  int status = 0;    ///< 0 when the request failed at the transport level
+  json body;         ///< the body parsed as JSON (discarded when it is not JSON)
+  std::string text;  ///< the body as received
   std::map<std::string, std::string> headers;
 };
 

@@ -41,7 +41,7 @@ for f in usr/bin/ringmart-supervisor usr/bin/ringmartctl usr/bin/ringmart-replay
 done
 for f in etc/ringmart/ringmart.toml usr/lib/systemd/system/ringmart.service \
   usr/lib/systemd/system/ringmart-api.socket usr/lib/systemd/system/ringmart-admin.socket \
-  usr/lib/sysusers.d/ringmart.conf usr/lib/tmpfiles.d/ringmart.conf \
+  usr/lib/systemd/system/ringmart-metrics.socket usr/lib/sysusers.d/ringmart.conf usr/lib/tmpfiles.d/ringmart.conf \
   usr/share/doc/ringmart/copyright usr/share/man/man8/ringmart-supervisor.8.gz; do
   [[ -f "$root/$f" ]] || fail "no file $f"
 done
@@ -80,7 +80,7 @@ units="$root/usr/lib/systemd/system"
 cp -an /lib/systemd/system/. "$units/"
 # --man=no: the manual pages it would look up are lintian's to check.
 verify=$(systemd-analyze verify --man=no --root="$root" "$units/ringmart.service" \
-  "$units/ringmart-api.socket" "$units/ringmart-admin.socket" 2>&1) ||
+  "$units/ringmart-api.socket" "$units/ringmart-admin.socket" "$units/ringmart-metrics.socket" 2>&1) ||
   fail "systemd-analyze verify: $verify"
 [[ -z "$verify" ]] || fail "systemd-analyze verify is not clean: $verify"
 security=$(systemd-analyze security --offline=yes --root="$root" --threshold=20 \
@@ -133,10 +133,18 @@ grep -q '^operator_group = "ringmart-admin"' "$root/etc/ringmart/ringmart.toml" 
   fail "the packaged configuration does not name the operators' group"
 sed 's/^operator_group = "ringmart-admin"/operator_group = "4242"/' \
   "$root/etc/ringmart/ringmart.toml" >"$work/ringmart.toml"
-# systemd-socket-activate binds both sockets, waits for the first connection
-# (the health probe below), then execs the supervisor (same pid) with them.
+# systemd-socket-activate binds the sockets, waits for the first connection
+# (the health probe below), then execs the supervisor (same pid) with them:
+# api, admin, and the optional loopback TCP metrics socket of
+# ringmart-metrics.socket.
+grep -qx "FileDescriptorName=metrics" "$units/ringmart-metrics.socket" ||
+  fail "ringmart-metrics.socket is not passed as \"metrics\""
+grep -qx "ListenStream=127.0.0.1:9464" "$units/ringmart-metrics.socket" ||
+  fail "ringmart-metrics.socket does not listen on loopback"
+metrics_port=$((20000 + RANDOM % 20000))
 strace -f -qq -o "$work/syscalls" \
-  systemd-socket-activate -l "$run/api.sock" -l "$run/admin.sock" --fdname=api:admin \
+  systemd-socket-activate -l "$run/api.sock" -l "$run/admin.sock" -l "127.0.0.1:$metrics_port" \
+  --fdname=api:admin:metrics \
   "$root/usr/bin/ringmart-supervisor" --state-dir "$state" --runtime-dir "$run" \
   --config "$work/ringmart.toml" >"$work/supervisor.log" 2>&1 &
 tracer=$!
@@ -159,6 +167,11 @@ done
 "$root/usr/bin/ringmart-replay" "$olist" --runtime-dir "$run" --concurrency 16 --verify \
   --stock-factor 0.9 2>&1 | tee "$work/replay.log"
 grep -q '^verify: OK' "$work/replay.log" || fail "the replay's verify did not pass"
+# The replay's orders, scraped over the passed TCP socket.
+curl -sf --max-time 10 "http://127.0.0.1:$metrics_port/metrics" >"$work/metrics.txt" ||
+  fail "GET /metrics on the passed TCP socket failed"
+grep -q '^ringmart_saga_duration_seconds_count{outcome="completed"} [1-9]' "$work/metrics.txt" ||
+  fail "no completed sagas in /metrics over TCP"
 "$root/usr/bin/ringmartctl" --runtime-dir "$run" --state-dir "$state" status >/dev/null ||
   fail "ringmartctl status: exit $?"
 "$root/usr/bin/ringmartctl" --runtime-dir "$run" --state-dir "$state" restart gateway >/dev/null ||
