@@ -1,5 +1,9 @@
 #include "schemas/codes.hpp"
 
+#include <capnp/schema.h>
+
+#include <cstdint>
+
 namespace ringmart::msg {
 
 const char* code_name(Code code) {
@@ -40,6 +44,14 @@ const char* code_name(Code code) {
       return "STEP_TIMEOUT";
   }
   return "UNKNOWN";
+}
+
+const char* payload_name(Envelope::Payload::Which which) {
+  static const capnp::StructSchema schema = capnp::Schema::from<Envelope::Payload>();
+  KJ_IF_MAYBE (field, schema.getFieldByDiscriminant(static_cast<std::uint16_t>(which))) {
+    return field->getProto().getName().cStr();
+  }
+  return "unknown";
 }
 
 }  // namespace ringmart::msg

@@ -9,4 +9,9 @@ namespace ringmart::msg {
 /// build does not know (a newer peer). Thread-safe (static strings).
 const char* code_name(Code code);
 
+/// The schema's name of a payload type ("createOrder", "inventoryDeducted"),
+/// from the envelope's compiled schema (no list to keep in step); "unknown"
+/// for a type this build does not know. Thread-safe.
+const char* payload_name(Envelope::Payload::Which which);
+
 }  // namespace ringmart::msg

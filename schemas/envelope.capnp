@@ -53,7 +53,7 @@ struct Envelope {
   receiver @3 :DaemonId;
   seq @4 :UInt64;           # per directed channel (sender -> receiver), from 1, gap-free
   sentAtNs @5 :Int64;       # CLOCK_REALTIME when appended to the outbox
-  traceId @6 :UInt64;
+  traceId @6 :UInt64;       # W3C trace id, low 64 bits (0 with traceIdHigh 0: none)
   correlationId @7 :UInt64; # for replies: the messageId of the command answered
 
   payload :union {
@@ -95,6 +95,9 @@ struct Envelope {
     failOrder @40 :FailOrder;
     orderFailed @41 :StepOutcome;
   }
+
+  traceIdHigh @42 :UInt64;  # W3C trace id, high 64 bits: the trace of the request that began
+                            # this work (POST /v1/orders' traceparent, or a new one)
 }
 
 struct RegisterUser { name @0 :Text; email @1 :Text; }

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "telemetry/log.hpp"
+
 namespace ringmart::runtime {
 
 std::expected<Config, std::string> Config::load(std::string state_dir, std::string runtime_dir,
@@ -43,6 +45,10 @@ std::expected<Config, std::string> Config::load(std::string state_dir, std::stri
   c.spin_us = rt["spin_us"].value_or(c.spin_us);
   c.heartbeat_timeout_ms = rt["heartbeat_timeout_ms"].value_or(c.heartbeat_timeout_ms);
   c.log_level = rt["log_level"].value_or(c.log_level);
+  c.log_format = rt["log_format"].value_or(c.log_format);
+  if (auto f = telemetry::parse_log_format(c.log_format); !f) {
+    return std::unexpected(c.config_file + ": [runtime] " + f.error());
+  }
   c.quarantine_after = rt["quarantine_after"].value_or(c.quarantine_after);
   if (c.quarantine_after < 1)
     return std::unexpected(c.config_file + ": [runtime] quarantine_after must be >= 1");

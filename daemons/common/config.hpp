@@ -31,6 +31,10 @@ struct Config {
   int heartbeat_timeout_ms = 5000;  ///< supervisor kills a daemon silent for this long
   int quarantine_after = 3;         ///< handler failures / crashes before a message is quarantined
   std::string log_level = "info";
+  /// `[runtime] log_format`: "auto" (journald when stderr is the journal,
+  /// else text), "text", "json" or "journal" (telemetry/log.hpp). Checked by
+  /// load().
+  std::string log_format = "auto";
   /// `[runtime] operator_group`: the group (a name or a numeric gid) whose
   /// members may run ringmartctl without root ("" = none: only root and the
   /// service user). The service

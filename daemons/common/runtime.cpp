@@ -115,7 +115,11 @@ std::error_code Context::send(DaemonId to, std::uint64_t saga_id, std::uint64_t 
   e.setReceiver(to);
   e.setSeq(*seq);
   e.setSentAtNs(realtime_ns());
-  e.setTraceId(saga_id ? saga_id : e.getMessageId());
+  // The trace of the work this message continues (the message being applied,
+  // or the scope its sender set: an order's intake, a saga's timer).
+  const auto& trace = telemetry::current_fields().trace_id;
+  e.setTraceId(trace.low);
+  e.setTraceIdHigh(trace.high);
   e.setCorrelationId(correlation_id);
   fill(e.initPayload());
   if (auto ec = rt_->outbox_.put_message(*txn_, index(to), *seq, builder)) return ec;
@@ -149,7 +153,7 @@ std::expected<std::unique_ptr<Runtime>, StartError> Runtime::create(DaemonId sel
   std::unique_ptr<Runtime> rt(new Runtime(self, std::move(config)));
   const auto& cfg = rt->config_;
   const std::string name = daemon_name(self);
-  rt->log_ = make_logger(name, cfg.log_level);
+  rt->log_ = make_logger(name, cfg);
   ipc::set_crash_identity(name, cfg.runtime_dir);
 
   // One instance per daemon and runtime directory: a restarted daemon waits
@@ -552,6 +556,12 @@ bool Runtime::process_batch() {
       auto ec = apply_one([&](Context& ctx) {
         return with_envelope(r.payload, [&](msg::Envelope::Reader envelope) {
           compensation = is_compensation(envelope.getPayload().which());
+          const telemetry::ScopedFields fields(log_fields(envelope));
+          if (log_->should_log(spdlog::level::debug)) {
+            log_->debug("applying {} from {} (seq {})",
+                        msg::payload_name(envelope.getPayload().which()), daemon_name(in.peer),
+                        r.seq);
+          }
           return handler_ ? handler_(ctx, envelope) : std::error_code{};
         });
       });
@@ -777,6 +787,7 @@ ipc::ControlReply Runtime::redrive(std::uint64_t id) {
           const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(words.begin()),
                                                  words.size() * sizeof(capnp::word));
           return with_envelope(bytes, [&](msg::Envelope::Reader e) {
+            const telemetry::ScopedFields fields(log_fields(e));
             return handler_ ? handler_(ctx, e) : std::error_code{};
           });
         },
@@ -1090,7 +1101,7 @@ std::expected<ShmTransport, std::string> create_transport(const Config& config) 
 
 void report_start_failure(DaemonId self, const Config& config, const std::string& reason) {
   const std::string name = daemon_name(self);
-  make_logger(name, config.log_level)->critical("cannot start: {}", reason);
+  make_logger(name, config)->critical("cannot start: {}", reason);
   auto transport = read_shm_transport(config.runtime_dir);
   if (!transport) return;
   if (auto status = ipc::StatusRegion::open(status_name(transport->prefix), transport->access)) {
@@ -1111,14 +1122,11 @@ void remove_transport(const std::string& runtime_dir) {
 
 // ---------------------------------------------------------------- helpers
 
-std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::string& level) {
-  auto existing = spdlog::get(name);
-  if (existing) return existing;
-  auto logger = spdlog::stderr_color_mt(name);
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %n[%P] %v");
-  logger->set_level(spdlog::level::from_str(level));
-  logger->flush_on(spdlog::level::warn);
-  return logger;
+std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const Config& config) {
+  // Config::load checked log_format.
+  const auto format =
+      telemetry::parse_log_format(config.log_format).value_or(telemetry::LogFormat::text);
+  return telemetry::make_logger(name, config.log_level, format);
 }
 
 std::expected<std::unique_ptr<Runtime>, int> create_from_command_line(int argc, char** argv,
@@ -1133,9 +1141,16 @@ std::expected<std::unique_ptr<Runtime>, int> create_from_command_line(int argc, 
 }
 
 void warn_unexpected(spdlog::logger& log, msg::Envelope::Reader message) {
-  log.warn("unexpected message type {} from {} (message {}); ignored",
+  log.warn("unexpected message type {} ({}) from {} (message {}); ignored",
+           msg::payload_name(message.getPayload().which()),
            static_cast<unsigned>(message.getPayload().which()), daemon_name(message.getSender()),
            message.getMessageId());
+}
+
+telemetry::Fields log_fields(msg::Envelope::Reader message) {
+  // Saga traffic: the saga id is the order id (schemas/envelope.capnp).
+  return {message.getSagaId(), message.getSagaId(),
+          telemetry::TraceId{message.getTraceIdHigh(), message.getTraceId()}};
 }
 
 Config parse_command_line(int argc, char** argv, const std::string& daemon_name) {

@@ -65,6 +65,7 @@
 #include "storage/lmdb.hpp"
 #include "storage/outbox.hpp"
 #include "storage/quarantine.hpp"
+#include "telemetry/log.hpp"
 
 namespace ringmart::runtime {
 
@@ -93,7 +94,9 @@ class Context {
   /// Appends one message for `to` to the outbox in this transaction.
   /// `fill` sets the payload union, e.g. [&](auto p){ p.initReply().setCode(...); }.
   /// `message_id` 0 = a fresh unique id; a retried saga command passes its
-  /// stable id. `correlation_id` = the message id a reply answers.
+  /// stable id. `correlation_id` = the message id a reply answers. The
+  /// envelope's trace id is the calling thread's (telemetry::current_fields:
+  /// the message being applied, or a scope the caller set).
   /// Errors: LMDB codes (MDB_MAP_FULL) — the caller's transaction is aborted.
   std::error_code send(DaemonId to, std::uint64_t saga_id, std::uint64_t message_id,
                        std::uint64_t correlation_id,
@@ -323,8 +326,9 @@ std::expected<ShmTransport, std::string> create_transport(const Config& config);
 /// removed.
 void remove_transport(const std::string& runtime_dir);
 
-/// Builds a named spdlog logger "<daemon>" with pid in the pattern.
-std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::string& level);
+/// The daemon's logger "<daemon>" in config.log_format at config.log_level
+/// (telemetry::make_logger).
+std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const Config& config);
 
 /// Writes `reason` to this daemon's status slot (if the status region is
 /// reachable) and logs it: a daemon that cannot start calls this, then exits
@@ -385,6 +389,11 @@ std::expected<Started<Store>, int> start_daemon(int argc, char** argv, DaemonId 
 /// payload type, the sender and the message id. The message is consumed and
 /// has no effect (a newer sender's type this build does not know).
 void warn_unexpected(spdlog::logger& log, msg::Envelope::Reader message);
+
+/// The log fields of the work `message` belongs to: its saga id as order
+/// and saga id, its trace id (telemetry::ScopedFields; the runtime sets them
+/// around every handler call, and Context::send stamps their trace id).
+telemetry::Fields log_fields(msg::Envelope::Reader message);
 
 /// Reads one ring record (or quarantined payload) as the loop does before its
 /// handler runs: an 8-byte aligned Cap'n Proto flat array (a trailing partial

@@ -10,6 +10,8 @@
 
 #include "daemons/ranking/ranking_store.hpp"
 #include "storage/text.hpp"
+#include "telemetry/log.hpp"
+#include "telemetry/trace_context.hpp"
 
 namespace ringmart::gateway {
 namespace {
@@ -69,6 +71,22 @@ ApiError idempotency_conflict(std::uint64_t order_id) {
                   "this Idempotency-Key was used for order " + std::to_string(order_id) +
                       " with a different request body"};
 }
+
+// Adds the W3C `traceresponse` header (Trace Context Level 2) to whatever
+// answer the request gets, so the client learns the trace its order runs in.
+class TracedResponder final : public http::Responder {
+ public:
+  TracedResponder(http::ResponderPtr inner, std::string traceresponse)
+      : inner_(std::move(inner)), traceresponse_(std::move(traceresponse)) {}
+  void send(http::Response response) override {
+    response.headers["traceresponse"] = traceresponse_;
+    inner_->send(std::move(response));
+  }
+
+ private:
+  http::ResponderPtr inner_;
+  std::string traceresponse_;
+};
 
 }  // namespace
 
@@ -510,6 +528,22 @@ void Gateway::add_admin_routes(http::Server& s) {
 // ---------------------------------------------------------------- orders
 
 void Gateway::post_order(const http::Request& req, http::ResponderPtr responder) {
+  // The caller's trace, or a new one: a malformed traceparent is ignored, as
+  // the W3C recommendation says (section 4.3), never an error.
+  telemetry::TraceId trace = telemetry::new_trace_id();
+  std::uint8_t trace_flags = 1;  // every saga is recorded (sampled)
+  if (auto it = req.headers.find("traceparent"); it != req.headers.end()) {
+    if (auto parent = telemetry::parse_traceparent(it->second)) {
+      trace = parent->trace_id;
+      trace_flags = parent->flags;
+    } else {
+      log_->debug("malformed traceparent \"{}\" ignored: new trace {}", it->second.substr(0, 64),
+                  trace.hex());
+    }
+  }
+  responder = std::make_shared<TracedResponder>(
+      std::move(responder),
+      telemetry::format_traceparent(trace, telemetry::new_span_id(), trace_flags));
   auto parsed = parse_order_request(req.body);
   if (!parsed) return responder->send(parsed.error().response());
   OrderRequest order = std::move(*parsed);
@@ -588,7 +622,7 @@ void Gateway::post_order(const http::Request& req, http::ResponderPtr responder)
 
   const auto token = next_message_id();
   add_pending(token, std::move(responder), {}, "the gateway's message loop");
-  rt_.post([this, token, wait_ms, key = std::move(key), order = std::move(order), hash,
+  rt_.post([this, token, wait_ms, key = std::move(key), order = std::move(order), hash, trace,
             unit_prices = std::move(unit_prices),
             subtotal = *subtotal](runtime::Context& ctx) -> std::error_code {
     auto fail = [&](std::error_code ec) {
@@ -600,6 +634,8 @@ void Gateway::post_order(const http::Request& req, http::ResponderPtr responder)
     auto out = intake_.accept(ctx.txn(), key, order, hash, unit_prices, subtotal, ctx.now_ms());
     if (!out) return fail(out.error());
     const auto order_id = out->order_id;
+    // The order's saga starts in this trace: createOrder carries it (Context::send).
+    const telemetry::ScopedFields fields({order_id, order_id, trace});
     switch (out->kind) {
       case AcceptOutcome::Kind::conflict:
         ctx.after_commit([this, token, order_id] {

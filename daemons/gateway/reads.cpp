@@ -268,6 +268,7 @@ std::expected<json, ApiError> DomainReads::saga_json(std::uint64_t order_id) {
               {"state", v->state},
               {"step", v->step},
               {"failure_reason", v->failure_reason},
+              {"trace_id", v->trace_id.empty() ? json(nullptr) : json(v->trace_id)},
               {"history", std::move(history)}};
 }
 

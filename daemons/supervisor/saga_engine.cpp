@@ -11,6 +11,11 @@ namespace ringmart::supervisor {
 namespace {
 using msg::Code;
 
+telemetry::Fields log_fields(SagaRecord::Reader r) {
+  return {r.getOrderId(), r.getOrderId(),
+          telemetry::TraceId{r.getTraceIdHigh(), r.getTraceIdLow()}};
+}
+
 std::int64_t realtime_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -446,6 +451,8 @@ std::error_code SagaEngine::start(runtime::Context& ctx, msg::Envelope::Reader m
   r.setSubtotalCents(created.getSubtotalCents());
   r.setPaymentToken(order.getPaymentToken());
   r.setInstallments(order.getInstallments());
+  r.setTraceIdHigh(m.getTraceIdHigh());
+  r.setTraceIdLow(m.getTraceId());
   r.setState(SagaState::RUNNING);
   const auto now = ctx.now_ms();
   r.setCreatedAtMs(now);
@@ -589,6 +596,8 @@ void SagaEngine::on_tick(runtime::Runtime& rt, std::int64_t now_ms) {
         deadlines_[id] = r.getDeadlineMs();
         continue;
       }
+      // The retry continues the saga's trace (Context::send stamps it).
+      const telemetry::ScopedFields fields(log_fields(r));
       log_->info("saga={} order={} step {} timed out (attempt {})", id, id, step_name(r.getStep()),
                  r.getAttempt());
       const auto previous = r.getState();
@@ -611,6 +620,7 @@ ipc::ControlReply SagaEngine::operate(
       return {};
     }
     const auto previous = mb->getRoot<SagaRecord>().getState();
+    const telemetry::ScopedFields fields(log_fields(mb->getRoot<SagaRecord>()));
     reply = fn(ctx, mb->getRoot<SagaRecord>());
     // A refused action may have left the builder half-changed: not cached.
     return reply.result == ipc::ControlResult::ok ? save(ctx, std::move(mb), previous)

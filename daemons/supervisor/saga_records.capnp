@@ -80,5 +80,7 @@ struct SagaRecord {
   stepKinds @26 :List(UInt8);  # the definition this saga runs (StepKind; config may change later)
   timeline @27 :List(SagaTimelineEntry);  # the most recent 64 events, oldest first
   sentAtNs @28 :Int64;      # realtime ns the current command was last sent (step round trip)
+  traceIdHigh @29 :UInt64;  # W3C trace id of the order's request (both 0: none)
+  traceIdLow @30 :UInt64;
 }
 

@@ -6,6 +6,7 @@
 #include <array>
 
 #include "schemas/codes.hpp"
+#include "telemetry/trace_context.hpp"
 
 namespace ringmart::supervisor {
 
@@ -282,6 +283,7 @@ SagaView SagaStore::view(SagaRecord::Reader r) {
   }
   v.created_at_ms = r.getCreatedAtMs();
   v.updated_at_ms = r.getUpdatedAtMs();
+  v.trace_id = telemetry::TraceId{r.getTraceIdHigh(), r.getTraceIdLow()}.hex();
   for (auto e : r.getHistory()) v.history.push_back({e.getStep(), e.getEvent(), e.getAtMs()});
   for (auto e : r.getTimeline())
     v.history.push_back({name(e.getStep()), event_text(e), e.getAtMs()});

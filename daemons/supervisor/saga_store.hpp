@@ -64,6 +64,7 @@ struct SagaView {
   std::string failure_reason;  ///< "" unless FAILED/STUCK
   std::int64_t created_at_ms = 0;
   std::int64_t updated_at_ms = 0;
+  std::string trace_id;  ///< W3C trace id, 32 hex digits ("" for a saga without one)
   std::vector<SagaEvent> history;
 };
 

@@ -13,8 +13,12 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
+#include <sstream>
 #include <string>
+#include <tuple>
 
+#include "telemetry/trace_context.hpp"
 #include "testkit/command.hpp"
 #include "testkit/eventually.hpp"
 #include "tests/integration/system.hpp"
@@ -200,7 +204,147 @@ TEST_F(ObservabilityTest, AStockPrometheusScrapesTheTcpListener) {
   EXPECT_TRUE(testkit::eventually([&] { return value_of("up") == "1"; }, 30000))
       << testkit::run_command("cat " + (dir / "prometheus.log").string()).out;
   EXPECT_EQ(value_of("ringmart_daemon_up%7Bdaemon%3D%22order%22%7D"), "1");
+
+  // Every query of the shipped Grafana dashboard evaluates in this Prometheus,
+  // and names only metrics that /metrics exposes.
+  std::ifstream file(std::string(RINGMART_SOURCE_DIR) + "/deploy/grafana/ringmart.json");
+  const auto dashboard = json::parse(file, nullptr, false);
+  ASSERT_TRUE(dashboard.is_object());
+  const auto exposed = curl(base + "/metrics");
+  std::size_t queries = 0;
+  for (const auto& panel : dashboard["panels"]) {
+    for (const auto& target : panel["targets"]) {
+      std::string expr = target["expr"];
+      for (auto at = expr.find("$__rate_interval"); at != std::string::npos;
+           at = expr.find("$__rate_interval")) {
+        expr.replace(at, std::string("$__rate_interval").size(), "1m");
+      }
+      std::ofstream(dir / "query") << expr;
+      const auto out = json::parse(
+          testkit::run_command("curl -sS --max-time 5 -G --data-urlencode query@" +
+                               (dir / "query").string() +
+                               " http://127.0.0.1:" + std::to_string(web) + "/api/v1/query")
+              .out,
+          nullptr, false);
+      EXPECT_TRUE(out.is_object() && out.value("status", "") == "success")
+          << panel["title"] << ": " << expr << " -> " << out.dump();
+      ++queries;
+      for (std::size_t at = expr.find("ringmart_"); at != std::string::npos;
+           at = expr.find("ringmart_", at + 1)) {
+        auto end = expr.find_first_not_of("abcdefghijklmnopqrstuvwxyz_", at);
+        std::string name = expr.substr(at, end - at);
+        for (const char* suffix : {"_bucket", "_count", "_sum"}) {
+          if (name.ends_with(suffix) && exposed.find("# TYPE " + name + " ") == std::string::npos)
+            name.resize(name.size() - std::string(suffix).size());
+        }
+        EXPECT_NE(exposed.find("# TYPE " + name + " "), std::string::npos)
+            << panel["title"] << " uses " << name << ", which /metrics does not expose";
+        at = end == std::string::npos ? expr.size() : end;
+      }
+    }
+  }
+  EXPECT_GE(queries, 12u);
   EXPECT_TRUE(sys.stop());
+}
+
+TEST_F(ObservabilityTest, TheCallersTraceFollowsTheOrderIntoItsSagaAndBack) {
+  System sys;
+  ASSERT_TRUE(sys.start());
+  const auto product = sys.create_product("desk", 9000, 10);
+  const auto user = sys.create_user("tracer");
+  ASSERT_GT(product, 0);
+  ASSERT_GT(user, 0);
+  const json body = {{"user_id", user},
+                     {"items", {{{"product_id", product}, {"quantity", 1}}}},
+                     {"payment", {{"token", "tok_ok"}}}};
+  // The trace each answer names, and the trace its saga records.
+  auto place = [&](const std::map<std::string, std::string>& headers) {
+    auto r = sys.api("POST", "/v1/orders", body, headers);
+    EXPECT_EQ(r.status, 202) << r.text;
+    const auto response = telemetry::parse_traceparent(r.headers["traceresponse"]);
+    EXPECT_TRUE(response) << r.headers["traceresponse"];
+    const auto id = r.body.value("order_id", std::int64_t{0});
+    const auto saga = sys.wait_saga(id);
+    return std::tuple{id, response ? response->trace_id.hex() : "",
+                      saga.is_null() ? json() : saga["trace_id"]};
+  };
+  const std::string caller = "0af7651916cd43dd8448eb211c80319c";
+  const auto [id, answered, recorded] =
+      place({{"traceparent", "00-" + caller + "-b7ad6b7169203331-01"}});
+  EXPECT_EQ(answered, caller);
+  EXPECT_EQ(recorded, caller);
+  const auto show = sys.ctl("saga show " + std::to_string(id));
+  EXPECT_NE(show.out.find("trace " + caller), std::string::npos) << show.out;
+  const auto shown =
+      json::parse(sys.ctl("-o json saga show " + std::to_string(id)).out, nullptr, false);
+  ASSERT_TRUE(shown.is_object());
+  EXPECT_EQ(shown["trace_id"], caller);
+
+  // Malformed (upper case, a zero trace id, garbage) or absent: ignored, and a
+  // new trace starts, different each time.
+  std::set<std::string> fresh;
+  for (const std::string bad :
+       {"00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+        "00-00000000000000000000000000000000-b7ad6b7169203331-01", "not a traceparent", ""}) {
+    std::map<std::string, std::string> headers;
+    if (!bad.empty()) headers["traceparent"] = bad;
+    const auto [other, new_answered, new_recorded] = place(headers);
+    EXPECT_GT(other, 0) << bad;
+    EXPECT_EQ(new_answered.size(), 32u) << bad;
+    EXPECT_NE(new_answered, caller) << bad;
+    EXPECT_EQ(new_recorded, new_answered) << bad;
+    fresh.insert(new_answered);
+  }
+  EXPECT_EQ(fresh.size(), 4u);
+  EXPECT_TRUE(sys.stop());
+}
+
+TEST_F(ObservabilityTest, JsonLogLinesCarryTheOrderSagaAndTraceOfEveryDaemon) {
+  System sys("[runtime]\nlog_format = \"json\"\nlog_level = \"debug\"\n");
+  ASSERT_TRUE(sys.start());
+  const auto product = sys.create_product("chair", 2500, 10);
+  const auto user = sys.create_user("jsonlog");
+  const std::string caller = "4bf92f3577b34da6a3ce929d0e0e4736";
+  auto r = sys.api("POST", "/v1/orders",
+                   {{"user_id", user},
+                    {"items", {{{"product_id", product}, {"quantity", 1}}}},
+                    {"payment", {{"token", "tok_ok"}}}},
+                   {{"traceparent", "00-" + caller + "-00f067aa0ba902b7-01"}});
+  ASSERT_EQ(r.status, 202) << r.text;
+  const auto id = r.body["order_id"].get<std::uint64_t>();
+  ASSERT_FALSE(sys.wait_saga(static_cast<std::int64_t>(id)).is_null());
+  EXPECT_TRUE(sys.stop());
+
+  std::set<std::string> daemons;
+  std::size_t lines = 0, not_json = 0;
+  std::istringstream log(sys.log());
+  for (std::string line; std::getline(log, line);) {
+    const auto j = json::parse(line, nullptr, false);
+    if (!j.is_object()) {
+      ++not_json;
+      continue;
+    }
+    ++lines;
+    EXPECT_TRUE(j.contains("TIMESTAMP") && j.contains("PRIORITY") && j.contains("DAEMON") &&
+                j.contains("MESSAGE"))
+        << line;
+    if (j.value("ORDER_ID", std::uint64_t{0}) != id) continue;
+    EXPECT_EQ(j.value("SAGA_ID", std::uint64_t{0}), id) << line;
+    EXPECT_EQ(j.value("TRACE_ID", ""), caller) << line;
+    daemons.insert(j["DAEMON"].get<std::string>());
+  }
+  EXPECT_GT(lines, 20u);
+  EXPECT_EQ(not_json, 0u) << sys.log().substr(0, 2000);
+  for (const char* d : {"gateway", "order", "supervisor", "product", "payment", "ranking"}) {
+    EXPECT_TRUE(daemons.count(d)) << d << " logged nothing about order " << id;
+  }
+}
+
+TEST_F(ObservabilityTest, AnUnknownLogFormatIsAConfigurationErrorExit2) {
+  System sys("[runtime]\nlog_format = \"xml\"\n");
+  ASSERT_TRUE(sys.start(false));
+  EXPECT_EQ(sys.wait_exit(10000), 2);
+  EXPECT_NE(sys.log().find("log_format must be"), std::string::npos) << sys.log();
 }
 
 TEST_F(ObservabilityTest, AMalformedMetricsListenAddressStopsTheStartWith78) {

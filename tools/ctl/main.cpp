@@ -220,6 +220,7 @@ json saga_json(const supervisor::SagaView& v) {
             {"step", v.step},
             {"created_at_ms", v.created_at_ms},
             {"updated_at_ms", v.updated_at_ms},
+            {"trace_id", v.trace_id.empty() ? json(nullptr) : json(v.trace_id)},
             {"history", h}};
   j["failure_reason"] = v.failure_reason.empty() ? json(nullptr) : json(v.failure_reason);
   return j;
@@ -269,6 +270,7 @@ int cmd_saga_show(const Options& o) {
   std::printf("saga %llu (order %llu): %s%s%s\n", static_cast<unsigned long long>(v->saga_id),
               static_cast<unsigned long long>(v->order_id), v->state.c_str(),
               v->failure_reason.empty() ? "" : " reason ", v->failure_reason.c_str());
+  if (!v->trace_id.empty()) std::printf("  trace %s\n", v->trace_id.c_str());
   const auto t0 = v->history.empty() ? 0 : v->history.front().at_ms;
   for (const auto& e : v->history) {
     std::printf("  +%6lld ms  %-17s %s\n", static_cast<long long>(e.at_ms - t0), e.step.c_str(),
