@@ -10,7 +10,10 @@
 namespace ringmart::supervisor {
 namespace {
 using msg::Code;
+using msg::DaemonId;
+using Payload = msg::Envelope::Payload;
 
+// A saga's log fields: its order (= saga) id and the trace of its order's request.
 telemetry::Fields log_fields(SagaRecord::Reader r) {
   return {r.getOrderId(), r.getOrderId(),
           telemetry::TraceId{r.getTraceIdHigh(), r.getTraceIdLow()}};
@@ -21,8 +24,6 @@ std::int64_t realtime_ns() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
-using msg::DaemonId;
-using Payload = msg::Envelope::Payload;
 
 constexpr unsigned kMaxTimeline = 64;   // entries kept per saga (the most recent)
 constexpr unsigned kRecordWords = 128;  // first segment of a record builder: fits one (~300 B)
