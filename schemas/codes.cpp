@@ -42,6 +42,8 @@ const char* code_name(Code code) {
       return "INTERNAL";
     case Code::STEP_TIMEOUT:
       return "STEP_TIMEOUT";
+    case Code::COUPON_USER_LIMIT:
+      return "COUPON_USER_LIMIT";
   }
   return "UNKNOWN";
 }

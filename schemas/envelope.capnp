@@ -39,6 +39,7 @@ enum Code {
   orderNotFound @14;
   internal @15;
   stepTimeout @16;   # a saga step other than payment never answered within its retry budget
+  couponUserLimit @17;  # the user already holds as many of this coupon as one user may
 }
 
 enum DiscountType {
@@ -111,6 +112,7 @@ struct CreateCoupon {
   totalQuantity @3 :Int64;
   minOrderCents @4 :Int64;      # 0 = none
   expiresAtS @5 :Int64;         # Unix seconds, 0 = never
+  perUserLimit @6 :Int64;       # issues per user at most, >= 1 (0 from an older sender: 1)
 }
 struct IssueCoupon { couponId @0 :UInt64; userId @1 :UInt64; }
 

@@ -20,6 +20,7 @@ struct CouponTemplate {
   issued @5 :Int64;          # never exceeds totalQuantity
   minOrderCents @6 :Int64;   # 0 = none
   expiresAtS @7 :Int64;      # Unix seconds, 0 = never
+  perUserLimit @8 :Int64;    # issues per user at most; 0 (templates from before the limit) = none
 }
 
 enum UserCouponStatus {

@@ -31,7 +31,8 @@ CouponTemplate decode(rec::CouponTemplate::Reader r) {
           .total_quantity = r.getTotalQuantity(),
           .issued = r.getIssued(),
           .min_order_cents = r.getMinOrderCents(),
-          .expires_at_s = r.getExpiresAtS()};
+          .expires_at_s = r.getExpiresAtS(),
+          .per_user_limit = r.getPerUserLimit()};
 }
 
 UserCoupon decode(rec::UserCoupon::Reader r) {
@@ -100,8 +101,8 @@ std::expected<CouponStore, std::error_code> CouponStore::open(storage::Txn& txn)
   };
   for (auto [table, name] :
        {Named{&s.templates_, "coupon_templates"}, Named{&s.user_coupons_, "user_coupons"},
-        Named{&s.by_user_, "user_coupons_by_user"}, Named{&s.usage_, "coupon_usage"},
-        Named{&s.meta_, "coupon_meta"}}) {
+        Named{&s.by_user_, "user_coupons_by_user"}, Named{&s.per_user_, "coupon_issued_per_user"},
+        Named{&s.usage_, "coupon_usage"}, Named{&s.meta_, "coupon_meta"}}) {
     auto t = storage::Table::open(txn, name);
     if (!t) return std::unexpected(t.error());
     *table = *t;
@@ -128,6 +129,7 @@ std::error_code CouponStore::put_template(storage::Txn& txn, const CouponTemplat
   r.setIssued(t.issued);
   r.setMinOrderCents(t.min_order_cents);
   r.setExpiresAtS(t.expires_at_s);
+  r.setPerUserLimit(t.per_user_limit);
   return storage::put_message(templates_, txn, id_key(t.id).view(), b);
 }
 
@@ -181,6 +183,7 @@ std::expected<CreateCouponResult, std::error_code> CouponStore::create_coupon(
   if (c.total_quantity < 1) return reject("total_quantity must be >= 1");
   if (c.min_order_cents < 0) return reject("min_order must be >= 0");
   if (c.expires_at_s < 0) return reject("expires_at must be >= 0");
+  if (c.per_user_limit < 1) return reject("per_user_limit must be >= 1");
 
   auto id = next_id(txn, kNextCouponId);
   if (!id) return std::unexpected(id.error());
@@ -191,7 +194,8 @@ std::expected<CreateCouponResult, std::error_code> CouponStore::create_coupon(
                    .total_quantity = c.total_quantity,
                    .issued = 0,
                    .min_order_cents = c.min_order_cents,
-                   .expires_at_s = c.expires_at_s};
+                   .expires_at_s = c.expires_at_s,
+                   .per_user_limit = c.per_user_limit};
   if (auto ec = put_template(txn, t)) return std::unexpected(ec);
   return CreateCouponResult{.code = msg::Code::OK, .coupon_id = *id, .detail = {}};
 }
@@ -206,6 +210,19 @@ std::expected<IssueCouponResult, std::error_code> CouponStore::issue_coupon(
   }
   if (t->issued >= t->total_quantity) {
     return IssueCouponResult{.code = msg::Code::COUPON_SOLD_OUT, .detail = "all coupons issued"};
+  }
+  const auto per_user_key = storage::Key{}.u64(coupon_id).u64(user_id);
+  if (t->per_user_limit > 0) {
+    const auto held = issued_to_user(txn, coupon_id, user_id);
+    if (held >= t->per_user_limit) {
+      return IssueCouponResult{.code = msg::Code::COUPON_USER_LIMIT,
+                               .detail = "user " + std::to_string(user_id) + " already holds " +
+                                         std::to_string(held) + " of coupon " +
+                                         std::to_string(coupon_id) + " (per_user_limit " +
+                                         std::to_string(t->per_user_limit) + ")"};
+    }
+    if (auto ec = per_user_.put_pod(txn, per_user_key.view(), static_cast<std::uint64_t>(held + 1)))
+      return std::unexpected(ec);
   }
   auto id = next_id(txn, kNextUserCouponId);
   if (!id) return std::unexpected(id.error());
@@ -298,6 +315,12 @@ std::optional<CouponTemplate> CouponStore::coupon(storage::Txn& txn,
   auto m = storage::get_message(templates_, txn, id_key(coupon_id).view());
   if (!m) return std::nullopt;
   return decode(m->root<rec::CouponTemplate>());
+}
+
+std::int64_t CouponStore::issued_to_user(storage::Txn& txn, std::uint64_t coupon_id,
+                                         std::uint64_t user_id) const {
+  const auto key = storage::Key{}.u64(coupon_id).u64(user_id);
+  return static_cast<std::int64_t>(per_user_.get_pod<std::uint64_t>(txn, key.view()).value_or(0));
 }
 
 std::optional<UserCoupon> CouponStore::user_coupon(storage::Txn& txn,

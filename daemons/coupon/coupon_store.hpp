@@ -42,6 +42,9 @@ struct CouponTemplate {
   std::int64_t issued = 0;           ///< how many were issued; never exceeds total_quantity
   std::int64_t min_order_cents = 0;  ///< minimum order total (subtotal + shipping); 0 = none
   std::int64_t expires_at_s = 0;     ///< Unix seconds; 0 = never expires
+  /// Issues to one user at most; 0 = no limit (templates created before the
+  /// limit existed).
+  std::int64_t per_user_limit = 0;
 };
 
 enum class UserCouponStatus : std::uint8_t { issued, used };
@@ -92,6 +95,7 @@ struct NewCoupon {
   std::int64_t total_quantity = 0;   ///< >= 1
   std::int64_t min_order_cents = 0;  ///< >= 0
   std::int64_t expires_at_s = 0;     ///< >= 0, Unix seconds, 0 = never
+  std::int64_t per_user_limit = 1;   ///< >= 1: issues to one user at most
 };
 
 /// Answer of createCoupon: `ok` with the new id, or `invalidArgument` + detail.
@@ -102,7 +106,7 @@ struct CreateCouponResult {
 };
 
 /// Answer of issueCoupon: `ok` with the user coupon id, or `couponNotFound`,
-/// `couponExpired`, `couponSoldOut`.
+/// `couponExpired`, `couponSoldOut`, `couponUserLimit`.
 struct IssueCouponResult {
   msg::Code code = msg::Code::OK;
   std::uint64_t user_coupon_id = 0;
@@ -130,10 +134,10 @@ struct RestoreCouponResult {
 class CouponStore {
  public:
   /// Opens the tables "coupon_templates", "user_coupons", "user_coupons_by_user",
-  /// "coupon_usage" and "coupon_meta". With a write txn they are created; with a
-  /// read txn they must exist (MDB_NOTFOUND otherwise). Handles opened in a read
-  /// txn stay valid only if that txn is committed (LMDB closes them on abort).
-  /// Errors: MDB_NOTFOUND, MDB_DBS_FULL.
+  /// "coupon_issued_per_user", "coupon_usage" and "coupon_meta". With a write txn they are created;
+  /// with a read txn they must exist (MDB_NOTFOUND otherwise). Handles opened in a read txn stay
+  /// valid only if that txn is committed (LMDB closes them on abort). Errors: MDB_NOTFOUND,
+  /// MDB_DBS_FULL.
   static std::expected<CouponStore, std::error_code> open(storage::Txn& txn);
   CouponStore() = default;
 
@@ -146,7 +150,10 @@ class CouponStore {
 
   /// issueCoupon: first come, first served; `now_s` is the current Unix time.
   /// A coupon is expired when expires_at_s != 0 and now_s >= expires_at_s.
-  /// Failures (no change): `couponNotFound`, `couponExpired`, `couponSoldOut`.
+  /// Failures (no change): `couponNotFound`, `couponExpired`, `couponSoldOut`,
+  /// `couponUserLimit` (the user holds per_user_limit of it: issued or used,
+  /// counted in "coupon_issued_per_user"). Both limits are checked and
+  /// counted in the one write transaction, which the daemon runs alone.
   /// The user's existence is checked by the gateway (the user daemon owns users).
   std::expected<IssueCouponResult, std::error_code> issue_coupon(storage::Txn& txn,
                                                                  std::uint64_t coupon_id,
@@ -177,6 +184,10 @@ class CouponStore {
   std::optional<UserCoupon> user_coupon(storage::Txn& txn, std::uint64_t user_coupon_id) const;
   /// The user's coupons, oldest first, each with its template's name.
   std::vector<UserCouponListItem> user_coupons(storage::Txn& txn, std::uint64_t user_id) const;
+  /// How many of `coupon_id` were issued to `user_id` (0 for templates
+  /// without a per-user limit: those are not counted).
+  std::int64_t issued_to_user(storage::Txn& txn, std::uint64_t coupon_id,
+                              std::uint64_t user_id) const;
   /// The idempotency record of `order_id`, if any.
   std::optional<CouponUsage> usage(storage::Txn& txn, std::uint64_t order_id) const;
   /// Visits every template in id order while `fn` returns true (audits, the
@@ -198,6 +209,7 @@ class CouponStore {
   storage::Table templates_;
   storage::Table user_coupons_;
   storage::Table by_user_;
+  storage::Table per_user_;  ///< (coupon id, user id) -> issues to that user (u64)
   storage::Table usage_;
   storage::Table meta_;
 };

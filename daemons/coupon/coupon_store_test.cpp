@@ -42,13 +42,14 @@ class CouponStoreTest : public storage::testing::StoreTest<CouponStore> {
     return r->coupon_id;
   }
   std::uint64_t create_fixed(std::int64_t value_cents, std::int64_t total = 10,
-                             std::int64_t expires_at_s = 0) {
+                             std::int64_t expires_at_s = 0, std::int64_t per_user_limit = 1) {
     return create({.name = "WELCOME",
                    .discount_type = msg::DiscountType::FIXED,
                    .discount_value = value_cents,
                    .total_quantity = total,
                    .min_order_cents = 5000,
-                   .expires_at_s = expires_at_s});
+                   .expires_at_s = expires_at_s,
+                   .per_user_limit = per_user_limit});
   }
   IssueCouponResult issue(std::uint64_t coupon_id, std::uint64_t user_id,
                           std::int64_t now_s = kNow) {
@@ -142,7 +143,7 @@ TEST_F(CouponStoreTest, CreateCouponRejectsInvalidTermsWithoutStoringAnything) {
 }
 
 TEST_F(CouponStoreTest, IssueCouponCountsAndListsPerUser) {
-  const auto id = create_fixed(1000, 5);
+  const auto id = create_fixed(1000, 5, 0, 2);
   auto r1 = issue(id, 7);
   auto r2 = issue(id, 8);
   auto r3 = issue(id, 7);
@@ -185,6 +186,43 @@ TEST_F(CouponStoreTest, IssueCouponNeverExceedsTotalQuantity) {
   EXPECT_EQ(coupon(id).issued, 2);
   EXPECT_FALSE(read([&](Txn& t) { return store_.user_coupon(t, 3); }));
   EXPECT_TRUE(read([&](Txn& t) { return store_.user_coupons(t, 3); }).empty());
+}
+
+TEST_F(CouponStoreTest, IssueCouponStopsAtTheUsersLimitWithoutTakingAUnit) {
+  const auto id = create_fixed(1000, 10, 0, 2);
+  EXPECT_EQ(coupon(id).per_user_limit, 2);
+  EXPECT_EQ(issue(id, 7).code, msg::Code::OK);
+  EXPECT_EQ(issue(id, 7).code, msg::Code::OK);
+  const auto third = issue(id, 7);
+  EXPECT_EQ(third.code, msg::Code::COUPON_USER_LIMIT);
+  EXPECT_NE(third.detail.find("per_user_limit 2"), std::string::npos) << third.detail;
+  EXPECT_EQ(third.user_coupon_id, 0u);
+  // Another user is not affected; the refused issue took no unit.
+  EXPECT_EQ(issue(id, 8).code, msg::Code::OK);
+  EXPECT_EQ(coupon(id).issued, 3);
+  EXPECT_EQ(read([&](Txn& t) { return store_.issued_to_user(t, id, 7); }), 2);
+  EXPECT_EQ(read([&](Txn& t) { return store_.user_coupons(t, 7); }).size(), 2u);
+  // Using a coupon does not give the user another one.
+  EXPECT_EQ(use(100, 7, 1).code, msg::Code::OK);
+  EXPECT_EQ(issue(id, 7).code, msg::Code::COUPON_USER_LIMIT);
+  // Sold out is answered before the user's limit: the coupon is gone for everyone.
+  const auto scarce = create_fixed(1000, 1, 0, 1);
+  EXPECT_EQ(issue(scarce, 7).code, msg::Code::OK);
+  EXPECT_EQ(issue(scarce, 7).code, msg::Code::COUPON_SOLD_OUT);
+}
+
+TEST_F(CouponStoreTest, APerUserLimitBelowOneIsRefused) {
+  auto r = write([&](Txn& t) {
+    return store_.create_coupon(t, {.name = "X",
+                                    .discount_type = msg::DiscountType::FIXED,
+                                    .discount_value = 100,
+                                    .total_quantity = 5,
+                                    .per_user_limit = 0});
+  });
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->code, msg::Code::INVALID_ARGUMENT);
+  EXPECT_EQ(r->detail, "per_user_limit must be >= 1");
+  EXPECT_FALSE(read([&](Txn& t) { return store_.coupon(t, 1); }));
 }
 
 TEST_F(CouponStoreTest, IssueCouponRejectsUnknownAndExpiredCoupons) {

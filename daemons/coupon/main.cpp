@@ -20,12 +20,14 @@ int main(int argc, char** argv) {
     switch (payload.which()) {
       case msg::Envelope::Payload::CREATE_COUPON: {
         auto c = payload.getCreateCoupon();
-        auto r = store.create_coupon(ctx.txn(), {.name = c.getName(),
-                                                 .discount_type = c.getDiscountType(),
-                                                 .discount_value = c.getDiscountValue(),
-                                                 .total_quantity = c.getTotalQuantity(),
-                                                 .min_order_cents = c.getMinOrderCents(),
-                                                 .expires_at_s = c.getExpiresAtS()});
+        auto r = store.create_coupon(
+            ctx.txn(), {.name = c.getName(),
+                        .discount_type = c.getDiscountType(),
+                        .discount_value = c.getDiscountValue(),
+                        .total_quantity = c.getTotalQuantity(),
+                        .min_order_cents = c.getMinOrderCents(),
+                        .expires_at_s = c.getExpiresAtS(),
+                        .per_user_limit = c.getPerUserLimit() == 0 ? 1 : c.getPerUserLimit()});
         if (!r) return r.error();
         log->debug("createCoupon -> {} id={} {}", runtime::code_name(r->code), r->coupon_id,
                    r->detail);

@@ -497,6 +497,7 @@ void Gateway::add_admin_routes(http::Server& s) {
           m.setTotalQuantity(in.total_quantity);
           m.setMinOrderCents(in.min_order_cents);
           m.setExpiresAtS(in.expires_at_s);
+          m.setPerUserLimit(in.per_user_limit);
         },
         [](const CommandReply& reply) {
           return http::json_response(201, json{{"id", reply.id}});

@@ -248,6 +248,9 @@ std::expected<json, ApiError> DomainReads::coupon_json(std::uint64_t coupon_id) 
               {"discount_value", c.discount_value},
               {"total_quantity", c.total_quantity},
               {"issued", c.issued},
+              {"remaining", std::max<std::int64_t>(c.total_quantity - c.issued, 0)},
+              {"per_user_limit",
+               c.per_user_limit == 0 ? json(nullptr) : json(c.per_user_limit)},  // 0: none
               {"min_order", c.min_order_cents},
               {"expires_at", c.expires_at_s}};
 }

@@ -411,9 +411,9 @@ std::expected<std::int64_t, ApiError> parse_adjust_stock(std::string_view body) 
 std::expected<CreateCouponRequest, ApiError> parse_create_coupon(std::string_view body) {
   auto j = parse_object(body);
   if (!j) return std::unexpected(j.error());
-  if (auto ok = only_members(
-          *j, "coupon",
-          {"name", "discount_type", "discount_value", "total_quantity", "min_order", "expires_at"});
+  if (auto ok = only_members(*j, "coupon",
+                             {"name", "discount_type", "discount_value", "total_quantity",
+                              "min_order", "expires_at", "per_user_limit"});
       !ok) {
     return std::unexpected(ok.error());
   }
@@ -443,6 +443,9 @@ std::expected<CreateCouponRequest, ApiError> parse_create_coupon(std::string_vie
   auto expires = int_member(*j, "expires_at", 0, 0, kInt64Max);
   if (!expires) return std::unexpected(expires.error());
   r.expires_at_s = *expires;
+  auto per_user = int_member(*j, "per_user_limit", 1, 1, kInt64Max);
+  if (!per_user) return std::unexpected(per_user.error());
+  r.per_user_limit = *per_user;
   return r;
 }
 
@@ -525,6 +528,7 @@ int http_status(msg::Code code) {
     case msg::Code::ORDER_NOT_FOUND:
       return 404;
     case msg::Code::COUPON_SOLD_OUT:
+    case msg::Code::COUPON_USER_LIMIT:
     case msg::Code::COUPON_EXPIRED:
     case msg::Code::STOCK_NEGATIVE:
     case msg::Code::COUPON_INVALID:

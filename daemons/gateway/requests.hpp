@@ -156,6 +156,7 @@ struct CreateCouponRequest {
   std::int64_t total_quantity = 0;
   std::int64_t min_order_cents = 0;
   std::int64_t expires_at_s = 0;
+  std::int64_t per_user_limit = 1;  ///< "per_user_limit", >= 1, default 1
 };
 std::expected<CreateCouponRequest, ApiError> parse_create_coupon(std::string_view body);
 

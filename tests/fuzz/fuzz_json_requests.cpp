@@ -78,7 +78,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 6:
       if (auto r = parse_create_coupon(body)) {
         require(storage_chars(r->name) <= kMaxNameChars && !has_control(r->name));
-        require(r->discount_value >= 1 && r->total_quantity >= 1);
+        require(r->discount_value >= 1 && r->total_quantity >= 1 && r->per_user_limit >= 1);
       }
       break;
     case 7:

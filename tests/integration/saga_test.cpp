@@ -309,6 +309,65 @@ TEST_F(SagaTest, CouponIssuanceNeverExceedsQuantity) {
   EXPECT_EQ(info.body["issued"], 3);
 }
 
+TEST_F(SagaTest, TwoHundredConcurrentIssuesByTwentyUsersStopAtEachUsersLimit) {
+  // 100 units, at most 2 per user: 20 users asking 10 times each get exactly 40.
+  auto c = sys_->admin("POST", "/v1/coupons",
+                       {{"name", "two each"},
+                        {"discount_type", "fixed"},
+                        {"discount_value", 100},
+                        {"total_quantity", 100},
+                        {"per_user_limit", 2}});
+  ASSERT_EQ(c.status, 201) << c.body.dump();
+  const auto coupon = c.body["id"].get<std::int64_t>();
+  std::vector<std::int64_t> users;
+  for (int i = 0; i < 20; ++i) users.push_back(sys_->create_user("limit" + std::to_string(i)));
+  std::atomic<int> issued{0}, limited{0}, other{0};
+  std::atomic<int> next{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      http::UnixClient back_office(sys_->admin_socket());
+      for (int i = next++; i < 200; i = next++) {
+        auto r = back_office.request("POST", "/v1/coupons/" + std::to_string(coupon) + "/issue",
+                                     json{{"user_id", users[i % 20]}}.dump());
+        if (r && r->status == 201) {
+          ++issued;
+        } else if (r && r->status == 409 &&
+                   json::parse(r->body)["error"]["code"] == "COUPON_USER_LIMIT") {
+          ++limited;
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(issued.load(), 40);
+  EXPECT_EQ(limited.load(), 160);
+  EXPECT_EQ(other.load(), 0);
+  for (auto user : users) {
+    auto held = sys_->api("GET", "/v1/users/" + std::to_string(user) + "/coupons");
+    ASSERT_EQ(held.status, 200);
+    int of_this = 0;
+    for (const auto& uc : held.body) of_this += uc["coupon_id"] == coupon ? 1 : 0;
+    EXPECT_EQ(of_this, 2) << "user " << user;
+  }
+  auto info = sys_->admin("GET", "/v1/coupons/" + std::to_string(coupon));
+  EXPECT_EQ(info.body["issued"], 40);
+  EXPECT_EQ(info.body["remaining"], 60);
+  EXPECT_EQ(info.body["per_user_limit"], 2);
+  // Misuse: a limit below 1 is refused and creates nothing.
+  auto bad = sys_->admin("POST", "/v1/coupons",
+                         {{"name", "none"},
+                          {"discount_type", "fixed"},
+                          {"discount_value", 100},
+                          {"total_quantity", 5},
+                          {"per_user_limit", 0}});
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(bad.body["error"]["code"], "INVALID_ARGUMENT");
+  EXPECT_EQ(sys_->admin("GET", "/v1/coupons/" + std::to_string(coupon + 1)).status, 404);
+}
+
 TEST_F(SagaTest, TwoHundredConcurrentOrdersForFiftyUnits) {
   const auto product = sys_->create_product("hot item", 500, 50);
   ASSERT_GT(product, 0);
