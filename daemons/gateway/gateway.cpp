@@ -25,6 +25,9 @@ using Payload = msg::Envelope::Payload;
 // are below 2^56 and runtime auto-ids set bit 63, so the spaces are disjoint.
 constexpr std::uint64_t kCommandIdBit = 1ull << 62;
 constexpr std::uint64_t kCommandIdMask = kCommandIdBit - 1;
+// Command ids: bit 62, then 24 bits of the start count, then a 38-bit counter.
+constexpr unsigned kStartEpochShift = 38;
+constexpr std::uint64_t kStartEpochMask = (1ull << 24) - 1;
 
 std::int64_t realtime_ns() {
   timespec ts{};
@@ -161,6 +164,16 @@ Gateway::Gateway(asio::io_context& io, runtime::Runtime& rt, IntakeStore intake,
 Gateway::~Gateway() = default;
 
 void Gateway::attach() {
+  // Command message ids: unique across the gateway's lives (a key stored in
+  // an earlier life maps its id to its reply), from the count of starts.
+  if (auto ec = rt_.transact([&](runtime::Context& ctx) -> std::error_code {
+        auto starts = intake_.next_start(ctx.txn());
+        if (!starts) return starts.error();
+        message_counter_ = (*starts & kStartEpochMask) << kStartEpochShift;
+        return {};
+      })) {
+    log_->warn("cannot count this start ({}): command ids restart from 0", ec.message());
+  }
   rt_.on_message(
       [this](runtime::Context& ctx, msg::Envelope::Reader m) { return on_message(ctx, m); });
   rt_.on_tick([this](std::int64_t) { expire_keys(); });
@@ -188,6 +201,11 @@ std::error_code Gateway::on_message(runtime::Context& ctx, msg::Envelope::Reader
       const auto r = payload.getReply();
       CommandReply reply{r.getCode(), r.getId(), r.getValue(), storage::to_string(r.getMessage())};
       const auto correlation = m.getCorrelationId();
+      // A command sent under an Idempotency-Key: its answer is kept for retries,
+      // with this reply's inbox mark.
+      if (auto stored = intake_.answer_command(ctx.txn(), correlation, reply); !stored) {
+        return stored.error();
+      }
       // Answer only once the inbox mark is durable: a crash before the commit
       // re-reads the reply instead of having answered it.
       ctx.after_commit([this, correlation, reply = std::move(reply)] {
@@ -272,14 +290,86 @@ void Gateway::finish(std::uint64_t token, http::Response response) {
   if (auto responder = take_pending(token)) responder->send(std::move(response));
 }
 
+std::expected<std::optional<Gateway::CommandKey>, ApiError> Gateway::command_key_of(
+    const http::Request& req) {
+  auto it = req.headers.find("idempotency-key");
+  if (it == req.headers.end()) return std::nullopt;
+  if (auto ok = check_idempotency_key(it->second); !ok) return std::unexpected(ok.error());
+  return CommandKey{scoped_command_key(req.method, req.route, req.path, it->second),
+                    command_request_hash(req.method, req.path, req.body)};
+}
+
+http::Response Gateway::reply_response(const ReplyHandler& on_reply, const CommandReply& reply) {
+  if (reply.code != msg::Code::OK || !on_reply) {
+    return command_error(reply.code, reply.message).response();
+  }
+  return on_reply(reply);
+}
+
+http::Response Gateway::known_key_response(const ReplyHandler& on_reply,
+                                           const CommandKeyOutcome& known) {
+  switch (known.kind) {
+    case CommandKeyOutcome::Kind::answered:
+      return reply_response(on_reply, *known.entry.reply);
+    case CommandKeyOutcome::Kind::waiting: {
+      auto r = http::error_response(
+          409, "IDEMPOTENCY_KEY_IN_USE",
+          "the request sent first with this Idempotency-Key is still being processed; retry it");
+      r.headers["Retry-After"] = "1";
+      return r;
+    }
+    case CommandKeyOutcome::Kind::conflict:
+    case CommandKeyOutcome::Kind::send:
+      break;
+  }
+  return http::error_response(409, "IDEMPOTENCY_KEY_REUSED",
+                              "this Idempotency-Key was used with a different request");
+}
+
 void Gateway::send_command(DaemonId to, http::ResponderPtr responder, Fill fill,
-                           ReplyHandler on_reply) {
+                           ReplyHandler on_reply, std::optional<CommandKey> key) {
+  if (key) {
+    // A retry is answered from its key before anything else: the daemon may
+    // be down, and the command must not be queued twice.
+    auto txn = storage::Txn::begin_read(rt_.env());
+    if (!txn) {
+      return responder->send(http::error_response(
+          500, "INTERNAL", "cannot read idempotency keys: " + txn.error().message()));
+    }
+    if (auto known = intake_.command_key(*txn, key->scoped)) {
+      const auto kind = known->request_hash != key->request_hash ? CommandKeyOutcome::Kind::conflict
+                        : known->reply                           ? CommandKeyOutcome::Kind::answered
+                                                                 : CommandKeyOutcome::Kind::waiting;
+      return responder->send(known_key_response(on_reply, CommandKeyOutcome{kind, *known}));
+    }
+    if (intake_.idempotency(*txn, key->scoped)) {
+      return responder->send(
+          known_key_response(on_reply, CommandKeyOutcome{CommandKeyOutcome::Kind::conflict, {}}));
+    }
+  }
   if (shut_down_) return responder->send(unavailable(DaemonId::GATEWAY));
   if (!alive(to)) return responder->send(unavailable(to));
   const auto id = next_message_id();
+  ReplyHandler replay = key ? on_reply : ReplyHandler{};
   add_pending(id, std::move(responder), std::move(on_reply),
               std::string("the ") + runtime::daemon_name(to) + " daemon");
-  rt_.post([this, to, id, fill = std::move(fill)](runtime::Context& ctx) -> std::error_code {
+  rt_.post([this, to, id, fill = std::move(fill), key = std::move(key),
+            replay = std::move(replay)](runtime::Context& ctx) -> std::error_code {
+    if (key) {
+      // Checked again in the transaction: a concurrent request with the same
+      // key may have been queued since the read above.
+      auto out = intake_.begin_command(ctx.txn(), key->scoped, key->request_hash, id, ctx.now_ms());
+      if (!out) {
+        to_io([this, id, what = out.error().message()] {
+          finish(id, http::error_response(500, "INTERNAL", "cannot store the key: " + what));
+        });
+        return out.error();
+      }
+      if (out->kind != CommandKeyOutcome::Kind::send) {
+        to_io([this, id, response = known_key_response(replay, *out)] { finish(id, response); });
+        return {};  // nothing written
+      }
+    }
     if (auto ec = ctx.send(to, 0, id, 0, fill)) {
       to_io([this, id, what = ec.message()] {
         finish(id, http::error_response(500, "INTERNAL", "cannot queue the command: " + what));
@@ -297,10 +387,7 @@ void Gateway::on_reply(std::uint64_t correlation_id, const CommandReply& reply) 
                 runtime::code_name(reply.code));
     return;
   }
-  if (reply.code != msg::Code::OK || !it->second.on_reply) {
-    return finish(correlation_id, command_error(reply.code, reply.message).response());
-  }
-  auto response = it->second.on_reply(reply);
+  auto response = reply_response(it->second.on_reply, reply);
   finish(correlation_id, std::move(response));
 }
 
@@ -334,6 +421,8 @@ void Gateway::add_storefront_routes(http::Server& s) {
   });
 
   s.route("POST", "/v1/users", [this](const http::Request& req, http::ResponderPtr r) {
+    auto key = command_key_of(req);
+    if (!key) return r->send(key.error().response());
     auto in = parse_register_user(req.body);
     if (!in) return r->send(in.error().response());
     send_command(
@@ -345,7 +434,8 @@ void Gateway::add_storefront_routes(http::Server& s) {
         },
         [](const CommandReply& reply) {
           return http::json_response(201, json{{"id", reply.id}});
-        });
+        },
+        *key);
   });
 
   s.route("GET", "/v1/users/{id}", [this](const http::Request& req, http::ResponderPtr r) {
@@ -408,6 +498,8 @@ void Gateway::add_admin_routes(http::Server& s) {
   // through admin.sock, never on a customer's behalf through api.sock.
   s.route("POST", "/v1/users/{id}/points/charge",
           [this](const http::Request& req, http::ResponderPtr r) {
+            auto key = command_key_of(req);
+            if (!key) return r->send(key.error().response());
             auto id = parse_id(req.params.at("id"), "user id");
             if (!id) return r->send(id.error().response());
             auto amount = parse_charge_points(req.body);
@@ -421,10 +513,13 @@ void Gateway::add_admin_routes(http::Server& s) {
                 },
                 [](const CommandReply& reply) {
                   return http::json_response(200, json{{"balance", reply.value}});
-                });
+                },
+                *key);
           });
 
   s.route("POST", "/v1/coupons/{id}/issue", [this](const http::Request& req, http::ResponderPtr r) {
+    auto key = command_key_of(req);
+    if (!key) return r->send(key.error().response());
     auto coupon = parse_id(req.params.at("id"), "coupon id");
     if (!coupon) return r->send(coupon.error().response());
     auto user = parse_issue_coupon(req.body);
@@ -445,10 +540,13 @@ void Gateway::add_admin_routes(http::Server& s) {
         },
         [](const CommandReply& reply) {
           return http::json_response(201, json{{"user_coupon_id", reply.id}});
-        });
+        },
+        *key);
   });
 
   s.route("POST", "/v1/products", [this](const http::Request& req, http::ResponderPtr r) {
+    auto key = command_key_of(req);
+    if (!key) return r->send(key.error().response());
     auto in = parse_create_product(req.body);
     if (!in) return r->send(in.error().response());
     send_command(
@@ -462,11 +560,14 @@ void Gateway::add_admin_routes(http::Server& s) {
         },
         [](const CommandReply& reply) {
           return http::json_response(201, json{{"id", reply.id}});
-        });
+        },
+        *key);
   });
 
   s.route("PATCH", "/v1/products/{id}/stock",
           [this](const http::Request& req, http::ResponderPtr r) {
+            auto key = command_key_of(req);
+            if (!key) return r->send(key.error().response());
             auto id = parse_id(req.params.at("id"), "product id");
             if (!id) return r->send(id.error().response());
             auto delta = parse_adjust_stock(req.body);
@@ -481,10 +582,13 @@ void Gateway::add_admin_routes(http::Server& s) {
                 [product = *id](const CommandReply& reply) {
                   return http::json_response(
                       200, json{{"id", reply.id ? reply.id : product}, {"stock", reply.value}});
-                });
+                },
+                *key);
           });
 
   s.route("POST", "/v1/coupons", [this](const http::Request& req, http::ResponderPtr r) {
+    auto key = command_key_of(req);
+    if (!key) return r->send(key.error().response());
     auto in = parse_create_coupon(req.body);
     if (!in) return r->send(in.error().response());
     send_command(
@@ -501,7 +605,8 @@ void Gateway::add_admin_routes(http::Server& s) {
         },
         [](const CommandReply& reply) {
           return http::json_response(201, json{{"id", reply.id}});
-        });
+        },
+        *key);
   });
 
   s.route("GET", "/v1/coupons/{id}", [this](const http::Request& req, http::ResponderPtr r) {

@@ -80,13 +80,8 @@ struct ListenOptions {
   ListenOptions within(std::uint64_t open_files) const;
 };
 
-/// The answer a domain daemon gave to a gateway command (msg::Reply).
-struct CommandReply {
-  msg::Code code = msg::Code::OK;
-  std::uint64_t id = 0;
-  std::int64_t value = 0;
-  std::string message;
-};
+// CommandReply (the answer a domain daemon gave to a gateway command,
+// msg::Reply) is in intake_store.hpp: keyed commands store it.
 
 class Gateway {
  public:
@@ -161,8 +156,30 @@ class Gateway {
   /// timed out or the gateway shut down.
   http::ResponderPtr take_pending(std::uint64_t token);
   void finish(std::uint64_t token, http::Response response);
+  /// An Idempotency-Key of a command route, scoped (scoped_command_key),
+  /// with the request's fingerprint (command_request_hash).
+  struct CommandKey {
+    std::string scoped;
+    std::uint64_t request_hash = 0;
+  };
+  /// The key `req` carries (nullopt without the header). Errors: a malformed
+  /// key, 400 INVALID_ARGUMENT.
+  static std::expected<std::optional<CommandKey>, ApiError> command_key_of(
+      const http::Request& req);
+  /// Sends a command to `to` and answers `responder` from its reply. With a
+  /// key: a retry whose reply is stored is answered from it at once (even
+  /// while `to` is down); one still waiting for its reply gets 409
+  /// IDEMPOTENCY_KEY_IN_USE (Retry-After: 1); another request under the key
+  /// 409 IDEMPOTENCY_KEY_REUSED; a new key is stored in the transaction that
+  /// queues the command, so the command is applied once however often it is
+  /// retried (IntakeStore::begin_command).
   void send_command(runtime::DaemonId to, http::ResponderPtr responder, Fill fill,
-                    ReplyHandler on_reply);
+                    ReplyHandler on_reply, std::optional<CommandKey> key = std::nullopt);
+  /// The answer to a command from its reply.
+  static http::Response reply_response(const ReplyHandler& on_reply, const CommandReply& reply);
+  /// The answer to a command whose key was known (not `send`).
+  static http::Response known_key_response(const ReplyHandler& on_reply,
+                                           const CommandKeyOutcome& known);
   void on_reply(std::uint64_t correlation_id, const CommandReply& reply);
   /// Posts `fn` to the io thread (any thread).
   void to_io(std::function<void()> fn);

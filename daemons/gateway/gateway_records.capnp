@@ -6,11 +6,18 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("ringmart::gateway::records");
 
-# Table "gw_idempotency": Idempotency-Key header bytes -> IdempotencyRecord.
+# Table "gw_idempotency": scoped Idempotency-Key bytes -> IdempotencyRecord:
+# an order's key (orderId), or a command's (commandId, then its reply).
 struct IdempotencyRecord {
-  orderId @0 :UInt64;
-  requestHash @1 :UInt64;    # FNV-1a 64 of the normalised order request
+  orderId @0 :UInt64;        # 0 for a command's key
+  requestHash @1 :UInt64;    # FNV-1a 64 of the normalised request
   createdAtMs @2 :Int64;     # Unix ms
+  commandId @3 :UInt64;      # a command's message id (gw_commands maps it back until answered)
+  answered @4 :Bool;         # the command's reply arrived: the fields below are the answer
+  replyCode @5 :UInt16;      # msg::Code
+  replyId @6 :UInt64;
+  replyValue @7 :Int64;
+  replyMessage @8 :Text;
 }
 
 struct AcceptedLine {

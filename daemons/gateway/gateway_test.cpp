@@ -692,6 +692,51 @@ TEST_F(IntakeStoreTest, ExpiresKeysOlderThanTheCutOffOnceTheirOrderIsFinal) {
   EXPECT_EQ(oldest_kept_, 6000);
 }
 
+TEST_F(IntakeStoreTest, ACommandKeyWaitsForItsReplyThenAnswersRetriesAndExpiresOnlyThen) {
+  auto begin = [&](std::string_view key, std::uint64_t hash, std::uint64_t id, std::int64_t at) {
+    CommandKeyOutcome out;
+    Write([&](storage::Txn& t) {
+      auto r = store_.begin_command(t, key, hash, id, at);
+      ASSERT_TRUE(r.has_value());
+      out = *r;
+    });
+    return out;
+  };
+  EXPECT_EQ(begin("charge-1", 11, 501, 1000).kind, CommandKeyOutcome::Kind::send);
+  // Before the reply: a retry waits, another request under the key conflicts.
+  EXPECT_EQ(begin("charge-1", 11, 502, 1001).kind, CommandKeyOutcome::Kind::waiting);
+  EXPECT_EQ(begin("charge-1", 12, 503, 1002).kind, CommandKeyOutcome::Kind::conflict);
+  EXPECT_EQ(Expire(5000, 10), 0u) << "a key waiting for its reply never expires";
+  // The reply of another command (sent without a key) is not stored.
+  Write([&](storage::Txn& t) {
+    EXPECT_FALSE(*store_.answer_command(t, 999, CommandReply{msg::Code::OK, 0, 1, ""}));
+  });
+  Write([&](storage::Txn& t) {
+    EXPECT_TRUE(*store_.answer_command(t, 501, CommandReply{msg::Code::OK, 7, 700, "ok"}));
+  });
+  const auto answered = begin("charge-1", 11, 504, 1003);
+  ASSERT_EQ(answered.kind, CommandKeyOutcome::Kind::answered);
+  ASSERT_TRUE(answered.entry.reply);
+  EXPECT_EQ(answered.entry.reply->value, 700);
+  EXPECT_EQ(answered.entry.reply->id, 7u);
+  EXPECT_EQ(answered.entry.command_id, 501u);
+  // A second delivery of the reply (none happens: the inbox) would change nothing.
+  Write([&](storage::Txn& t) {
+    EXPECT_FALSE(*store_.answer_command(t, 501, CommandReply{msg::Code::OK, 7, 1, ""}));
+  });
+  EXPECT_EQ(begin("charge-1", 11, 505, 1004).entry.reply->value, 700);
+  // An order's key is never a command's.
+  Accept("order-key", SampleOrder(), 1000);
+  EXPECT_EQ(begin("order-key", 11, 506, 1005).kind, CommandKeyOutcome::Kind::conflict);
+  // Answered, it expires like any key.
+  EXPECT_EQ(Expire(5000, 10), 1u);
+  EXPECT_EQ(begin("charge-1", 12, 507, 6000).kind, CommandKeyOutcome::Kind::send);
+  Write([&](storage::Txn& t) {
+    EXPECT_EQ(*store_.next_start(t), 1u);
+    EXPECT_EQ(*store_.next_start(t), 2u);
+  });
+}
+
 TEST_F(IntakeStoreTest, ExpiryLooksAtMostAtTheLimitOldestFirst) {
   auto r = SampleOrder();
   for (int i = 0; i < 5; ++i) {

@@ -15,6 +15,7 @@ using storage::Txn;
 
 constexpr std::uint8_t kOrderIdCounter = 0;
 constexpr std::uint8_t kKeysIndexed = 1;  // u32 1 once gw_keys_by_time holds every key
+constexpr std::uint8_t kStarts = 2;       // u64 gateway starts
 
 Key order_key(std::uint64_t id) { return Key{}.u64(id); }
 
@@ -44,6 +45,9 @@ std::expected<IntakeStore, std::error_code> IntakeStore::open(Txn& txn) {
   // The key-time index came later: an older environment opened read-only has none yet.
   auto by_time = storage::Table::open_added(txn, "gw_keys_by_time");
   if (!by_time) return std::unexpected(by_time.error());
+  auto commands = storage::Table::open_added(txn, "gw_commands");
+  if (!commands) return std::unexpected(commands.error());
+  s.commands_ = *commands;
   s.keys_ = *keys;
   s.orders_ = *orders;
   s.meta_ = *meta;
@@ -72,6 +76,78 @@ std::optional<IdempotencyEntry> IntakeStore::idempotency(Txn& txn, std::string_v
   if (!stored) return std::nullopt;
   auto r = stored->root<records::IdempotencyRecord>();
   return IdempotencyEntry{r.getOrderId(), r.getRequestHash(), r.getCreatedAtMs()};
+}
+
+std::optional<CommandKeyEntry> IntakeStore::command_key(Txn& txn, std::string_view key) const {
+  if (key.empty()) return std::nullopt;
+  auto stored = storage::get_message(keys_, txn, key_bytes(key));
+  if (!stored) return std::nullopt;
+  auto r = stored->root<records::IdempotencyRecord>();
+  if (r.getCommandId() == 0) return std::nullopt;  // an order's key
+  CommandKeyEntry e{r.getRequestHash(), r.getCommandId(), r.getCreatedAtMs(), std::nullopt};
+  if (r.getAnswered()) {
+    e.reply = CommandReply{static_cast<msg::Code>(r.getReplyCode()), r.getReplyId(),
+                           r.getReplyValue(), r.getReplyMessage()};
+  }
+  return e;
+}
+
+std::expected<CommandKeyOutcome, std::error_code> IntakeStore::begin_command(
+    Txn& txn, std::string_view key, std::uint64_t request_hash, std::uint64_t command_id,
+    std::int64_t now_ms) const {
+  if (storage::get_message(keys_, txn, key_bytes(key))) {
+    auto known = command_key(txn, key);
+    if (!known || known->request_hash != request_hash) {
+      return CommandKeyOutcome{CommandKeyOutcome::Kind::conflict,
+                               known.value_or(CommandKeyEntry{})};
+    }
+    const auto kind =
+        known->reply ? CommandKeyOutcome::Kind::answered : CommandKeyOutcome::Kind::waiting;
+    return CommandKeyOutcome{kind, *known};
+  }
+  capnp::MallocMessageBuilder kb(storage::kRecordBuilderWords);
+  auto k = kb.initRoot<records::IdempotencyRecord>();
+  k.setRequestHash(request_hash);
+  k.setCreatedAtMs(now_ms);
+  k.setCommandId(command_id);
+  if (auto ec = storage::put_message(keys_, txn, key_bytes(key), kb)) return std::unexpected(ec);
+  if (auto ec = keys_by_time_.put(txn, time_key(now_ms, key_bytes(key)), {})) {
+    return std::unexpected(ec);
+  }
+  if (auto ec = commands_.put(txn, Key{}.u64(command_id).view(), key_bytes(key))) {
+    return std::unexpected(ec);
+  }
+  return CommandKeyOutcome{CommandKeyOutcome::Kind::send,
+                           CommandKeyEntry{request_hash, command_id, now_ms, std::nullopt}};
+}
+
+std::expected<bool, std::error_code> IntakeStore::answer_command(Txn& txn, std::uint64_t command_id,
+                                                                 const CommandReply& reply) const {
+  const auto id_key = Key{}.u64(command_id);
+  auto key = commands_.get(txn, id_key.view());
+  if (!key) return false;
+  const std::vector<std::byte> key_copy(key->begin(), key->end());
+  auto stored = storage::get_message(keys_, txn, key_copy);
+  if (stored) {
+    capnp::MallocMessageBuilder kb(storage::kRecordBuilderWords);
+    kb.setRoot(stored->root<records::IdempotencyRecord>());
+    auto k = kb.getRoot<records::IdempotencyRecord>();
+    k.setAnswered(true);
+    k.setReplyCode(static_cast<std::uint16_t>(reply.code));
+    k.setReplyId(reply.id);
+    k.setReplyValue(reply.value);
+    k.setReplyMessage(reply.message);
+    if (auto ec = storage::put_message(keys_, txn, key_copy, kb)) return std::unexpected(ec);
+  }
+  if (auto r = commands_.erase(txn, id_key.view()); !r) return std::unexpected(r.error());
+  return stored.has_value();
+}
+
+std::expected<std::uint64_t, std::error_code> IntakeStore::next_start(Txn& txn) const {
+  const auto key = Key{}.u8(kStarts);
+  const std::uint64_t n = meta_.get_pod<std::uint64_t>(txn, key.view()).value_or(0) + 1;
+  if (auto ec = meta_.put_pod(txn, key.view(), n)) return std::unexpected(ec);
+  return n;
 }
 
 std::expected<AcceptOutcome, std::error_code> IntakeStore::accept(
@@ -162,8 +238,11 @@ std::expected<storage::PruneResult, std::error_code> IntakeStore::expire_keys(
   for (const auto& row : due) {
     const auto key = std::span<const std::byte>(row).subspan(8);
     if (auto stored = storage::get_message(keys_, txn, key)) {
-      const auto order_id = stored->root<records::IdempotencyRecord>().getOrderId();
-      if (orders_.get(txn, order_key(order_id).view())) {  // still pending: kept
+      const auto rec = stored->root<records::IdempotencyRecord>();
+      const bool command_waiting = rec.getCommandId() != 0 && !rec.getAnswered();
+      const bool order_pending =
+          rec.getCommandId() == 0 && orders_.get(txn, order_key(rec.getOrderId()).view());
+      if (command_waiting || order_pending) {  // still pending: kept
         const auto created = static_cast<std::int64_t>(storage::read_u64_be(row));
         if (!result.oldest_kept_ms || created < *result.oldest_kept_ms) {
           result.oldest_kept_ms = created;

@@ -325,6 +325,29 @@ std::string scoped_idempotency_key(std::string_view route, std::uint64_t user_id
   return scoped;
 }
 
+std::uint64_t command_request_hash(std::string_view method, std::string_view path,
+                                   std::string_view body) {
+  Fnv1a64 f;
+  f.u64(method.size());
+  f.bytes(method.data(), method.size());
+  f.u64(path.size());
+  f.bytes(path.data(), path.size());
+  const auto parsed = json::parse(body, nullptr, false);
+  const std::string canonical = parsed.is_discarded() ? std::string(body) : parsed.dump();
+  f.u64(canonical.size());
+  f.bytes(canonical.data(), canonical.size());
+  return f.h;
+}
+
+std::string scoped_command_key(std::string_view method, std::string_view route,
+                               std::string_view path, std::string_view key) {
+  std::string scoped;
+  scoped.reserve(method.size() + route.size() + path.size() + key.size() + 4);
+  scoped.append(method).append(" ").append(route).append("\x1f").append(path).append("\x1f").append(
+      key);
+  return scoped;
+}
+
 std::expected<std::int64_t, ApiError> order_subtotal(
     const OrderRequest& request, const std::vector<std::int64_t>& unit_prices_cents) {
   std::int64_t subtotal = 0;

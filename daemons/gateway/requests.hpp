@@ -105,6 +105,18 @@ std::expected<void, ApiError> check_idempotency_key(std::string_view key);
 std::string scoped_idempotency_key(std::string_view route, std::uint64_t user_id,
                                    std::string_view key);
 
+/// Fingerprint of a command request (FNV-1a 64 over the method, the path and
+/// the body as canonical JSON: members sorted, no whitespace; a body that is
+/// not JSON counts as its bytes). Tells a retry from a reused key. Pure.
+std::uint64_t command_request_hash(std::string_view method, std::string_view path,
+                                   std::string_view body);
+
+/// The stored form of a command route's Idempotency-Key: method, route
+/// pattern and path (so ids in the path scope it: one user's charge key
+/// never answers another user's), then the key. Pure.
+std::string scoped_command_key(std::string_view method, std::string_view route,
+                               std::string_view path, std::string_view key);
+
 /// Subtotal Σ quantity × unit price in cents. `unit_prices_cents[i]` belongs
 /// to `request.items[i]`. Errors: 400 INVALID_ARGUMENT when the sum (with
 /// shipping) does not fit in int64.

@@ -285,7 +285,8 @@ class CheckerTest : public ::testing::Test {
       ASSERT_EQ(s.create_coupon(t, {.name = "200 off",
                                     .discount_type = msg::DiscountType::FIXED,
                                     .discount_value = 200,
-                                    .total_quantity = 5})
+                                    .total_quantity = 5,
+                                    .per_user_limit = 2})  // kU1 holds two
                     ->coupon_id,
                 kCoupon);
       ASSERT_EQ(s.issue_coupon(t, kCoupon, kU1, kNowS)->user_coupon_id, kUc1);

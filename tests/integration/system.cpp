@@ -191,8 +191,9 @@ HttpResult System::api(const std::string& method, const std::string& target, con
   return call(*api_, method, target, body, headers);
 }
 
-HttpResult System::admin(const std::string& method, const std::string& target, const json& body) {
-  return call(*admin_, method, target, body, {});
+HttpResult System::admin(const std::string& method, const std::string& target, const json& body,
+                         const std::map<std::string, std::string>& headers) {
+  return call(*admin_, method, target, body, headers);
 }
 
 std::int64_t System::create_product(const std::string& name, std::int64_t price, std::int64_t stock,

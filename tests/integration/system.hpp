@@ -65,7 +65,8 @@ class System {
   HttpResult api(const std::string& method, const std::string& target, const json& body = nullptr,
                  const std::map<std::string, std::string>& headers = {});
   HttpResult admin(const std::string& method, const std::string& target,
-                   const json& body = nullptr);
+                   const json& body = nullptr,
+                   const std::map<std::string, std::string>& headers = {});
 
   // Convenience wrappers (assert-free; return ids or -1).
   std::int64_t create_product(const std::string& name, std::int64_t price, std::int64_t stock,
