@@ -456,6 +456,17 @@ void Gateway::add_storefront_routes(http::Server& s) {
     r->send(respond(reads_.user_coupons_json(*id)));
   });
 
+  s.route("GET", "/v1/users/{id}/orders", [this](const http::Request& req, http::ResponderPtr r) {
+    auto id = parse_id(req.params.at("id"), "user id");
+    if (!id) return r->send(id.error().response());
+    auto limit = query_int(req.query, "limit", 20, 1, 100);
+    if (!limit) return r->send(limit.error().response());
+    auto cursor = query_int(req.query, "cursor", 0, 0, std::numeric_limits<std::int64_t>::max());
+    if (!cursor) return r->send(cursor.error().response());
+    r->send(respond(reads_.user_orders_json(*id, static_cast<std::uint64_t>(*cursor),
+                                            static_cast<std::size_t>(*limit))));
+  });
+
   s.route("GET", "/v1/products/{id}", [this](const http::Request& req, http::ResponderPtr r) {
     auto id = parse_id(req.params.at("id"), "product id");
     if (!id) return r->send(id.error().response());

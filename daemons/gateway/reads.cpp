@@ -203,6 +203,42 @@ std::expected<json, ApiError> DomainReads::user_coupons_json(std::uint64_t user_
   return out;
 }
 
+std::expected<json, ApiError> DomainReads::user_orders_json(std::uint64_t user_id,
+                                                            std::uint64_t before_id,
+                                                            std::size_t limit) {
+  auto exists = user_exists(user_id);
+  if (!exists) return std::unexpected(exists.error());
+  if (!*exists) return std::unexpected(not_found("USER_NOT_FOUND", "user", user_id));
+  json orders = json::array();
+  auto q = impl_->order.get();
+  if (!q) {
+    // The order daemon never ran: nobody has an order yet.
+    if (impl_->order.absent()) return json{{"orders", orders}, {"next_cursor", nullptr}};
+    return std::unexpected(q.error());
+  }
+  // One more than asked: whether another page follows.
+  auto r = (*q)->orders_of_user(user_id, before_id, limit + 1);
+  if (!r) return std::unexpected(read_failed("order", r.error()));
+  const bool more = r->size() > limit;
+  if (more) r->pop_back();
+  for (const auto& o : *r) {
+    orders.push_back({{"order_id", o.order_id},
+                      {"status", order::order_status_name(o.status)},
+                      {"failure_reason", o.status == order::OrderStatus::failed
+                                             ? json(runtime::code_name(o.failure_reason))
+                                             : json(nullptr)},
+                      {"total", o.total_cents},
+                      {"discount", o.discount_cents},
+                      {"points_used", o.points_used},
+                      {"paid", o.paid_cents},
+                      {"item_count", o.item_count},
+                      {"line_count", o.line_count},
+                      {"created_at_ms", o.created_at_ms}});
+  }
+  return json{{"orders", std::move(orders)},
+              {"next_cursor", more && !r->empty() ? json(r->back().order_id) : json(nullptr)}};
+}
+
 std::expected<json, ApiError> DomainReads::product_json(std::uint64_t product_id) {
   auto q = impl_->product.get();
   if (!q) return std::unexpected(q.error());

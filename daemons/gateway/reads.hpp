@@ -68,6 +68,16 @@ class DomainReads {
   std::expected<nlohmann::json, ApiError> points_json(std::uint64_t user_id);
   /// [{"user_coupon_id","coupon_id","name","status"}]; 404 USER_NOT_FOUND.
   std::expected<nlohmann::json, ApiError> user_coupons_json(std::uint64_t user_id);
+  /// GET /v1/users/{id}/orders: {"orders":[{order_id, status, failure_reason,
+  /// total, discount, points_used, paid, item_count, line_count,
+  /// created_at_ms}], "next_cursor"}: newest first, at most `limit`, ids below
+  /// `before_id` (0 = from the newest); next_cursor is the last id listed,
+  /// null when the list ended. 404 USER_NOT_FOUND for an unknown user. Orders
+  /// the gateway accepted but the order daemon has not stored yet are not
+  /// listed (GET /v1/orders/{id} shows them).
+  std::expected<nlohmann::json, ApiError> user_orders_json(std::uint64_t user_id,
+                                                           std::uint64_t before_id,
+                                                           std::size_t limit);
   /// {"id","name","category","price","stock"}
   std::expected<nlohmann::json, ApiError> product_json(std::uint64_t product_id);
   /// {"items":[product...],"next_cursor":id|null}; `limit` 1..100.

@@ -9,6 +9,11 @@
 namespace ringmart::order {
 namespace {
 
+// orders_by_user key: user id, then the order id's complement (newest first).
+storage::Key user_order_key(std::uint64_t user_id, std::uint64_t order_id) {
+  return storage::Key{}.u64(user_id).u64(~order_id);
+}
+
 namespace rec = records;
 
 storage::Key id_key(std::uint64_t id) { return storage::Key{}.u64(id); }
@@ -134,8 +139,24 @@ Discount coupon_discount(std::int64_t total_cents, const CouponTerms& terms) {
 std::expected<OrderStore, std::error_code> OrderStore::open(storage::Txn& txn) {
   auto t = storage::Table::open(txn, "orders");
   if (!t) return std::unexpected(t.error());
+  auto by_user = storage::Table::open_added(txn, "orders_by_user");
+  if (!by_user) return std::unexpected(by_user.error());
   OrderStore s;
   s.orders_ = *t;
+  s.by_user_ = *by_user;
+  // An environment from before the index: index every order once.
+  if (txn.writable() && s.by_user_.count(txn) == 0 && s.orders_.count(txn) > 0) {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> rows;
+    s.scan(txn, [&](const Order& o) {
+      if (!o.tombstone && o.user_id != 0) rows.emplace_back(o.user_id, o.order_id);
+      return true;
+    });
+    for (auto [user, id] : rows) {
+      if (auto ec = s.by_user_.put(txn, user_order_key(user, id).view(), {})) {
+        return std::unexpected(ec);
+      }
+    }
+  }
   return s;
 }
 
@@ -223,6 +244,9 @@ std::expected<CreateOrderResult, std::error_code> OrderStore::create_order(
     r.first_time = true;
   }
   if (auto ec = put(txn, o)) return std::unexpected(ec);
+  if (auto ec = by_user_.put(txn, user_order_key(o.user_id, o.order_id).view(), {})) {
+    return std::unexpected(ec);
+  }
   r.subtotal_cents = subtotal;
   return r;
 }
@@ -323,6 +347,40 @@ void OrderStore::scan(storage::Txn& txn, const std::function<bool(const Order&)>
   });
 }
 
+std::vector<OrderSummary> OrderStore::orders_of_user(storage::Txn& txn, std::uint64_t user_id,
+                                                     std::uint64_t before_id,
+                                                     std::size_t limit) const {
+  std::vector<std::uint64_t> ids;
+  if (limit == 0 || before_id == 1) return {};
+  // ~id ascending is id descending: start at the newest id below before_id.
+  const auto from =
+      before_id == 0 ? storage::Key{}.u64(user_id) : user_order_key(user_id, before_id - 1);
+  by_user_.scan(txn, from.view(), [&](std::span<const std::byte> key, auto) {
+    if (key.size() != 16 || storage::read_u64_be(key) != user_id) return false;
+    ids.push_back(~storage::read_u64_be(key, 8));
+    return ids.size() < limit;
+  });
+  std::vector<OrderSummary> out;
+  out.reserve(ids.size());
+  for (auto id : ids) {
+    auto o = order(txn, id);
+    if (!o) continue;
+    OrderSummary s{.order_id = o->order_id,
+                   .status = o->status,
+                   .failure_reason = o->failure_reason,
+                   .total_cents = o->total_cents(),
+                   .discount_cents = o->discount_cents,
+                   .points_used = o->points_used,
+                   .paid_cents = o->paid_cents,
+                   .item_count = 0,
+                   .line_count = o->lines.size(),
+                   .created_at_ms = o->created_at_ms};
+    for (const auto& l : o->lines) s.item_count += l.quantity;
+    out.push_back(s);
+  }
+  return out;
+}
+
 // ------------------------------------------------------------------ queries
 
 std::expected<OrderQueries, std::error_code> OrderQueries::open(const std::string& env_path,
@@ -337,6 +395,13 @@ std::expected<std::optional<Order>, std::error_code> OrderQueries::order(
   auto txn = storage::Txn::begin_read(*env_);
   if (!txn) return std::unexpected(txn.error());
   return store_.order(*txn, order_id);
+}
+
+std::expected<std::vector<OrderSummary>, std::error_code> OrderQueries::orders_of_user(
+    std::uint64_t user_id, std::uint64_t before_id, std::size_t limit) const {
+  auto txn = storage::Txn::begin_read(*env_);
+  if (!txn) return std::unexpected(txn.error());
+  return store_.orders_of_user(*txn, user_id, before_id, limit);
 }
 
 }  // namespace ringmart::order

@@ -150,11 +150,28 @@ struct FailOrderResult {
   std::string detail;
 };
 
+/// One row of a customer's order list (GET /v1/users/{id}/orders).
+struct OrderSummary {
+  std::uint64_t order_id = 0;
+  OrderStatus status = OrderStatus::pending;
+  msg::Code failure_reason = msg::Code::OK;  ///< meaningful when FAILED
+  std::int64_t total_cents = 0;              ///< subtotal + shipping
+  std::int64_t discount_cents = 0;
+  std::int64_t points_used = 0;
+  std::int64_t paid_cents = 0;
+  std::int64_t item_count = 0;  ///< units over all lines
+  std::size_t line_count = 0;
+  std::int64_t created_at_ms = 0;
+};
+
 class OrderStore {
  public:
-  /// Opens the table "orders" (created with a write txn; must exist with a
-  /// read txn). Handles opened in a read txn survive only if it is committed.
-  /// Errors: MDB_NOTFOUND, MDB_DBS_FULL.
+  /// Opens the tables "orders" and "orders_by_user" (created with a write
+  /// txn; "orders" must exist with a read txn, a missing index reads as
+  /// empty). A write txn indexes an environment from before the index once
+  /// (a full scan, when the index is empty and orders exist). Handles opened
+  /// in a read txn survive only if it is committed.
+  /// Errors: MDB_NOTFOUND, MDB_DBS_FULL, MDB_MAP_FULL.
   static std::expected<OrderStore, std::error_code> open(storage::Txn& txn);
   OrderStore() = default;
 
@@ -193,10 +210,18 @@ class OrderStore {
   /// Visits every order (tombstones included) in id order while `fn` returns
   /// true (audits, the invariant checker).
   void scan(storage::Txn& txn, const std::function<bool(const Order&)>& fn) const;
+  /// `user_id`'s orders, newest (highest id) first: at most `limit`, with ids
+  /// below `before_id` (0 = from the newest). Tombstones have no user and are
+  /// not listed.
+  std::vector<OrderSummary> orders_of_user(storage::Txn& txn, std::uint64_t user_id,
+                                           std::uint64_t before_id, std::size_t limit) const;
 
  private:
   std::error_code put(storage::Txn& txn, const Order& o) const;
   storage::Table orders_;
+  /// (user id, ~order id) -> (empty): ascending keys are a user's orders
+  /// newest first.
+  storage::Table by_user_;
 };
 
 /// Read-only query library over the order environment (CQRS read side).
@@ -209,6 +234,10 @@ class OrderQueries {
                                                            std::size_t map_size_bytes);
   /// GET /v1/orders/{id}: nullopt = ORDER_NOT_FOUND. Errors: MDB_READERS_FULL.
   std::expected<std::optional<Order>, std::error_code> order(std::uint64_t order_id) const;
+  /// GET /v1/users/{id}/orders (OrderStore::orders_of_user). Errors: MDB_READERS_FULL.
+  std::expected<std::vector<OrderSummary>, std::error_code> orders_of_user(std::uint64_t user_id,
+                                                                           std::uint64_t before_id,
+                                                                           std::size_t limit) const;
 
  private:
   OrderQueries(std::unique_ptr<storage::Env> env, OrderStore store)

@@ -396,5 +396,68 @@ TEST_F(OrderStoreTest, ScansEveryOrderInIdOrderTombstonesIncluded) {
                 {3, OrderStatus::pending}, {12, OrderStatus::pending}, {20, OrderStatus::failed}}));
 }
 
+TEST_F(OrderStoreTest, AUsersOrdersAreListedNewestFirstInPages) {
+  auto for_user = [](std::uint64_t id, std::uint64_t user) {
+    auto o = sample_order(id);
+    o.user_id = user;
+    return o;
+  };
+  for (std::uint64_t id : {3, 5, 8, 13, 21}) create(for_user(id, 1));
+  create(for_user(6, 2));
+  fail(9, msg::Code::OUT_OF_STOCK, kT0);  // a tombstone: no user, not listed
+  fail(13, msg::Code::PAYMENT_DECLINED, kT0 + 1);
+  auto list = [&](std::uint64_t user, std::uint64_t before, std::size_t limit) {
+    auto txn = Txn::begin_read(*env_);
+    std::vector<std::uint64_t> ids;
+    for (const auto& s : store_.orders_of_user(*txn, user, before, limit))
+      ids.push_back(s.order_id);
+    return ids;
+  };
+  EXPECT_EQ(list(1, 0, 10), (std::vector<std::uint64_t>{21, 13, 8, 5, 3}));
+  EXPECT_EQ(list(1, 0, 2), (std::vector<std::uint64_t>{21, 13}));
+  EXPECT_EQ(list(1, 13, 2), (std::vector<std::uint64_t>{8, 5})) << "ids below the cursor";
+  EXPECT_EQ(list(1, 3, 2), (std::vector<std::uint64_t>{}));
+  EXPECT_EQ(list(1, 1, 2), (std::vector<std::uint64_t>{}));
+  EXPECT_EQ(list(2, 0, 10), (std::vector<std::uint64_t>{6}));
+  EXPECT_EQ(list(3, 0, 10), (std::vector<std::uint64_t>{}));
+  auto txn = Txn::begin_read(*env_);
+  const auto rows = store_.orders_of_user(*txn, 1, 14, 1);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].order_id, 13u);
+  EXPECT_EQ(rows[0].status, OrderStatus::failed);
+  EXPECT_EQ(rows[0].failure_reason, msg::Code::PAYMENT_DECLINED);
+  EXPECT_EQ(rows[0].item_count, 3);  // 2 + 1 units
+  EXPECT_EQ(rows[0].line_count, 2u);
+  EXPECT_EQ(rows[0].total_cents, 2 * 5890 + 1329);
+}
+
+TEST_F(OrderStoreTest, AnEnvironmentFromBeforeTheIndexIsIndexedWhenOpened) {
+  for (std::uint64_t id : {1, 2, 4}) create(sample_order(id));
+  // Drop the index, as an environment written before it existed has none.
+  {
+    auto txn = Txn::begin_write(*env_);
+    ASSERT_TRUE(txn);
+    auto index = storage::Table::open(*txn, "orders_by_user");
+    ASSERT_TRUE(index);
+    for (std::uint64_t id : {1, 2, 4}) {
+      ASSERT_TRUE(index->erase(*txn, storage::Key{}.u64(1).u64(~id).view()).value());
+    }
+    ASSERT_FALSE(txn->commit());
+  }
+  auto empty = Txn::begin_read(*env_);
+  EXPECT_TRUE(store_.orders_of_user(*empty, 1, 0, 10).empty());
+  empty->abort();
+  auto txn = Txn::begin_write(*env_);
+  ASSERT_TRUE(txn);
+  auto reopened = OrderStore::open(*txn);
+  ASSERT_TRUE(reopened);
+  ASSERT_FALSE(txn->commit());
+  auto read = Txn::begin_read(*env_);
+  const auto rows = reopened->orders_of_user(*read, 1, 0, 10);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].order_id, 4u);
+  EXPECT_EQ(rows[2].order_id, 1u);
+}
+
 }  // namespace
 }  // namespace ringmart::order

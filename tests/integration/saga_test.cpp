@@ -309,6 +309,55 @@ TEST_F(SagaTest, CouponIssuanceNeverExceedsQuantity) {
   EXPECT_EQ(info.body["issued"], 3);
 }
 
+TEST_F(SagaTest, AUsersOrdersAreListedNewestFirstWithACursor) {
+  const auto product = sys_->create_product("mug", 1200, 2);
+  const auto user = sys_->create_user("lister");
+  const auto other = sys_->create_user("someone");
+  ASSERT_GT(product, 0);
+  ASSERT_GT(user, 0);
+  ASSERT_GT(other, 0);
+  auto place_qty = [&](std::int64_t quantity) {
+    const json body = {{"user_id", user},
+                       {"items", {{{"product_id", product}, {"quantity", quantity}}}},
+                       {"shipping", 300},
+                       {"payment", {{"token", "tok_ok"}}}};
+    const auto id = place(body);
+    EXPECT_FALSE(sys_->wait_order(id).is_null());
+    return id;
+  };
+  const auto first = place_qty(1);
+  const auto second = place_qty(5);  // more than is left: FAILED
+  const auto third = place_qty(1);
+  const std::string list = "/v1/users/" + std::to_string(user) + "/orders";
+  auto page1 = sys_->api("GET", list + "?limit=2");
+  ASSERT_EQ(page1.status, 200) << page1.text;
+  ASSERT_EQ(page1.body["orders"].size(), 2u);
+  EXPECT_EQ(page1.body["orders"][0]["order_id"], third);
+  EXPECT_EQ(page1.body["orders"][0]["status"], "COMPLETED");
+  EXPECT_EQ(page1.body["orders"][0]["item_count"], 1);
+  EXPECT_EQ(page1.body["orders"][0]["total"], 1200 + 300);
+  EXPECT_EQ(page1.body["orders"][0]["paid"], 1200 + 300);
+  EXPECT_EQ(page1.body["orders"][1]["order_id"], second);
+  EXPECT_EQ(page1.body["orders"][1]["status"], "FAILED");
+  EXPECT_EQ(page1.body["orders"][1]["failure_reason"], "OUT_OF_STOCK");
+  EXPECT_EQ(page1.body["orders"][1]["item_count"], 5);
+  EXPECT_EQ(page1.body["orders"][1]["paid"], 0);
+  EXPECT_EQ(page1.body["next_cursor"], second);
+  auto page2 = sys_->api("GET", list + "?limit=2&cursor=" + std::to_string(second));
+  ASSERT_EQ(page2.status, 200);
+  ASSERT_EQ(page2.body["orders"].size(), 1u);
+  EXPECT_EQ(page2.body["orders"][0]["order_id"], first);
+  EXPECT_TRUE(page2.body["next_cursor"].is_null());
+  // Another user's list holds none of them; an unknown user is 404; bad paging is 400.
+  auto theirs = sys_->api("GET", "/v1/users/" + std::to_string(other) + "/orders");
+  EXPECT_EQ(theirs.status, 200);
+  EXPECT_TRUE(theirs.body["orders"].empty());
+  EXPECT_EQ(sys_->api("GET", "/v1/users/999999/orders").status, 404);
+  EXPECT_EQ(sys_->api("GET", list + "?limit=0").status, 400);
+  EXPECT_EQ(sys_->api("GET", list + "?limit=101").status, 400);
+  EXPECT_EQ(sys_->api("GET", list + "?cursor=-1").status, 400);
+}
+
 TEST_F(SagaTest, TwoHundredConcurrentIssuesByTwentyUsersStopAtEachUsersLimit) {
   // 100 units, at most 2 per user: 20 users asking 10 times each get exactly 40.
   auto c = sys_->admin("POST", "/v1/coupons",
