@@ -44,6 +44,8 @@ const char* code_name(Code code) {
       return "STEP_TIMEOUT";
     case Code::COUPON_USER_LIMIT:
       return "COUPON_USER_LIMIT";
+    case Code::PRODUCT_UNAVAILABLE:
+      return "PRODUCT_UNAVAILABLE";
   }
   return "UNKNOWN";
 }

@@ -40,6 +40,7 @@ enum Code {
   internal @15;
   stepTimeout @16;   # a saga step other than payment never answered within its retry budget
   couponUserLimit @17;  # the user already holds as many of this coupon as one user may
+  productUnavailable @18;  # the product was unlisted: it can no longer be ordered
 }
 
 enum DiscountType {
@@ -95,6 +96,8 @@ struct Envelope {
     orderCompleted @39 :OrderCompleted;    # order -> supervisor and -> ranking
     failOrder @40 :FailOrder;
     orderFailed @41 :StepOutcome;
+    updateProduct @43 :UpdateProduct;      # gateway -> product (admin)
+    unlistProduct @44 :UnlistProduct;      # gateway -> product (admin)
   }
 
   traceIdHigh @42 :UInt64;  # W3C trace id, high 64 bits: the trace of the request that began
@@ -105,6 +108,17 @@ struct RegisterUser { name @0 :Text; email @1 :Text; }
 struct ChargePoints { userId @0 :UInt64; amount @1 :Int64; }
 struct CreateProduct { name @0 :Text; category @1 :Text; priceCents @2 :Int64; stock @3 :Int64; }
 struct AdjustStock { productId @0 :UInt64; delta @1 :Int64; }
+# Changes only the fields whose set* flag is true.
+struct UpdateProduct {
+  productId @0 :UInt64;
+  setName @1 :Bool;
+  name @2 :Text;
+  setCategory @3 :Bool;
+  category @4 :Text;
+  setPrice @5 :Bool;
+  priceCents @6 :Int64;
+}
+struct UnlistProduct { productId @0 :UInt64; }
 struct CreateCoupon {
   name @0 :Text;
   discountType @1 :DiscountType;

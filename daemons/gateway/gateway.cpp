@@ -597,6 +597,46 @@ void Gateway::add_admin_routes(http::Server& s) {
                 *key);
           });
 
+  s.route("PATCH", "/v1/products/{id}", [this](const http::Request& req, http::ResponderPtr r) {
+    auto key = command_key_of(req);
+    if (!key) return r->send(key.error().response());
+    auto id = parse_id(req.params.at("id"), "product id");
+    if (!id) return r->send(id.error().response());
+    auto in = parse_update_product(req.body);
+    if (!in) return r->send(in.error().response());
+    send_command(
+        DaemonId::PRODUCT, std::move(r),
+        [product = *id, in = *in](Payload::Builder p) {
+          auto m = p.initUpdateProduct();
+          m.setProductId(product);
+          m.setSetName(in.name.has_value());
+          if (in.name) m.setName(text(*in.name));
+          m.setSetCategory(in.category.has_value());
+          if (in.category) m.setCategory(text(*in.category));
+          m.setSetPrice(in.price_cents.has_value());
+          if (in.price_cents) m.setPriceCents(*in.price_cents);
+        },
+        // From the reply alone, so a retry answered from its key gets the same.
+        [product = *id](const CommandReply& reply) {
+          return http::json_response(200, json{{"id", product}, {"price", reply.value}});
+        },
+        *key);
+  });
+
+  s.route("DELETE", "/v1/products/{id}", [this](const http::Request& req, http::ResponderPtr r) {
+    auto key = command_key_of(req);
+    if (!key) return r->send(key.error().response());
+    auto id = parse_id(req.params.at("id"), "product id");
+    if (!id) return r->send(id.error().response());
+    send_command(
+        DaemonId::PRODUCT, std::move(r),
+        [product = *id](Payload::Builder p) { p.initUnlistProduct().setProductId(product); },
+        [product = *id](const CommandReply&) {
+          return http::json_response(200, json{{"id", product}, {"listed", false}});
+        },
+        *key);
+  });
+
   s.route("POST", "/v1/coupons", [this](const http::Request& req, http::ResponderPtr r) {
     auto key = command_key_of(req);
     if (!key) return r->send(key.error().response());
@@ -715,7 +755,12 @@ void Gateway::post_order(const http::Request& req, http::ResponderPtr responder)
       return responder->send(http::error_response(
           404, "PRODUCT_NOT_FOUND", "product " + std::to_string(product_ids[i]) + " not found"));
     }
-    unit_prices.push_back(*(*prices)[i]);
+    if (!(*prices)[i]->orderable) {
+      return responder->send(
+          http::error_response(409, "PRODUCT_UNAVAILABLE",
+                               "product " + std::to_string(product_ids[i]) + " is no longer sold"));
+    }
+    unit_prices.push_back((*prices)[i]->price_cents);
   }
 
   if (order.user_coupon_id != 0) {

@@ -287,6 +287,24 @@ TEST(OtherBodies, ValidateTypesAndRanges) {
       R"({"name":"X","discount_type":"bogus","discount_value":1,"total_quantity":5})"));
   EXPECT_FALSE(parse_create_coupon(
       R"({"name":"X","discount_type":"fixed","discount_value":1,"total_quantity":0})"));
+  EXPECT_EQ(c->per_user_limit, 1) << "default";
+  EXPECT_FALSE(parse_create_coupon(
+      R"({"name":"X","discount_type":"fixed","discount_value":1,"total_quantity":5,"per_user_limit":0})"));
+
+  auto u = parse_update_product(R"({"price":1250})");
+  ASSERT_TRUE(u.has_value()) << u.error().message;
+  EXPECT_EQ(u->price_cents, 1250);
+  EXPECT_FALSE(u->name);
+  EXPECT_FALSE(u->category);
+  auto all = parse_update_product(R"({"name":"Lamp","category":"home","price":0})");
+  ASSERT_TRUE(all.has_value());
+  EXPECT_EQ(all->name, "Lamp");
+  EXPECT_EQ(all->category, "home");
+  EXPECT_FALSE(parse_update_product(R"({})"));
+  EXPECT_FALSE(parse_update_product(R"({"price":-1})"));
+  EXPECT_FALSE(parse_update_product(R"({"stock":3})"));
+  EXPECT_FALSE(parse_update_product(R"({"name":""})"));
+  EXPECT_FALSE(parse_update_product(R"({"price":"10"})"));
 }
 
 TEST(StrictBodies, RejectDuplicateMembersAtAnyDepth) {

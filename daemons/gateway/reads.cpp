@@ -125,11 +125,11 @@ std::expected<bool, ApiError> DomainReads::user_exists(std::uint64_t user_id) {
   return *r;
 }
 
-std::expected<std::vector<std::optional<std::int64_t>>, ApiError> DomainReads::unit_prices(
+std::expected<std::vector<std::optional<product::ProductOffer>>, ApiError> DomainReads::unit_prices(
     const std::vector<std::uint64_t>& product_ids) {
   auto q = impl_->product.get();
   if (!q) return std::unexpected(q.error());
-  auto r = (*q)->unit_prices_cents(product_ids);
+  auto r = (*q)->offers(product_ids);
   if (!r) return std::unexpected(read_failed("product", r.error()));
   return std::move(*r);
 }
@@ -250,7 +250,8 @@ std::expected<json, ApiError> DomainReads::product_json(std::uint64_t product_id
               {"name", p.name},
               {"category", p.category},
               {"price", p.price_cents},
-              {"stock", p.stock}};
+              {"stock", p.stock},
+              {"listed", !p.unlisted}};
 }
 
 std::expected<json, ApiError> DomainReads::products_json(const std::string& category,

@@ -23,6 +23,7 @@
 
 #include "daemons/common/config.hpp"
 #include "daemons/gateway/requests.hpp"
+#include "daemons/product/product_store.hpp"
 
 namespace ringmart::gateway {
 
@@ -50,9 +51,10 @@ class DomainReads {
   // ---- for validation. Errors: 503 UNAVAILABLE (env not available), 500 INTERNAL (LMDB).
 
   std::expected<bool, ApiError> user_exists(std::uint64_t user_id);
-  /// Unit prices in cents, in the order of `product_ids`, from one snapshot;
-  /// nullopt entries are unknown products.
-  std::expected<std::vector<std::optional<std::int64_t>>, ApiError> unit_prices(
+  /// Unit prices in cents and whether each product is still orderable, in
+  /// the order of `product_ids`, from one snapshot; nullopt entries are
+  /// unknown products.
+  std::expected<std::vector<std::optional<product::ProductOffer>>, ApiError> unit_prices(
       const std::vector<std::uint64_t>& product_ids);
   /// The user coupon, or nullopt when unknown.
   std::expected<std::optional<UserCouponRef>, ApiError> user_coupon(std::uint64_t user_coupon_id);

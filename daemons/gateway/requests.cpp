@@ -422,6 +422,34 @@ std::expected<CreateProductRequest, ApiError> parse_create_product(std::string_v
   return r;
 }
 
+std::expected<UpdateProductRequest, ApiError> parse_update_product(std::string_view body) {
+  auto j = parse_object(body);
+  if (!j) return std::unexpected(j.error());
+  if (auto ok = only_members(*j, "product change", {"name", "category", "price"}); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (j->empty()) {
+    return std::unexpected(invalid_argument("nothing to change: give name, category or price"));
+  }
+  UpdateProductRequest r;
+  if (j->contains("name")) {
+    auto name = string_member(*j, "name", kMaxNameChars, Unit::characters);
+    if (!name) return std::unexpected(name.error());
+    r.name = std::move(*name);
+  }
+  if (j->contains("category")) {
+    auto category = string_member(*j, "category", kMaxCategoryChars, Unit::characters);
+    if (!category) return std::unexpected(category.error());
+    r.category = std::move(*category);
+  }
+  if (j->contains("price")) {
+    auto price = int_member(*j, "price", std::nullopt, 0, kInt64Max);
+    if (!price) return std::unexpected(price.error());
+    r.price_cents = *price;
+  }
+  return r;
+}
+
 std::expected<std::int64_t, ApiError> parse_adjust_stock(std::string_view body) {
   auto j = parse_object(body);
   if (!j) return std::unexpected(j.error());
@@ -552,6 +580,7 @@ int http_status(msg::Code code) {
       return 404;
     case msg::Code::COUPON_SOLD_OUT:
     case msg::Code::COUPON_USER_LIMIT:
+    case msg::Code::PRODUCT_UNAVAILABLE:
     case msg::Code::COUPON_EXPIRED:
     case msg::Code::STOCK_NEGATIVE:
     case msg::Code::COUPON_INVALID:

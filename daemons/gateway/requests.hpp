@@ -172,6 +172,16 @@ struct CreateCouponRequest {
 };
 std::expected<CreateCouponRequest, ApiError> parse_create_coupon(std::string_view body);
 
+/// PATCH /v1/products/{id} {name?, category?, price?}: at least one member;
+/// name 1..200 and category 1..100 characters, price >= 0 cents. Errors: 400
+/// INVALID_ARGUMENT naming the first problem.
+struct UpdateProductRequest {
+  std::optional<std::string> name;
+  std::optional<std::string> category;
+  std::optional<std::int64_t> price_cents;
+};
+std::expected<UpdateProductRequest, ApiError> parse_update_product(std::string_view body);
+
 // ---------------------------------------------------------------- paths, queries
 
 /// A decimal id from a path segment: digits only, 1..2^64-1.

@@ -58,6 +58,36 @@ int main(int argc, char** argv) {
           r.setMessage(out->detail);
         });
       }
+      case Envelope::Payload::UPDATE_PRODUCT: {
+        auto in = payload.getUpdateProduct();
+        product::ProductChanges changes;
+        if (in.getSetName()) changes.name = ringmart::storage::to_string(in.getName());
+        if (in.getSetCategory()) changes.category = ringmart::storage::to_string(in.getCategory());
+        if (in.getSetPrice()) changes.price_cents = in.getPriceCents();
+        auto out = store.update_product(ctx.txn(), in.getProductId(), changes);
+        if (!out) return out.error();
+        log->debug("updateProduct product={} -> {}", in.getProductId(),
+                   runtime::code_name(out->code));
+        return ctx.reply(m, [&](Envelope::Payload::Builder p) {
+          auto r = p.initReply();
+          r.setCode(out->code);
+          r.setId(in.getProductId());
+          r.setValue(out->value);  // the price now
+          r.setMessage(out->detail);
+        });
+      }
+      case Envelope::Payload::UNLIST_PRODUCT: {
+        const auto id = payload.getUnlistProduct().getProductId();
+        auto out = store.unlist_product(ctx.txn(), id);
+        if (!out) return out.error();
+        log->debug("unlistProduct product={} -> {}", id, runtime::code_name(out->code));
+        return ctx.reply(m, [&](Envelope::Payload::Builder p) {
+          auto r = p.initReply();
+          r.setCode(out->code);
+          r.setId(id);
+          r.setMessage(out->detail);
+        });
+      }
       case Envelope::Payload::DEDUCT_INVENTORY: {
         auto in = payload.getDeductInventory();
         std::vector<product::LineQuantity> lines;

@@ -16,6 +16,7 @@ struct Product {
   createdAtMs @5 :Int64;     # Unix ms
   receivedUnits @6 :Int64;   # initial stock + every adjustStock delta: what stock would be
                              # had nothing been sold (the invariant checker's ledger)
+  unlisted @7 :Bool;         # DELETE /v1/products/{id}: not orderable, not listed, still readable
 }
 
 enum ReservationState {

@@ -130,6 +130,59 @@ std::expected<Outcome, std::error_code> ProductStore::create_product(
   return success(id, 0);
 }
 
+std::expected<Outcome, std::error_code> ProductStore::update_product(
+    Txn& txn, std::uint64_t product_id, const ProductChanges& changes) const {
+  if (!changes.name && !changes.category && !changes.price_cents) {
+    return fail(msg::Code::INVALID_ARGUMENT, "nothing to change: name, category or price");
+  }
+  if (changes.name) {
+    const std::size_t chars = utf8_length(*changes.name);
+    if (chars < 1 || chars > kMaxNameChars) {
+      return fail(msg::Code::INVALID_ARGUMENT,
+                  "name must be 1.." + std::to_string(kMaxNameChars) + " characters");
+    }
+  }
+  if (changes.category) {
+    const std::size_t chars = utf8_length(*changes.category);
+    if (chars < 1 || chars > kMaxCategoryChars ||
+        changes.category->find('\0') != std::string::npos) {
+      return fail(msg::Code::INVALID_ARGUMENT,
+                  "category must be 1.." + std::to_string(kMaxCategoryChars) + " characters");
+    }
+  }
+  if (changes.price_cents && *changes.price_cents < 0) {
+    return fail(msg::Code::INVALID_ARGUMENT, "price must be >= 0");
+  }
+  auto p = find(txn, product_id);
+  if (!p) return fail(msg::Code::PRODUCT_NOT_FOUND, product_name(product_id) + " not found");
+  if (changes.category && *changes.category != p->category && !p->unlisted) {
+    if (auto r = by_category_.erase(txn, bytes(category_key(p->category, p->id))); !r) {
+      return std::unexpected(r.error());
+    }
+    if (auto ec = by_category_.put(txn, bytes(category_key(*changes.category, p->id)), {})) {
+      return std::unexpected(ec);
+    }
+  }
+  if (changes.name) p->name = *changes.name;
+  if (changes.category) p->category = *changes.category;
+  if (changes.price_cents) p->price_cents = *changes.price_cents;
+  if (auto ec = put_product(txn, *p)) return std::unexpected(ec);
+  return success(product_id, p->price_cents);
+}
+
+std::expected<Outcome, std::error_code> ProductStore::unlist_product(
+    Txn& txn, std::uint64_t product_id) const {
+  auto p = find(txn, product_id);
+  if (!p) return fail(msg::Code::PRODUCT_NOT_FOUND, product_name(product_id) + " not found");
+  if (p->unlisted) return success(product_id, 0);
+  p->unlisted = true;
+  if (auto r = by_category_.erase(txn, bytes(category_key(p->category, p->id))); !r) {
+    return std::unexpected(r.error());
+  }
+  if (auto ec = put_product(txn, *p)) return std::unexpected(ec);
+  return success(product_id, 0);
+}
+
 std::expected<Outcome, std::error_code> ProductStore::adjust_stock(Txn& txn,
                                                                    std::uint64_t product_id,
                                                                    std::int64_t delta) const {
@@ -256,7 +309,8 @@ std::optional<ProductView> ProductStore::find(Txn& txn, std::uint64_t product_id
                      .price_cents = p.getPriceCents(),
                      .stock = p.getStock(),
                      .created_at_ms = p.getCreatedAtMs(),
-                     .received_units = p.getReceivedUnits()};
+                     .received_units = p.getReceivedUnits(),
+                     .unlisted = p.getUnlisted()};
 }
 
 bool ProductStore::exists(Txn& txn, std::uint64_t product_id) const {
@@ -278,6 +332,22 @@ std::vector<std::optional<std::int64_t>> ProductStore::unit_prices_cents(
   return out;
 }
 
+std::vector<std::optional<ProductOffer>> ProductStore::offers(
+    Txn& txn, std::span<const std::uint64_t> product_ids) const {
+  std::vector<std::optional<ProductOffer>> out;
+  out.reserve(product_ids.size());
+  for (auto id : product_ids) {
+    auto m = storage::get_message(products_, txn, product_key(id).view());
+    if (!m) {
+      out.emplace_back();
+      continue;
+    }
+    auto p = m->root<records::Product>();
+    out.push_back(ProductOffer{p.getPriceCents(), !p.getUnlisted()});
+  }
+  return out;
+}
+
 ProductPage ProductStore::list(Txn& txn, std::string_view category, std::uint64_t cursor,
                                std::size_t limit) const {
   limit = std::clamp<std::size_t>(limit, 1, kMaxPageLimit);
@@ -291,7 +361,9 @@ ProductPage ProductStore::list(Txn& txn, std::string_view category, std::uint64_
   };
   if (category.empty()) {
     products_.scan(txn, product_key(cursor + 1).view(),
-                   [&](std::span<const std::byte> key, std::span<const std::byte>) {
+                   [&](std::span<const std::byte> key, std::span<const std::byte> value) {
+                     storage::StoredMessage m(value);
+                     if (m.root<records::Product>().getUnlisted()) return true;  // not listed
                      return collect(storage::read_u64_be(key));
                    });
   } else {
@@ -362,6 +434,7 @@ std::error_code ProductStore::put_product(Txn& txn, const ProductView& p) const 
   r.setStock(p.stock);
   r.setCreatedAtMs(p.created_at_ms);
   r.setReceivedUnits(p.received_units);
+  r.setUnlisted(p.unlisted);
   return storage::put_message(products_, txn, product_key(p.id).view(), b);
 }
 
@@ -415,6 +488,13 @@ ProductQueries::unit_prices_cents(std::span<const std::uint64_t> product_ids) co
   auto txn = storage::Txn::begin_read(*env_);
   if (!txn) return std::unexpected(txn.error());
   return store_.unit_prices_cents(*txn, product_ids);
+}
+
+std::expected<std::vector<std::optional<ProductOffer>>, std::error_code> ProductQueries::offers(
+    std::span<const std::uint64_t> product_ids) const {
+  auto txn = storage::Txn::begin_read(*env_);
+  if (!txn) return std::unexpected(txn.error());
+  return store_.offers(*txn, product_ids);
 }
 
 std::expected<ProductPage, std::error_code> ProductQueries::list(std::string_view category,

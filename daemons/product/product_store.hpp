@@ -60,6 +60,23 @@ struct ProductView {
   /// delta. received_units - stock = units held by deducted orders, which is
   /// what tests/chaos checks. Records written before this field read 0.
   std::int64_t received_units = 0;
+  /// Unlisted (DELETE /v1/products/{id}): no longer orderable nor listed,
+  /// still readable (past orders name it).
+  bool unlisted = false;
+};
+
+/// What an order may take of a product: its price now, and whether it is
+/// still orderable (not unlisted).
+struct ProductOffer {
+  std::int64_t price_cents = 0;
+  bool orderable = true;
+};
+
+/// The fields updateProduct changes (nullopt: kept).
+struct ProductChanges {
+  std::optional<std::string> name;
+  std::optional<std::string> category;
+  std::optional<std::int64_t> price_cents;
 };
 
 /// One page of list(): products ordered by id; `next_cursor` is the last id of
@@ -123,6 +140,20 @@ class ProductStore {
   std::expected<Outcome, std::error_code> adjust_stock(storage::Txn& txn, std::uint64_t product_id,
                                                        std::int64_t delta) const;
 
+  /// updateProduct: sets the given fields, with create_product's rules (and
+  /// the category index follows a new category). Orders placed before keep
+  /// the price they were accepted at (the gateway snapshots it). Returns {ok,
+  /// id} / productNotFound / invalidArgument (nothing to change, or a bad
+  /// field). Failures change nothing.
+  std::expected<Outcome, std::error_code> update_product(storage::Txn& txn,
+                                                         std::uint64_t product_id,
+                                                         const ProductChanges& changes) const;
+  /// unlistProduct: the product is no longer orderable nor listed (the
+  /// category index drops it); find() still reads it. Idempotent: {ok, id}
+  /// again for an unlisted one; productNotFound.
+  std::expected<Outcome, std::error_code> unlist_product(storage::Txn& txn,
+                                                         std::uint64_t product_id) const;
+
   /// deductInventory: takes every line's quantity from stock for `order_id`,
   /// all lines or none. Lines naming the same product are summed. Returns ok /
   /// outOfStock (detail names the product) / productNotFound (detail names it)
@@ -149,6 +180,10 @@ class ProductStore {
   bool exists(storage::Txn& txn, std::uint64_t product_id) const;
   /// Current unit price in cents, or nullopt for an unknown product.
   std::optional<std::int64_t> unit_price_cents(storage::Txn& txn, std::uint64_t product_id) const;
+  /// Offers of several products read in one snapshot, in the order given;
+  /// nullopt entries are unknown products.
+  std::vector<std::optional<ProductOffer>> offers(storage::Txn& txn,
+                                                  std::span<const std::uint64_t> product_ids) const;
   /// Unit prices of several products read in one snapshot, in the order
   /// given; nullopt entries are unknown products.
   std::vector<std::optional<std::int64_t>> unit_prices_cents(
@@ -199,6 +234,10 @@ class ProductQueries {
   /// Current unit price in cents (snapshotted into CreateOrder), or nullopt.
   std::expected<std::optional<std::int64_t>, std::error_code> unit_price_cents(
       std::uint64_t product_id) const;
+  /// Offers (price, orderable) of all of an order's products from one
+  /// consistent snapshot (what the gateway snapshots into createOrder).
+  std::expected<std::vector<std::optional<ProductOffer>>, std::error_code> offers(
+      std::span<const std::uint64_t> product_ids) const;
   /// Unit prices of all of an order's products from one consistent snapshot.
   std::expected<std::vector<std::optional<std::int64_t>>, std::error_code> unit_prices_cents(
       std::span<const std::uint64_t> product_ids) const;

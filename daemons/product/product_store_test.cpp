@@ -120,6 +120,79 @@ TEST_F(ProductStoreTest, RejectsInvalidProductWithoutCreating) {
   });
 }
 
+TEST_F(ProductStoreTest, UpdatesNamePriceAndCategoryAndTheCategoryIndexFollows) {
+  const auto id = add("kitchen", 5, 1000);
+  const auto other = add("kitchen", 5, 2000);
+  Outcome out;
+  write([&](storage::Txn& t) {
+    out = ok(store_.update_product(t, id,
+                                   {.name = "Big mug", .category = "garden", .price_cents = 1250}));
+  });
+  ASSERT_EQ(out.code, Code::OK) << out.detail;
+  EXPECT_EQ(out.value, 1250);
+  auto txn = storage::Txn::begin_read(*env_);
+  auto p = store_.find(*txn, id);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->name, "Big mug");
+  EXPECT_EQ(p->category, "garden");
+  EXPECT_EQ(p->price_cents, 1250);
+  EXPECT_EQ(p->stock, 5) << "stock is not a product field to change";
+  EXPECT_EQ(ids(store_.list(*txn, "garden", 0, 10)), (std::vector<std::uint64_t>{id}));
+  EXPECT_EQ(ids(store_.list(*txn, "kitchen", 0, 10)), (std::vector<std::uint64_t>{other}));
+  txn->abort();
+  // Only the price: the rest stays.
+  write([&](storage::Txn& t) { out = ok(store_.update_product(t, id, {.price_cents = 900})); });
+  auto txn2 = storage::Txn::begin_read(*env_);
+  EXPECT_EQ(store_.find(*txn2, id)->name, "Big mug");
+  EXPECT_EQ(store_.find(*txn2, id)->price_cents, 900);
+}
+
+TEST_F(ProductStoreTest, UpdateRefusesBadFieldsAndUnknownProductsWithoutChange) {
+  const auto id = add("kitchen", 5, 1000);
+  auto update = [&](std::uint64_t pid, ProductChanges c) {
+    Outcome out;
+    write([&](storage::Txn& t) { out = ok(store_.update_product(t, pid, c)); });
+    return out;
+  };
+  EXPECT_EQ(update(id, {}).code, Code::INVALID_ARGUMENT);
+  EXPECT_EQ(update(id, {.price_cents = -1}).code, Code::INVALID_ARGUMENT);
+  EXPECT_EQ(update(id, {.name = ""}).code, Code::INVALID_ARGUMENT);
+  EXPECT_EQ(update(id, {.category = std::string("a\0b", 3)}).code, Code::INVALID_ARGUMENT);
+  EXPECT_EQ(update(id + 1, {.price_cents = 5}).code, Code::PRODUCT_NOT_FOUND);
+  auto txn = storage::Txn::begin_read(*env_);
+  EXPECT_EQ(store_.find(*txn, id)->price_cents, 1000);
+  EXPECT_EQ(store_.find(*txn, id)->name, "Mug");
+}
+
+TEST_F(ProductStoreTest, AnUnlistedProductIsReadableButNeitherListedNorOrderable) {
+  const auto a = add("kitchen", 5);
+  const auto b = add("kitchen", 5);
+  Outcome out;
+  write([&](storage::Txn& t) { out = ok(store_.unlist_product(t, a)); });
+  EXPECT_EQ(out.code, Code::OK);
+  write([&](storage::Txn& t) { out = ok(store_.unlist_product(t, a)); });
+  EXPECT_EQ(out.code, Code::OK) << "idempotent";
+  write([&](storage::Txn& t) { out = ok(store_.unlist_product(t, b + 1)); });
+  EXPECT_EQ(out.code, Code::PRODUCT_NOT_FOUND);
+  auto txn = storage::Txn::begin_read(*env_);
+  auto p = store_.find(*txn, a);
+  ASSERT_TRUE(p);
+  EXPECT_TRUE(p->unlisted);
+  EXPECT_EQ(ids(store_.list(*txn, "", 0, 10)), (std::vector<std::uint64_t>{b}));
+  EXPECT_EQ(ids(store_.list(*txn, "kitchen", 0, 10)), (std::vector<std::uint64_t>{b}));
+  const std::vector<std::uint64_t> wanted{a, b, b + 7};
+  const auto offers = store_.offers(*txn, wanted);
+  ASSERT_EQ(offers.size(), 3u);
+  ASSERT_TRUE(offers[0] && offers[1]);
+  EXPECT_FALSE(offers[0]->orderable);
+  EXPECT_TRUE(offers[1]->orderable);
+  EXPECT_FALSE(offers[2]);
+  txn->abort();
+  // An order accepted before the unlisting still gets its stock.
+  EXPECT_EQ(deduct(77, {{a, 2}}).code, Code::OK);
+  EXPECT_EQ(stock(a), 3);
+}
+
 TEST_F(ProductStoreTest, AdjustsStock) {
   auto id = add("kitchen", 5);
   write([&](storage::Txn& t) {

@@ -36,7 +36,7 @@ void require(bool ok) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const std::string_view body(reinterpret_cast<const char*>(data + 1), size - 1);
-  switch (data[0] % 12) {
+  switch (data[0] % 13) {
     case 0:
       if (auto r = parse_order_request(body)) {
         require(!r->items.empty() && r->items.size() <= kMaxOrderLines);
@@ -100,9 +100,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (auto l = query_int(query, "limit", 20, 1, 100)) require(*l >= 1 && *l <= 100);
       break;
     }
+    case 11:
+      if (auto r = parse_update_product(body)) {
+        require(r->name || r->category || r->price_cents);
+        require(!r->price_cents || *r->price_cents >= 0);
+        if (r->name) require(!r->name->empty() && storage_chars(*r->name) <= kMaxNameChars);
+        (void)command_request_hash("PATCH", "/v1/products/1", body);
+      }
+      break;
     default:
-      // Every code the schema defines (0..stepTimeout = 16).
-      (void)command_error(static_cast<ringmart::msg::Code>(data[0] % 17), body).response();
+      // Every code the schema defines (0..productUnavailable = 18).
+      (void)command_error(static_cast<ringmart::msg::Code>(data[0] % 19), body).response();
       break;
   }
   return 0;

@@ -309,6 +309,54 @@ TEST_F(SagaTest, CouponIssuanceNeverExceedsQuantity) {
   EXPECT_EQ(info.body["issued"], 3);
 }
 
+TEST_F(SagaTest, APriceChangeKeepsPlacedOrdersAndAnUnlistedProductIsNoLongerSold) {
+  const auto product = sys_->create_product("lamp", 4000, 10, "lighting");
+  const auto user = sys_->create_user("catalogue");
+  ASSERT_GT(product, 0);
+  ASSERT_GT(user, 0);
+  const json body = {{"user_id", user},
+                     {"items", {{{"product_id", product}, {"quantity", 1}}}},
+                     {"payment", {{"token", "tok_ok"}}}};
+  // Accepted at 4000, then repriced while the first order runs its saga.
+  const auto before = place(body);
+  const std::string path = "/v1/products/" + std::to_string(product);
+  auto patched = sys_->admin("PATCH", path, {{"price", 4500}, {"name", "Desk lamp"}});
+  ASSERT_EQ(patched.status, 200) << patched.text;
+  EXPECT_EQ(patched.body["price"], 4500);
+  EXPECT_EQ(sys_->wait_order(before)["items"][0]["unit_price"], 4000);
+  const auto after = place(body);
+  EXPECT_EQ(sys_->wait_order(after)["items"][0]["unit_price"], 4500);
+  auto view = sys_->api("GET", path);
+  EXPECT_EQ(view.body["name"], "Desk lamp");
+  EXPECT_EQ(view.body["category"], "lighting");
+  EXPECT_EQ(view.body["listed"], true);
+  // Bad changes are 400 and change nothing; an unknown product is 404.
+  EXPECT_EQ(sys_->admin("PATCH", path, {{"price", -1}}).status, 400);
+  EXPECT_EQ(sys_->admin("PATCH", path, json::object()).status, 400);
+  EXPECT_EQ(sys_->admin("PATCH", path, {{"stock", 3}}).status, 400);
+  EXPECT_EQ(sys_->admin("PATCH", "/v1/products/999999", {{"price", 1}}).status, 404);
+  EXPECT_EQ(sys_->api("GET", path).body["price"], 4500);
+  // The storefront cannot change the catalogue.
+  EXPECT_EQ(sys_->api("PATCH", path, {{"price", 1}}).status, 405);
+  EXPECT_EQ(sys_->api("DELETE", path).status, 405);
+
+  auto deleted = sys_->admin("DELETE", path);
+  ASSERT_EQ(deleted.status, 200) << deleted.text;
+  EXPECT_EQ(deleted.body["listed"], false);
+  EXPECT_EQ(sys_->admin("DELETE", path).status, 200) << "idempotent";
+  auto refused = sys_->api("POST", "/v1/orders", body);
+  EXPECT_EQ(refused.status, 409);
+  EXPECT_EQ(refused.body["error"]["code"], "PRODUCT_UNAVAILABLE");
+  // Still readable for past orders, no longer listed.
+  view = sys_->api("GET", path);
+  EXPECT_EQ(view.status, 200);
+  EXPECT_EQ(view.body["listed"], false);
+  auto listed = sys_->api("GET", "/v1/products?category=lighting");
+  ASSERT_EQ(listed.status, 200);
+  for (const auto& p : listed.body["items"]) EXPECT_NE(p["id"], product);
+  EXPECT_EQ(sys_->api("GET", "/v1/orders/" + std::to_string(before)).status, 200);
+}
+
 TEST_F(SagaTest, AUsersOrdersAreListedNewestFirstWithACursor) {
   const auto product = sys_->create_product("mug", 1200, 2);
   const auto user = sys_->create_user("lister");
