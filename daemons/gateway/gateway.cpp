@@ -473,6 +473,10 @@ void Gateway::add_storefront_routes(http::Server& s) {
     r->send(respond(reads_.product_json(*id)));
   });
 
+  s.route("GET", "/v1/categories", [this](const http::Request&, http::ResponderPtr r) {
+    r->send(respond(reads_.categories_json()));
+  });
+
   s.route("GET", "/v1/products", [this](const http::Request& req, http::ResponderPtr r) {
     auto limit = query_int(req.query, "limit", 20, 1, 100);
     if (!limit) return r->send(limit.error().response());

@@ -254,6 +254,20 @@ std::expected<json, ApiError> DomainReads::product_json(std::uint64_t product_id
               {"listed", !p.unlisted}};
 }
 
+std::expected<json, ApiError> DomainReads::categories_json() {
+  auto q = impl_->product.get();
+  if (!q) {
+    // The product daemon never ran: no category yet.
+    if (impl_->product.absent()) return json::array();
+    return std::unexpected(q.error());
+  }
+  auto r = (*q)->categories();
+  if (!r) return std::unexpected(read_failed("product", r.error()));
+  json out = json::array();
+  for (const auto& c : *r) out.push_back({{"category", c.category}, {"products", c.products}});
+  return out;
+}
+
 std::expected<json, ApiError> DomainReads::products_json(const std::string& category,
                                                          std::uint64_t cursor, std::size_t limit) {
   auto q = impl_->product.get();

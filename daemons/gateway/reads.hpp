@@ -82,6 +82,8 @@ class DomainReads {
                                                            std::size_t limit);
   /// {"id","name","category","price","stock"}
   std::expected<nlohmann::json, ApiError> product_json(std::uint64_t product_id);
+  /// [{"category","products"}]: every category with listed products.
+  std::expected<nlohmann::json, ApiError> categories_json();
   /// {"items":[product...],"next_cursor":id|null}; `limit` 1..100.
   std::expected<nlohmann::json, ApiError> products_json(const std::string& category,
                                                         std::uint64_t cursor, std::size_t limit);

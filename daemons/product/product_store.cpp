@@ -348,6 +348,19 @@ std::vector<std::optional<ProductOffer>> ProductStore::offers(
   return out;
 }
 
+std::vector<CategoryCount> ProductStore::categories(Txn& txn) const {
+  std::vector<CategoryCount> out;
+  by_category_.scan(txn, {}, [&](std::span<const std::byte> key, std::span<const std::byte>) {
+    // category bytes, NUL, u64 id
+    if (key.size() < 9) corrupt("short category index key", 0, 0);
+    const std::string_view category(reinterpret_cast<const char*>(key.data()), key.size() - 9);
+    if (out.empty() || out.back().category != category) out.push_back({std::string(category), 0});
+    ++out.back().products;
+    return true;
+  });
+  return out;
+}
+
 ProductPage ProductStore::list(Txn& txn, std::string_view category, std::uint64_t cursor,
                                std::size_t limit) const {
   limit = std::clamp<std::size_t>(limit, 1, kMaxPageLimit);
@@ -495,6 +508,12 @@ std::expected<std::vector<std::optional<ProductOffer>>, std::error_code> Product
   auto txn = storage::Txn::begin_read(*env_);
   if (!txn) return std::unexpected(txn.error());
   return store_.offers(*txn, product_ids);
+}
+
+std::expected<std::vector<CategoryCount>, std::error_code> ProductQueries::categories() const {
+  auto txn = storage::Txn::begin_read(*env_);
+  if (!txn) return std::unexpected(txn.error());
+  return store_.categories(*txn);
 }
 
 std::expected<ProductPage, std::error_code> ProductQueries::list(std::string_view category,

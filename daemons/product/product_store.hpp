@@ -72,6 +72,12 @@ struct ProductOffer {
   bool orderable = true;
 };
 
+/// One category of the catalogue and how many listed products it has.
+struct CategoryCount {
+  std::string category;
+  std::uint64_t products = 0;
+};
+
 /// The fields updateProduct changes (nullopt: kept).
 struct ProductChanges {
   std::optional<std::string> name;
@@ -193,6 +199,10 @@ class ProductStore {
   ProductPage list(storage::Txn& txn, std::string_view category, std::uint64_t cursor,
                    std::size_t limit) const;
   std::optional<ReservationView> reservation(storage::Txn& txn, std::uint64_t order_id) const;
+  /// Every category with listed products, in byte order of the name, with
+  /// their counts: one pass over the category index (unlisted products are
+  /// not in it).
+  std::vector<CategoryCount> categories(storage::Txn& txn) const;
   /// Number of products in the catalogue.
   std::uint64_t product_count(storage::Txn& txn) const;
   /// Visits every product in id order while `fn` returns true (audits, the
@@ -241,6 +251,8 @@ class ProductQueries {
   /// Unit prices of all of an order's products from one consistent snapshot.
   std::expected<std::vector<std::optional<std::int64_t>>, std::error_code> unit_prices_cents(
       std::span<const std::uint64_t> product_ids) const;
+  /// See ProductStore::categories.
+  std::expected<std::vector<CategoryCount>, std::error_code> categories() const;
   /// See ProductStore::list.
   std::expected<ProductPage, std::error_code> list(std::string_view category, std::uint64_t cursor,
                                                    std::size_t limit) const;

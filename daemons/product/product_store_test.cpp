@@ -164,6 +164,24 @@ TEST_F(ProductStoreTest, UpdateRefusesBadFieldsAndUnknownProductsWithoutChange) 
   EXPECT_EQ(store_.find(*txn, id)->name, "Mug");
 }
 
+TEST_F(ProductStoreTest, CategoriesCountTheirListedProducts) {
+  const auto a = add("kitchen", 1);
+  add("kitchen", 1);
+  add("garden", 1);
+  const auto moved = add("garden", 1);
+  auto counts = [&] {
+    auto txn = storage::Txn::begin_read(*env_);
+    std::vector<std::pair<std::string, std::uint64_t>> out;
+    for (const auto& c : store_.categories(*txn)) out.emplace_back(c.category, c.products);
+    return out;
+  };
+  using Counts = std::vector<std::pair<std::string, std::uint64_t>>;
+  EXPECT_EQ(counts(), (Counts{{"garden", 2}, {"kitchen", 2}}));
+  write([&](storage::Txn& t) { ok(store_.unlist_product(t, a)); });
+  write([&](storage::Txn& t) { ok(store_.update_product(t, moved, {.category = "toys"})); });
+  EXPECT_EQ(counts(), (Counts{{"garden", 1}, {"kitchen", 1}, {"toys", 1}}));
+}
+
 TEST_F(ProductStoreTest, AnUnlistedProductIsReadableButNeitherListedNorOrderable) {
   const auto a = add("kitchen", 5);
   const auto b = add("kitchen", 5);

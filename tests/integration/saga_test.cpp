@@ -340,6 +340,14 @@ TEST_F(SagaTest, APriceChangeKeepsPlacedOrdersAndAnUnlistedProductIsNoLongerSold
   EXPECT_EQ(sys_->api("PATCH", path, {{"price", 1}}).status, 405);
   EXPECT_EQ(sys_->api("DELETE", path).status, 405);
 
+  auto count_in = [&](const std::string& category) {
+    auto c = sys_->api("GET", "/v1/categories");
+    EXPECT_EQ(c.status, 200);
+    for (const auto& row : c.body)
+      if (row["category"] == category) return row["products"].get<int>();
+    return 0;
+  };
+  EXPECT_EQ(count_in("lighting"), 1);
   auto deleted = sys_->admin("DELETE", path);
   ASSERT_EQ(deleted.status, 200) << deleted.text;
   EXPECT_EQ(deleted.body["listed"], false);
@@ -355,6 +363,7 @@ TEST_F(SagaTest, APriceChangeKeepsPlacedOrdersAndAnUnlistedProductIsNoLongerSold
   ASSERT_EQ(listed.status, 200);
   for (const auto& p : listed.body["items"]) EXPECT_NE(p["id"], product);
   EXPECT_EQ(sys_->api("GET", "/v1/orders/" + std::to_string(before)).status, 200);
+  EXPECT_EQ(count_in("lighting"), 0);
 }
 
 TEST_F(SagaTest, AUsersOrdersAreListedNewestFirstWithACursor) {
