@@ -8,7 +8,8 @@
 # journalctl that ORDER_ID=<id> shows the order's path through the gateway,
 # order, supervisor, product and payment daemons, every line in the caller's
 # trace (TRACE_ID), and that the failure is there at info priority.
-# Needs root (unshare, mount); exits 77 (skipped) otherwise.
+# Needs root and a mount namespace (unshare, mount) and systemd-journald;
+# exits 77 (skipped) otherwise.
 set -euo pipefail
 build=$(realpath "$1")
 if [[ $(id -u) -ne 0 ]]; then
@@ -16,6 +17,12 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 77
 fi
 if [[ -z "${RINGMART_JOURNAL_NAMESPACE:-}" ]]; then
+  # A container without CAP_SYS_ADMIN cannot make the namespace: skipped, not failed.
+  if ! unshare --mount --propagation private true 2>/dev/null; then
+    echo "SKIP: cannot create a mount namespace here"
+    exit 77
+  fi
+  [[ -x /lib/systemd/systemd-journald ]] || { echo "SKIP: no systemd-journald"; exit 77; }
   exec env RINGMART_JOURNAL_NAMESPACE=1 unshare --mount --propagation private "$0" "$@"
 fi
 work=$(mktemp -d /tmp/ringmart-journal.XXXXXX)
