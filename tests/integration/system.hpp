@@ -64,8 +64,7 @@ class System {
 
   HttpResult api(const std::string& method, const std::string& target, const json& body = nullptr,
                  const std::map<std::string, std::string>& headers = {});
-  HttpResult admin(const std::string& method, const std::string& target,
-                   const json& body = nullptr,
+  HttpResult admin(const std::string& method, const std::string& target, const json& body = nullptr,
                    const std::map<std::string, std::string>& headers = {});
 
   // Convenience wrappers (assert-free; return ids or -1).
