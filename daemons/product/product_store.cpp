@@ -324,14 +324,6 @@ std::optional<std::int64_t> ProductStore::unit_price_cents(Txn& txn,
   return m->root<records::Product>().getPriceCents();
 }
 
-std::vector<std::optional<std::int64_t>> ProductStore::unit_prices_cents(
-    Txn& txn, std::span<const std::uint64_t> product_ids) const {
-  std::vector<std::optional<std::int64_t>> out;
-  out.reserve(product_ids.size());
-  for (auto id : product_ids) out.push_back(unit_price_cents(txn, id));
-  return out;
-}
-
 std::vector<std::optional<ProductOffer>> ProductStore::offers(
     Txn& txn, std::span<const std::uint64_t> product_ids) const {
   std::vector<std::optional<ProductOffer>> out;
@@ -494,13 +486,6 @@ std::expected<std::optional<std::int64_t>, std::error_code> ProductQueries::unit
   auto txn = storage::Txn::begin_read(*env_);
   if (!txn) return std::unexpected(txn.error());
   return store_.unit_price_cents(*txn, product_id);
-}
-
-std::expected<std::vector<std::optional<std::int64_t>>, std::error_code>
-ProductQueries::unit_prices_cents(std::span<const std::uint64_t> product_ids) const {
-  auto txn = storage::Txn::begin_read(*env_);
-  if (!txn) return std::unexpected(txn.error());
-  return store_.unit_prices_cents(*txn, product_ids);
 }
 
 std::expected<std::vector<std::optional<ProductOffer>>, std::error_code> ProductQueries::offers(

@@ -190,10 +190,6 @@ class ProductStore {
   /// nullopt entries are unknown products.
   std::vector<std::optional<ProductOffer>> offers(storage::Txn& txn,
                                                   std::span<const std::uint64_t> product_ids) const;
-  /// Unit prices of several products read in one snapshot, in the order
-  /// given; nullopt entries are unknown products.
-  std::vector<std::optional<std::int64_t>> unit_prices_cents(
-      storage::Txn& txn, std::span<const std::uint64_t> product_ids) const;
   /// Products with id > `cursor` (0 = from the start) in `category` ("" = all
   /// categories), ordered by id; `limit` is clamped to 1..kMaxPageLimit.
   ProductPage list(storage::Txn& txn, std::string_view category, std::uint64_t cursor,
@@ -247,9 +243,6 @@ class ProductQueries {
   /// Offers (price, orderable) of all of an order's products from one
   /// consistent snapshot (what the gateway snapshots into createOrder).
   std::expected<std::vector<std::optional<ProductOffer>>, std::error_code> offers(
-      std::span<const std::uint64_t> product_ids) const;
-  /// Unit prices of all of an order's products from one consistent snapshot.
-  std::expected<std::vector<std::optional<std::int64_t>>, std::error_code> unit_prices_cents(
       std::span<const std::uint64_t> product_ids) const;
   /// See ProductStore::categories.
   std::expected<std::vector<CategoryCount>, std::error_code> categories() const;

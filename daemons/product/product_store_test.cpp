@@ -363,11 +363,12 @@ TEST_F(ProductStoreTest, PriceSnapshotMarksUnknownProducts) {
   auto b = add("home", 1, 1290);
   auto txn = storage::Txn::begin_read(*env_);
   const std::vector<std::uint64_t> wanted{b, a + b + 1, a};
-  auto prices = store_.unit_prices_cents(*txn, wanted);
+  auto prices = store_.offers(*txn, wanted);
   ASSERT_EQ(prices.size(), 3u);
-  EXPECT_EQ(prices[0], 1290);
+  ASSERT_TRUE(prices[0] && prices[2]);
+  EXPECT_EQ(prices[0]->price_cents, 1290);
   EXPECT_FALSE(prices[1]);
-  EXPECT_EQ(prices[2], 500);
+  EXPECT_EQ(prices[2]->price_cents, 500);
 }
 
 TEST_F(ProductStoreTest, AbortedTransactionLeavesNoEffect) {
@@ -395,7 +396,7 @@ TEST_F(ProductStoreTest, ReadOnlyQueriesSeeCommittedData) {
   EXPECT_FALSE(q->exists(a + 1).value());
   EXPECT_EQ(q->unit_price_cents(a).value(), 990);
   const std::vector<std::uint64_t> wanted{a};
-  EXPECT_EQ(q->unit_prices_cents(wanted).value().at(0), 990);
+  EXPECT_EQ(q->offers(wanted).value().at(0)->price_cents, 990);
   EXPECT_EQ(q->list("kitchen", 0, 10).value().items.size(), 1u);
   // Later commits by the writer are visible to the open query library.
   auto b = add("kitchen", 1);
