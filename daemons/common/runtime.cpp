@@ -102,6 +102,8 @@ bool is_storage_error(std::error_code ec) {
 
 std::int64_t Context::now_ms() const { return realtime_ns() / 1'000'000; }
 
+std::int64_t Context::now_ns() const { return realtime_ns(); }
+
 std::error_code Context::send(DaemonId to, std::uint64_t saga_id, std::uint64_t message_id,
                               std::uint64_t correlation_id,
                               const std::function<void(msg::Envelope::Payload::Builder)>& fill) {

@@ -90,6 +90,9 @@ class Context {
   storage::Txn& txn() { return *txn_; }
   /// Realtime clock in ms (for business timestamps).
   std::int64_t now_ms() const;
+  /// Realtime clock in ns (for durations measured across transactions, e.g.
+  /// a saga step's round trip).
+  std::int64_t now_ns() const;
 
   /// Appends one message for `to` to the outbox in this transaction.
   /// `fill` sets the payload union, e.g. [&](auto p){ p.initReply().setCode(...); }.

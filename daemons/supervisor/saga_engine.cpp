@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <chrono>
 #include <set>
 
 namespace ringmart::supervisor {
@@ -17,12 +16,6 @@ using Payload = msg::Envelope::Payload;
 telemetry::Fields log_fields(SagaRecord::Reader r) {
   return {r.getOrderId(), r.getOrderId(),
           telemetry::TraceId{r.getTraceIdHigh(), r.getTraceIdLow()}};
-}
-
-std::int64_t realtime_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 constexpr unsigned kMaxTimeline = 64;   // entries kept per saga (the most recent)
@@ -312,7 +305,7 @@ std::error_code SagaEngine::send_current(runtime::Context& ctx, SagaRecord::Buil
   const std::int64_t timeout = std::min<std::int64_t>(static_cast<std::int64_t>(base) << shift,
                                                       std::max(base, def_.retry_backoff_max_ms));
   r.setDeadlineMs(now + timeout);
-  r.setSentAtNs(realtime_ns());
+  r.setSentAtNs(ctx.now_ns());
   deadlines_[order] = now + timeout;
   if (r.getAttempt() > 1) {
     event(r, step, SagaEventKind::RETRIED, now, Code::OK, r.getAttempt());
@@ -494,7 +487,7 @@ std::error_code SagaEngine::on_message(runtime::Context& ctx, msg::Envelope::Rea
                                       ? kFailOrderMetricSlot
                                       : step_metric_slot(def_.steps[step].kind, comp);
   const std::int64_t sent_at_ns = r.getSentAtNs();  // 0: a record from before the field
-  const std::int64_t round_trip_ns = realtime_ns() - sent_at_ns;
+  const std::int64_t round_trip_ns = ctx.now_ns() - sent_at_ns;
   std::error_code ec;
   if (!comp) {
     const auto kind = def_.steps[step].kind;
