@@ -326,8 +326,11 @@ http::Response Gateway::known_key_response(const ReplyHandler& on_reply,
                               "this Idempotency-Key was used with a different request");
 }
 
-void Gateway::send_command(DaemonId to, http::ResponderPtr responder, Fill fill,
-                           ReplyHandler on_reply, std::optional<CommandKey> key) {
+void Gateway::send_command(const http::Request& req, DaemonId to, http::ResponderPtr responder,
+                           Fill fill, ReplyHandler on_reply) {
+  auto parsed_key = command_key_of(req);
+  if (!parsed_key) return responder->send(parsed_key.error().response());
+  std::optional<CommandKey> key = std::move(*parsed_key);
   if (key) {
     // A retry is answered from its key before anything else: the daemon may
     // be down, and the command must not be queued twice.
@@ -341,10 +344,6 @@ void Gateway::send_command(DaemonId to, http::ResponderPtr responder, Fill fill,
                         : known->reply                           ? CommandKeyOutcome::Kind::answered
                                                                  : CommandKeyOutcome::Kind::waiting;
       return responder->send(known_key_response(on_reply, CommandKeyOutcome{kind, *known}));
-    }
-    if (intake_.idempotency(*txn, key->scoped)) {
-      return responder->send(
-          known_key_response(on_reply, CommandKeyOutcome{CommandKeyOutcome::Kind::conflict, {}}));
     }
   }
   if (shut_down_) return responder->send(unavailable(DaemonId::GATEWAY));
@@ -421,12 +420,10 @@ void Gateway::add_storefront_routes(http::Server& s) {
   });
 
   s.route("POST", "/v1/users", [this](const http::Request& req, http::ResponderPtr r) {
-    auto key = command_key_of(req);
-    if (!key) return r->send(key.error().response());
     auto in = parse_register_user(req.body);
     if (!in) return r->send(in.error().response());
     send_command(
-        DaemonId::USER, std::move(r),
+        req, DaemonId::USER, std::move(r),
         [in = *in](Payload::Builder p) {
           auto m = p.initRegisterUser();
           m.setName(text(in.name));
@@ -434,8 +431,7 @@ void Gateway::add_storefront_routes(http::Server& s) {
         },
         [](const CommandReply& reply) {
           return http::json_response(201, json{{"id", reply.id}});
-        },
-        *key);
+        });
   });
 
   s.route("GET", "/v1/users/{id}", [this](const http::Request& req, http::ResponderPtr r) {
@@ -513,14 +509,12 @@ void Gateway::add_admin_routes(http::Server& s) {
   // through admin.sock, never on a customer's behalf through api.sock.
   s.route("POST", "/v1/users/{id}/points/charge",
           [this](const http::Request& req, http::ResponderPtr r) {
-            auto key = command_key_of(req);
-            if (!key) return r->send(key.error().response());
             auto id = parse_id(req.params.at("id"), "user id");
             if (!id) return r->send(id.error().response());
             auto amount = parse_charge_points(req.body);
             if (!amount) return r->send(amount.error().response());
             send_command(
-                DaemonId::USER, std::move(r),
+                req, DaemonId::USER, std::move(r),
                 [user = *id, amount = *amount](Payload::Builder p) {
                   auto m = p.initChargePoints();
                   m.setUserId(user);
@@ -528,13 +522,10 @@ void Gateway::add_admin_routes(http::Server& s) {
                 },
                 [](const CommandReply& reply) {
                   return http::json_response(200, json{{"balance", reply.value}});
-                },
-                *key);
+                });
           });
 
   s.route("POST", "/v1/coupons/{id}/issue", [this](const http::Request& req, http::ResponderPtr r) {
-    auto key = command_key_of(req);
-    if (!key) return r->send(key.error().response());
     auto coupon = parse_id(req.params.at("id"), "coupon id");
     if (!coupon) return r->send(coupon.error().response());
     auto user = parse_issue_coupon(req.body);
@@ -547,7 +538,7 @@ void Gateway::add_admin_routes(http::Server& s) {
                                           "user " + std::to_string(*user) + " not found"));
     }
     send_command(
-        DaemonId::COUPON, std::move(r),
+        req, DaemonId::COUPON, std::move(r),
         [coupon = *coupon, user = *user](Payload::Builder p) {
           auto m = p.initIssueCoupon();
           m.setCouponId(coupon);
@@ -555,17 +546,14 @@ void Gateway::add_admin_routes(http::Server& s) {
         },
         [](const CommandReply& reply) {
           return http::json_response(201, json{{"user_coupon_id", reply.id}});
-        },
-        *key);
+        });
   });
 
   s.route("POST", "/v1/products", [this](const http::Request& req, http::ResponderPtr r) {
-    auto key = command_key_of(req);
-    if (!key) return r->send(key.error().response());
     auto in = parse_create_product(req.body);
     if (!in) return r->send(in.error().response());
     send_command(
-        DaemonId::PRODUCT, std::move(r),
+        req, DaemonId::PRODUCT, std::move(r),
         [in = *in](Payload::Builder p) {
           auto m = p.initCreateProduct();
           m.setName(text(in.name));
@@ -575,20 +563,17 @@ void Gateway::add_admin_routes(http::Server& s) {
         },
         [](const CommandReply& reply) {
           return http::json_response(201, json{{"id", reply.id}});
-        },
-        *key);
+        });
   });
 
   s.route("PATCH", "/v1/products/{id}/stock",
           [this](const http::Request& req, http::ResponderPtr r) {
-            auto key = command_key_of(req);
-            if (!key) return r->send(key.error().response());
             auto id = parse_id(req.params.at("id"), "product id");
             if (!id) return r->send(id.error().response());
             auto delta = parse_adjust_stock(req.body);
             if (!delta) return r->send(delta.error().response());
             send_command(
-                DaemonId::PRODUCT, std::move(r),
+                req, DaemonId::PRODUCT, std::move(r),
                 [product = *id, delta = *delta](Payload::Builder p) {
                   auto m = p.initAdjustStock();
                   m.setProductId(product);
@@ -597,19 +582,16 @@ void Gateway::add_admin_routes(http::Server& s) {
                 [product = *id](const CommandReply& reply) {
                   return http::json_response(
                       200, json{{"id", reply.id ? reply.id : product}, {"stock", reply.value}});
-                },
-                *key);
+                });
           });
 
   s.route("PATCH", "/v1/products/{id}", [this](const http::Request& req, http::ResponderPtr r) {
-    auto key = command_key_of(req);
-    if (!key) return r->send(key.error().response());
     auto id = parse_id(req.params.at("id"), "product id");
     if (!id) return r->send(id.error().response());
     auto in = parse_update_product(req.body);
     if (!in) return r->send(in.error().response());
     send_command(
-        DaemonId::PRODUCT, std::move(r),
+        req, DaemonId::PRODUCT, std::move(r),
         [product = *id, in = *in](Payload::Builder p) {
           auto m = p.initUpdateProduct();
           m.setProductId(product);
@@ -623,31 +605,25 @@ void Gateway::add_admin_routes(http::Server& s) {
         // From the reply alone, so a retry answered from its key gets the same.
         [product = *id](const CommandReply& reply) {
           return http::json_response(200, json{{"id", product}, {"price", reply.value}});
-        },
-        *key);
+        });
   });
 
   s.route("DELETE", "/v1/products/{id}", [this](const http::Request& req, http::ResponderPtr r) {
-    auto key = command_key_of(req);
-    if (!key) return r->send(key.error().response());
     auto id = parse_id(req.params.at("id"), "product id");
     if (!id) return r->send(id.error().response());
     send_command(
-        DaemonId::PRODUCT, std::move(r),
+        req, DaemonId::PRODUCT, std::move(r),
         [product = *id](Payload::Builder p) { p.initUnlistProduct().setProductId(product); },
         [product = *id](const CommandReply&) {
           return http::json_response(200, json{{"id", product}, {"listed", false}});
-        },
-        *key);
+        });
   });
 
   s.route("POST", "/v1/coupons", [this](const http::Request& req, http::ResponderPtr r) {
-    auto key = command_key_of(req);
-    if (!key) return r->send(key.error().response());
     auto in = parse_create_coupon(req.body);
     if (!in) return r->send(in.error().response());
     send_command(
-        DaemonId::COUPON, std::move(r),
+        req, DaemonId::COUPON, std::move(r),
         [in = *in](Payload::Builder p) {
           auto m = p.initCreateCoupon();
           m.setName(text(in.name));
@@ -660,8 +636,7 @@ void Gateway::add_admin_routes(http::Server& s) {
         },
         [](const CommandReply& reply) {
           return http::json_response(201, json{{"id", reply.id}});
-        },
-        *key);
+        });
   });
 
   s.route("GET", "/v1/coupons/{id}", [this](const http::Request& req, http::ResponderPtr r) {

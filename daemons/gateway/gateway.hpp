@@ -166,15 +166,17 @@ class Gateway {
   /// key, 400 INVALID_ARGUMENT.
   static std::expected<std::optional<CommandKey>, ApiError> command_key_of(
       const http::Request& req);
-  /// Sends a command to `to` and answers `responder` from its reply. With a
-  /// key: a retry whose reply is stored is answered from it at once (even
-  /// while `to` is down); one still waiting for its reply gets 409
+  /// Sends the command of route request `req` to `to` and answers
+  /// `responder` from its reply. Every command route goes through here, so
+  /// every one honours `req`'s Idempotency-Key (a malformed key: 400): a
+  /// retry whose reply is stored is answered from it at once (even while `to`
+  /// is down); one still waiting for its reply gets 409
   /// IDEMPOTENCY_KEY_IN_USE (Retry-After: 1); another request under the key
   /// 409 IDEMPOTENCY_KEY_REUSED; a new key is stored in the transaction that
   /// queues the command, so the command is applied once however often it is
   /// retried (IntakeStore::begin_command).
-  void send_command(runtime::DaemonId to, http::ResponderPtr responder, Fill fill,
-                    ReplyHandler on_reply, std::optional<CommandKey> key = std::nullopt);
+  void send_command(const http::Request& req, runtime::DaemonId to, http::ResponderPtr responder,
+                    Fill fill, ReplyHandler on_reply);
   /// The answer to a command from its reply.
   static http::Response reply_response(const ReplyHandler& on_reply, const CommandReply& reply);
   /// The answer to a command whose key was known (not `send`).
