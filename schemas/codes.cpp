@@ -46,6 +46,12 @@ const char* code_name(Code code) {
       return "COUPON_USER_LIMIT";
     case Code::PRODUCT_UNAVAILABLE:
       return "PRODUCT_UNAVAILABLE";
+    case Code::EMAIL_TAKEN:
+      return "EMAIL_TAKEN";
+    case Code::INVALID_CREDENTIALS:
+      return "INVALID_CREDENTIALS";
+    case Code::ADDRESS_NOT_FOUND:
+      return "ADDRESS_NOT_FOUND";
   }
   return "UNKNOWN";
 }

@@ -41,6 +41,9 @@ enum Code {
   stepTimeout @16;   # a saga step other than payment never answered within its retry budget
   couponUserLimit @17;  # the user already holds as many of this coupon as one user may
   productUnavailable @18;  # the product was unlisted: it can no longer be ordered
+  emailTaken @19;          # another user has this e-mail address (compared case-insensitively)
+  invalidCredentials @20;  # the password the gateway verified is no longer the user's
+  addressNotFound @21;     # no such address in the user's address book
 }
 
 enum DiscountType {
@@ -98,13 +101,70 @@ struct Envelope {
     orderFailed @41 :StepOutcome;
     updateProduct @43 :UpdateProduct;      # gateway -> product (admin)
     unlistProduct @44 :UnlistProduct;      # gateway -> product (admin)
+    # --- accounts (gateway -> user) ------------------------------------------
+    updateUser @45 :UpdateUser;
+    openSession @46 :OpenSession;
+    closeSession @47 :CloseSession;
+    recordLoginFailure @48 :RecordLoginFailure;
+    addAddress @49 :AddAddress;
+    updateAddress @50 :UpdateAddress;
+    deleteAddress @51 :DeleteAddress;
   }
 
   traceIdHigh @42 :UInt64;  # W3C trace id, high 64 bits: the trace of the request that began
                             # this work (POST /v1/orders' traceparent, or a new one)
 }
 
-struct RegisterUser { name @0 :Text; email @1 :Text; }
+# passwordHash: a libsodium crypto_pwhash_str string (Argon2id, "$argon2id$..."),
+# computed by the gateway; empty = a guest customer, who cannot log in.
+struct RegisterUser { name @0 :Text; email @1 :Text; passwordHash @2 :Text; }
+# Changes only the fields whose set* flag is true. With setPasswordHash (or
+# setEmail) and a non-empty expectedPasswordHash, the change applies only if
+# the user's hash is still that one (the password the gateway verified).
+struct UpdateUser {
+  userId @0 :UInt64;
+  setName @1 :Bool;
+  name @2 :Text;
+  setEmail @3 :Bool;
+  email @4 :Text;
+  setPasswordHash @5 :Bool;
+  passwordHash @6 :Text;
+  expectedPasswordHash @7 :Text;
+}
+# A login the gateway verified against verifiedPasswordHash: stores the
+# session under tokenHash (BLAKE2b-256 of the token; the token itself never
+# leaves the gateway) and clears the account's failed logins.
+struct OpenSession {
+  userId @0 :UInt64;
+  tokenHash @1 :Data;
+  expiresAtMs @2 :Int64;
+  verifiedPasswordHash @3 :Text;
+}
+struct CloseSession { tokenHash @0 :Data; }
+# A wrong password for userId: counts it and, past the limit, locks the
+# account's logins; the reply's value is the lock's end (Unix ms, 0 = none).
+struct RecordLoginFailure { userId @0 :UInt64; }
+# A postal address (country: ISO 3166-1 alpha-2, upper case).
+struct Address {
+  recipient @0 :Text;
+  phone @1 :Text;
+  line1 @2 :Text;
+  line2 @3 :Text;
+  city @4 :Text;
+  region @5 :Text;
+  postalCode @6 :Text;
+  country @7 :Text;
+}
+struct AddAddress { userId @0 :UInt64; address @1 :Address; makeDefault @2 :Bool; }
+# Replaces the fields whose bit is set in fieldMask (bit i = Address field @i).
+struct UpdateAddress {
+  userId @0 :UInt64;
+  addressId @1 :UInt64;
+  fieldMask @2 :UInt32;
+  address @3 :Address;
+  makeDefault @4 :Bool;
+}
+struct DeleteAddress { userId @0 :UInt64; addressId @1 :UInt64; }
 struct ChargePoints { userId @0 :UInt64; amount @1 :Int64; }
 struct CreateProduct { name @0 :Text; category @1 :Text; priceCents @2 :Int64; stock @3 :Int64; }
 struct AdjustStock { productId @0 :UInt64; delta @1 :Int64; }
@@ -145,6 +205,7 @@ struct CreateOrder {
   shippingCents @5 :Int64;
   paymentToken @6 :Text;
   installments @7 :UInt32;
+  shippingAddress @8 :Address;  # a snapshot taken at intake; absent = none given
 }
 
 # The order as the saga sees it: CreateOrder plus the computed subtotal.

@@ -17,6 +17,8 @@ cat >"$work/ringmart.toml" <<TOML
 [runtime]
 log_level = "warn"
 map_size_bytes = 4294967296
+[gateway]
+customer_auth = "trusted"
 TOML
 "$bin/ringmart-supervisor" --state-dir "$work/state" --runtime-dir "$work/run" \
   --config "$work/ringmart.toml" >"$work/supervisor.log" 2>&1 &

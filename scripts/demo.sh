@@ -32,8 +32,11 @@ work=$(mktemp -d /tmp/ringmart-demo.XXXXXX)
 state="$work/state"
 run="$work/run"
 mkdir -p "$state" "$run"
+# The shipped configuration, with the replay acting as the storefront's server:
+# it places orders for the user ids it registers (customer_auth = "trusted").
+sed 's/^customer_auth = "token"/customer_auth = "trusted"/' "$root/config/ringmart.toml" >"$work/ringmart.toml"
 echo "== starting ringmart (state $state, runtime $run, logs $work/ringmart.log)"
-"$bin/ringmart-supervisor" --state-dir "$state" --runtime-dir "$run" --config "$root/config/ringmart.toml" \
+"$bin/ringmart-supervisor" --state-dir "$state" --runtime-dir "$run" --config "$work/ringmart.toml" \
   >"$work/ringmart.log" 2>&1 &
 sup=$!
 stop() {

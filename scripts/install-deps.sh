@@ -9,7 +9,7 @@ packages=(
   libboost-dev
   libspdlog-dev libfmt-dev
   nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
-  libsystemd-dev
+  libsystemd-dev libsodium-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-19 libclang-rt-19-dev
   curl

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <limits>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "daemons/ranking/ranking_store.hpp"
@@ -58,15 +59,17 @@ json pending_order_json(const AcceptedOrder& o) {
                      {"quantity", l.quantity},
                      {"unit_price", l.unit_price_cents}});
   }
-  return json{{"order_id", o.order_id},
-              {"status", "PENDING"},
-              {"user_id", o.user_id},
-              {"subtotal", o.subtotal_cents},
-              {"shipping", o.shipping_cents},
-              {"discount", 0},
-              {"points_used", 0},
-              {"paid", 0},
-              {"items", std::move(items)}};
+  return json{
+      {"order_id", o.order_id},
+      {"status", "PENDING"},
+      {"user_id", o.user_id},
+      {"subtotal", o.subtotal_cents},
+      {"shipping", o.shipping_cents},
+      {"discount", 0},
+      {"points_used", 0},
+      {"paid", 0},
+      {"items", std::move(items)},
+      {"shipping_address", o.shipping_address ? address_json(*o.shipping_address) : json(nullptr)}};
 }
 
 ApiError idempotency_conflict(std::uint64_t order_id) {
@@ -91,10 +94,82 @@ class TracedResponder final : public http::Responder {
   std::string traceresponse_;
 };
 
+// 401 with the challenge of RFC 6750 §3: error="invalid_token" when a token
+// was presented but does not authenticate.
+http::Response unauthenticated(bool token_presented, std::string_view message) {
+  auto r = http::error_response(401, "UNAUTHENTICATED", message);
+  r.headers["WWW-Authenticate"] = token_presented
+                                      ? R"(Bearer realm="ringmart", error="invalid_token")"
+                                      : R"(Bearer realm="ringmart")";
+  return r;
+}
+
+// The same answer as for an unknown user: another customer's id is no oracle.
+http::Response user_not_found(std::uint64_t user_id) {
+  return http::error_response(404, "USER_NOT_FOUND",
+                              "user " + std::to_string(user_id) + " not found");
+}
+
+http::Response invalid_credentials() {
+  return http::error_response(401, "INVALID_CREDENTIALS",
+                              "the e-mail address or the password is wrong");
+}
+
+// 429 (RFC 6585 §4) with Retry-After in whole seconds, at least 1.
+http::Response too_many_attempts(std::int64_t retry_after_ms) {
+  auto r = http::error_response(
+      429, "TOO_MANY_ATTEMPTS",
+      "too many wrong passwords for this account; logins are refused for a while");
+  r.headers["Retry-After"] =
+      std::to_string(std::max<std::int64_t>(1, (retry_after_ms + 999) / 1000));
+  return r;
+}
+
+http::Response hashing_busy() {
+  auto r = http::error_response(503, "BUSY",
+                                "too many passwords are being checked at once; retry shortly");
+  r.headers["Retry-After"] = "1";
+  return r;
+}
+
+http::Response no_content() {
+  http::Response r;
+  r.status = 204;
+  return r;
+}
+
+capnp::Data::Reader data(const TokenHash& h) {
+  return capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(h.data()), h.size());
+}
+
+void fill_address(msg::Address::Builder b, const user::Address& a) { user::to_message(a, b); }
+
 }  // namespace
 
-GatewayOptions GatewayOptions::from(const runtime::Config& config) {
+std::expected<GatewayOptions, std::string> GatewayOptions::from(const runtime::Config& config) {
   GatewayOptions o;
+  const auto auth = config.get_string("gateway", "customer_auth", "token");
+  if (auth == "token") {
+    o.customer_auth = CustomerAuth::token;
+  } else if (auth == "trusted") {
+    o.customer_auth = CustomerAuth::trusted;
+  } else {
+    return std::unexpected("[gateway] customer_auth must be \"token\" or \"trusted\", not \"" +
+                           auth + "\"");
+  }
+  if (auto hours = config.file["accounts"]["session_ttl_hours"].value<double>()) {
+    o.session_ttl_ms =
+        static_cast<std::int64_t>(std::clamp(*hours, 1.0 / 3600, 24.0 * 366) * 3600 * 1000);
+  }
+  o.password_cost = PasswordCost::from(config);
+  // 0 (or absent): half the CPUs, at least one.
+  const auto threads = config.get_int("accounts", "hash_threads", 0);
+  o.hash_threads = threads > 0 ? static_cast<unsigned>(std::min<std::int64_t>(threads, 64))
+                               : std::max(1u, std::thread::hardware_concurrency() / 2);
+  o.max_queued_hashes = static_cast<std::size_t>(
+      std::clamp<std::int64_t>(config.get_int("accounts", "max_queued_hashes",
+                                              static_cast<std::int64_t>(o.max_queued_hashes)),
+                               1, 100'000));
   o.command_timeout_ms = config.get_int("gateway", "command_timeout_ms", o.command_timeout_ms);
   o.fresh_heartbeat_ms = config.get_int("gateway", "fresh_heartbeat_ms", o.fresh_heartbeat_ms);
   o.order_poll_ms = config.get_int("gateway", "order_poll_ms", o.order_poll_ms);
@@ -159,7 +234,8 @@ Gateway::Gateway(asio::io_context& io, runtime::Runtime& rt, IntakeStore intake,
       // restart takes longer than the ns a previous run could have used up).
       message_counter_(static_cast<std::uint64_t>(realtime_ns())),
       poll_timer_(io),
-      key_expiry_(options.idempotency_key_ttl_ms, kExpireBatch, "idempotency keys") {}
+      key_expiry_(options.idempotency_key_ttl_ms, kExpireBatch, "idempotency keys"),
+      hasher_(io, options.password_cost, options.hash_threads, options.max_queued_hashes) {}
 
 Gateway::~Gateway() = default;
 
@@ -413,55 +489,40 @@ void Gateway::shutdown() {
 
 // ---------------------------------------------------------------- routes
 
-void Gateway::add_storefront_routes(http::Server& s) {
+void Gateway::add_storefront_routes(http::Server& s, CustomerAuth auth) {
   s.route("GET", "/v1/health", [this](const http::Request&, http::ResponderPtr r) {
     auto h = health(rt_.status().layout(), ipc::monotonic_ms(), options_.fresh_heartbeat_ms);
     r->send(http::json_response(h.status, h.body));
   });
 
-  s.route("POST", "/v1/users", [this](const http::Request& req, http::ResponderPtr r) {
-    auto in = parse_register_user(req.body);
-    if (!in) return r->send(in.error().response());
-    send_command(
-        req, DaemonId::USER, std::move(r),
-        [in = *in](Payload::Builder p) {
-          auto m = p.initRegisterUser();
-          m.setName(text(in.name));
-          m.setEmail(text(in.email));
-        },
-        [](const CommandReply& reply) {
-          return http::json_response(201, json{{"id", reply.id}});
-        });
-  });
+  add_account_routes(s, auth);
 
-  s.route("GET", "/v1/users/{id}", [this](const http::Request& req, http::ResponderPtr r) {
-    auto id = parse_id(req.params.at("id"), "user id");
-    if (!id) return r->send(id.error().response());
-    r->send(respond(reads_.user_json(*id)));
-  });
+  s.route("GET", "/v1/users/{id}/points",
+          [this, auth](const http::Request& req, http::ResponderPtr r) {
+            auto id = own_user(req, auth, r);
+            if (!id) return;
+            r->send(respond(reads_.points_json(*id)));
+          });
 
-  s.route("GET", "/v1/users/{id}/points", [this](const http::Request& req, http::ResponderPtr r) {
-    auto id = parse_id(req.params.at("id"), "user id");
-    if (!id) return r->send(id.error().response());
-    r->send(respond(reads_.points_json(*id)));
-  });
+  s.route("GET", "/v1/users/{id}/coupons",
+          [this, auth](const http::Request& req, http::ResponderPtr r) {
+            auto id = own_user(req, auth, r);
+            if (!id) return;
+            r->send(respond(reads_.user_coupons_json(*id)));
+          });
 
-  s.route("GET", "/v1/users/{id}/coupons", [this](const http::Request& req, http::ResponderPtr r) {
-    auto id = parse_id(req.params.at("id"), "user id");
-    if (!id) return r->send(id.error().response());
-    r->send(respond(reads_.user_coupons_json(*id)));
-  });
-
-  s.route("GET", "/v1/users/{id}/orders", [this](const http::Request& req, http::ResponderPtr r) {
-    auto id = parse_id(req.params.at("id"), "user id");
-    if (!id) return r->send(id.error().response());
-    auto limit = query_int(req.query, "limit", 20, 1, 100);
-    if (!limit) return r->send(limit.error().response());
-    auto cursor = query_int(req.query, "cursor", 0, 0, std::numeric_limits<std::int64_t>::max());
-    if (!cursor) return r->send(cursor.error().response());
-    r->send(respond(reads_.user_orders_json(*id, static_cast<std::uint64_t>(*cursor),
-                                            static_cast<std::size_t>(*limit))));
-  });
+  s.route("GET", "/v1/users/{id}/orders",
+          [this, auth](const http::Request& req, http::ResponderPtr r) {
+            auto id = own_user(req, auth, r);
+            if (!id) return;
+            auto limit = query_int(req.query, "limit", 20, 1, 100);
+            if (!limit) return r->send(limit.error().response());
+            auto cursor =
+                query_int(req.query, "cursor", 0, 0, std::numeric_limits<std::int64_t>::max());
+            if (!cursor) return r->send(cursor.error().response());
+            r->send(respond(reads_.user_orders_json(*id, static_cast<std::uint64_t>(*cursor),
+                                                    static_cast<std::size_t>(*limit))));
+          });
 
   s.route("GET", "/v1/products/{id}", [this](const http::Request& req, http::ResponderPtr r) {
     auto id = parse_id(req.params.at("id"), "product id");
@@ -484,11 +545,12 @@ void Gateway::add_storefront_routes(http::Server& s) {
                                          static_cast<std::size_t>(*limit))));
   });
 
-  s.route("POST", "/v1/orders", [this](const http::Request& req, http::ResponderPtr r) {
-    post_order(req, std::move(r));
+  s.route("POST", "/v1/orders", [this, auth](const http::Request& req, http::ResponderPtr r) {
+    post_order(req, auth, std::move(r));
   });
-  s.route("GET", "/v1/orders/{id}",
-          [this](const http::Request& req, http::ResponderPtr r) { get_order(req, std::move(r)); });
+  s.route("GET", "/v1/orders/{id}", [this, auth](const http::Request& req, http::ResponderPtr r) {
+    get_order(req, auth, std::move(r));
+  });
 
   s.route("GET", "/v1/rankings/bestsellers",
           [this](const http::Request& req, http::ResponderPtr r) {
@@ -661,9 +723,378 @@ void Gateway::add_admin_routes(http::Server& s) {
           [this](const http::Request&, http::ResponderPtr r) { r->send(metrics()); });
 }
 
+// ---------------------------------------------------------------- accounts
+
+http::Request Gateway::unkeyed(const http::Request& req) {
+  http::Request copy = req;
+  copy.headers.erase("idempotency-key");
+  return copy;
+}
+
+std::expected<std::optional<Gateway::Caller>, http::Response> Gateway::session_caller(
+    const http::Request& req) {
+  auto it = req.headers.find("authorization");
+  if (it == req.headers.end()) return std::nullopt;
+  auto token = bearer_token(it->second);
+  if (!token) {
+    return std::unexpected(
+        unauthenticated(false, "the Authorization header must be \"Bearer <session token>\""));
+  }
+  auto hash = session_token_hash(*token);
+  if (!hash) return std::unexpected(unauthenticated(true, "the session token is malformed"));
+  auto session = reads_.session(*hash, realtime_ms());
+  if (!session) return std::unexpected(session.error().response());
+  if (!*session) {
+    return std::unexpected(unauthenticated(
+        true, "the session token is not valid: unknown, expired, or signed out; log in again"));
+  }
+  return Caller{.trusted = false, .user_id = (*session)->user_id, .token = *hash};
+}
+
+std::expected<Gateway::Caller, http::Response> Gateway::caller(const http::Request& req,
+                                                               CustomerAuth auth) {
+  if (auth == CustomerAuth::trusted) return Caller{.trusted = true};
+  auto session = session_caller(req);
+  if (!session) return std::unexpected(std::move(session.error()));
+  if (!*session) {
+    return std::unexpected(unauthenticated(
+        false, "this route needs \"Authorization: Bearer <session token>\" (POST /v1/sessions)"));
+  }
+  return **session;
+}
+
+std::optional<std::uint64_t> Gateway::own_user(const http::Request& req, CustomerAuth auth,
+                                               http::ResponderPtr& responder) {
+  auto id = parse_id(req.params.at("id"), "user id");
+  if (!id) {
+    responder->send(id.error().response());
+    return std::nullopt;
+  }
+  auto who = caller(req, auth);
+  if (!who) {
+    responder->send(std::move(who.error()));
+    return std::nullopt;
+  }
+  if (!who->trusted && who->user_id != *id) {
+    responder->send(user_not_found(*id));
+    return std::nullopt;
+  }
+  return *id;
+}
+
+void Gateway::register_user(const http::Request& req, http::ResponderPtr responder) {
+  auto in = parse_register_user(req.body);
+  if (!in) return responder->send(in.error().response());
+  auto send = [this, req](http::ResponderPtr r, std::string name, std::string email,
+                          std::string hash) {
+    send_command(
+        req, DaemonId::USER, std::move(r),
+        [name = std::move(name), email = std::move(email),
+         hash = std::move(hash)](Payload::Builder p) {
+          auto m = p.initRegisterUser();
+          m.setName(text(name));
+          m.setEmail(text(email));
+          m.setPasswordHash(text(hash));
+        },
+        [](const CommandReply& reply) {
+          auto r = http::json_response(201, json{{"id", reply.id}});
+          r.headers["Location"] = "/v1/users/" + std::to_string(reply.id);
+          return r;
+        });
+  };
+  if (!in->password) return send(std::move(responder), in->name, in->email, "");
+  // Refused before the costly hash: the daemon that would store it is down.
+  if (!alive(DaemonId::USER)) return responder->send(unavailable(DaemonId::USER));
+  std::string password = std::move(*in->password);
+  auto on_hash = [send, responder, name = in->name,
+                  email = in->email](std::optional<std::string> hash) mutable {
+    if (!hash) {
+      return responder->send(
+          http::error_response(500, "INTERNAL", "the password could not be hashed (memory)"));
+    }
+    send(std::move(responder), std::move(name), std::move(email), std::move(*hash));
+  };
+  if (!hasher_.hash(std::move(password), std::move(on_hash))) responder->send(hashing_busy());
+}
+
+void Gateway::login(const http::Request& req, http::ResponderPtr responder) {
+  auto in = parse_login(req.body);
+  if (!in) return responder->send(in.error().response());
+  auto account = reads_.credentials(in->email);
+  if (!account) return responder->send(account.error().response());
+  const std::uint64_t user_id = *account ? (*account)->user_id : 0;
+  std::string stored = *account ? (*account)->password_hash : std::string();
+  const auto now = realtime_ms();
+  if (*account && (*account)->locked_until_ms > now) {
+    return responder->send(too_many_attempts((*account)->locked_until_ms - now));
+  }
+  // One check per account at a time: parallel guesses cannot outrun the count.
+  if (user_id != 0 && logins_in_flight_.contains(user_id)) {
+    return responder->send(too_many_attempts(1000));
+  }
+  if (shut_down_) return responder->send(unavailable(DaemonId::GATEWAY));
+  if (!alive(DaemonId::USER)) return responder->send(unavailable(DaemonId::USER));
+  if (user_id != 0) logins_in_flight_.insert(user_id);
+  auto on_verified = [this, request = unkeyed(req), responder, user_id, stored](bool ok) mutable {
+    if (user_id != 0) logins_in_flight_.erase(user_id);
+    if (!ok) {
+      // An unknown address or a guest has no count to keep.
+      if (user_id == 0 || stored.empty()) return responder->send(invalid_credentials());
+      return send_command(
+          request, DaemonId::USER, std::move(responder),
+          [user_id](Payload::Builder p) { p.initRecordLoginFailure().setUserId(user_id); },
+          [](const CommandReply&) { return invalid_credentials(); });
+    }
+    auto token = new_session_token();
+    const auto expires_at_ms = realtime_ms() + options_.session_ttl_ms;
+    send_command(
+        request, DaemonId::USER, std::move(responder),
+        [user_id, hash = token.hash, expires_at_ms, stored](Payload::Builder p) {
+          auto m = p.initOpenSession();
+          m.setUserId(user_id);
+          m.setTokenHash(data(hash));
+          m.setExpiresAtMs(expires_at_ms);
+          m.setVerifiedPasswordHash(text(stored));
+        },
+        [token = std::move(token.token), user_id, expires_at_ms](const CommandReply&) {
+          auto r = http::json_response(
+              201,
+              json{{"token", token}, {"user_id", user_id}, {"expires_at", expires_at_ms / 1000}});
+          r.headers["Cache-Control"] = "no-store";  // RFC 6749 §5.1: a credential
+          return r;
+        });
+  };
+  if (!hasher_.verify(stored, std::move(in->password), std::move(on_verified))) {
+    if (user_id != 0) logins_in_flight_.erase(user_id);
+    responder->send(hashing_busy());
+  }
+}
+
+void Gateway::patch_user(const http::Request& req, CustomerAuth auth,
+                         http::ResponderPtr responder) {
+  auto id = own_user(req, auth, responder);
+  if (!id) return;
+  auto change = parse_update_user(req.body);
+  if (!change) return responder->send(change.error().response());
+  auto account = reads_.credentials_of_user(*id);
+  if (!account) return responder->send(account.error().response());
+  if (!*account) return responder->send(user_not_found(*id));
+  std::string stored = (*account)->password_hash;
+  // A password or e-mail change needs the current password of an account
+  // that has one: a stolen session alone cannot take the account over.
+  const bool needs_current = (change->password || change->email) && !stored.empty();
+  if (needs_current && !change->current_password) {
+    return responder->send(
+        invalid_argument("current_password is required to change the password or email")
+            .response());
+  }
+  const auto now = realtime_ms();
+  if (needs_current && (*account)->locked_until_ms > now) {
+    return responder->send(too_many_attempts((*account)->locked_until_ms - now));
+  }
+  if ((needs_current || change->password) && !alive(DaemonId::USER)) {
+    return responder->send(unavailable(DaemonId::USER));
+  }
+  std::optional<std::string> new_password = std::move(change->password);
+  std::optional<std::string> current = std::move(change->current_password);
+  change->password.reset();
+  change->current_password.reset();
+  // Step 2: hash the new password (if any), then send the change.
+  auto hash_and_send = [this, req, responder, change = *change, user_id = *id, stored,
+                        new_password = std::move(new_password)]() mutable {
+    if (!new_password) {
+      return send_user_update(std::move(req), std::move(responder), std::move(change), user_id,
+                              stored, std::nullopt);
+    }
+    auto on_hash = [this, req, responder, change, user_id,
+                    stored](std::optional<std::string> hash) mutable {
+      if (!hash) {
+        return responder->send(
+            http::error_response(500, "INTERNAL", "the password could not be hashed (memory)"));
+      }
+      send_user_update(std::move(req), std::move(responder), std::move(change), user_id, stored,
+                       std::move(hash));
+    };
+    if (!hasher_.hash(std::move(*new_password), std::move(on_hash))) {
+      responder->send(hashing_busy());
+    }
+  };
+  if (!needs_current) return hash_and_send();
+  if (logins_in_flight_.contains(*id)) return responder->send(too_many_attempts(1000));
+  logins_in_flight_.insert(*id);
+  // Step 1: the current password, checked as a login would be.
+  auto on_verified = [this, req, responder, user_id = *id,
+                      hash_and_send = std::move(hash_and_send)](bool ok) mutable {
+    logins_in_flight_.erase(user_id);
+    if (ok) return hash_and_send();
+    send_command(
+        unkeyed(req), DaemonId::USER, std::move(responder),
+        [user_id](Payload::Builder p) { p.initRecordLoginFailure().setUserId(user_id); },
+        [](const CommandReply&) {
+          return http::error_response(401, "INVALID_CREDENTIALS",
+                                      "current_password is not the account's password");
+        });
+  };
+  if (!hasher_.verify(stored, std::move(*current), std::move(on_verified))) {
+    logins_in_flight_.erase(*id);
+    responder->send(hashing_busy());
+  }
+}
+
+void Gateway::send_user_update(http::Request req, http::ResponderPtr responder,
+                               UpdateUserRequest change, std::uint64_t user_id,
+                               std::string expected_hash, std::optional<std::string> new_hash) {
+  send_command(
+      req, DaemonId::USER, std::move(responder),
+      [user_id, change = std::move(change), expected_hash = std::move(expected_hash),
+       new_hash = std::move(new_hash)](Payload::Builder p) {
+        auto m = p.initUpdateUser();
+        m.setUserId(user_id);
+        if (change.name) {
+          m.setSetName(true);
+          m.setName(text(*change.name));
+        }
+        if (change.email) {
+          m.setSetEmail(true);
+          m.setEmail(text(*change.email));
+        }
+        if (new_hash) {
+          m.setSetPasswordHash(true);
+          m.setPasswordHash(text(*new_hash));
+        }
+        // The hash the current password was checked against: the change
+        // applies only if no other change came in between.
+        m.setExpectedPasswordHash(text(expected_hash));
+      },
+      [this, user_id](const CommandReply&) { return respond(reads_.user_json(user_id)); });
+}
+
+void Gateway::add_account_routes(http::Server& s, CustomerAuth auth) {
+  s.route("POST", "/v1/users", [this](const http::Request& req, http::ResponderPtr r) {
+    register_user(req, std::move(r));
+  });
+
+  s.route("GET", "/v1/users/{id}", [this, auth](const http::Request& req, http::ResponderPtr r) {
+    auto id = own_user(req, auth, r);
+    if (!id) return;
+    r->send(respond(reads_.user_json(*id)));
+  });
+
+  s.route("PATCH", "/v1/users/{id}", [this, auth](const http::Request& req, http::ResponderPtr r) {
+    patch_user(req, auth, std::move(r));
+  });
+
+  s.route("POST", "/v1/sessions",
+          [this](const http::Request& req, http::ResponderPtr r) { login(req, std::move(r)); });
+
+  s.route("DELETE", "/v1/sessions/current", [this](const http::Request& req, http::ResponderPtr r) {
+    auto who = session_caller(req);
+    if (!who) return r->send(std::move(who.error()));
+    if (!*who) return r->send(unauthenticated(false, "no session: send its bearer token"));
+    send_command(
+        unkeyed(req), DaemonId::USER, std::move(r),
+        [hash = *(*who)->token](Payload::Builder p) {
+          p.initCloseSession().setTokenHash(data(hash));
+        },
+        [](const CommandReply&) { return no_content(); });
+  });
+
+  // The session's own user, whatever the socket's customer_auth.
+  s.route("GET", "/v1/me", [this](const http::Request& req, http::ResponderPtr r) {
+    auto who = session_caller(req);
+    if (!who) return r->send(std::move(who.error()));
+    if (!*who) return r->send(unauthenticated(false, "GET /v1/me needs a session's bearer token"));
+    r->send(respond(reads_.user_json((*who)->user_id)));
+  });
+
+  s.route(
+      "POST", "/v1/users/{id}/addresses",
+      [this, auth](const http::Request& req, http::ResponderPtr r) {
+        auto id = own_user(req, auth, r);
+        if (!id) return;
+        auto in = parse_address(req.body, false);
+        if (!in) return r->send(in.error().response());
+        send_command(
+            req, DaemonId::USER, std::move(r),
+            [user_id = *id, in = *in](Payload::Builder p) {
+              auto m = p.initAddAddress();
+              m.setUserId(user_id);
+              fill_address(m.initAddress(), in.address);
+              m.setMakeDefault(in.make_default);
+            },
+            [this, user_id = *id](const CommandReply& reply) {
+              auto a = reads_.address(user_id, reply.id);
+              auto r = http::json_response(201, a ? address_view_json(*a) : json{{"id", reply.id}});
+              r.headers["Location"] =
+                  "/v1/users/" + std::to_string(user_id) + "/addresses/" + std::to_string(reply.id);
+              return r;
+            });
+      });
+
+  s.route("GET", "/v1/users/{id}/addresses",
+          [this, auth](const http::Request& req, http::ResponderPtr r) {
+            auto id = own_user(req, auth, r);
+            if (!id) return;
+            r->send(respond(reads_.addresses_json(*id)));
+          });
+
+  s.route("GET", "/v1/users/{id}/addresses/{address_id}",
+          [this, auth](const http::Request& req, http::ResponderPtr r) {
+            auto id = own_user(req, auth, r);
+            if (!id) return;
+            auto address_id = parse_id(req.params.at("address_id"), "address id");
+            if (!address_id) return r->send(address_id.error().response());
+            auto a = reads_.address(*id, *address_id);
+            if (!a) return r->send(a.error().response());
+            r->send(http::json_response(200, address_view_json(*a)));
+          });
+
+  s.route(
+      "PATCH", "/v1/users/{id}/addresses/{address_id}",
+      [this, auth](const http::Request& req, http::ResponderPtr r) {
+        auto id = own_user(req, auth, r);
+        if (!id) return;
+        auto address_id = parse_id(req.params.at("address_id"), "address id");
+        if (!address_id) return r->send(address_id.error().response());
+        auto in = parse_address(req.body, true);
+        if (!in) return r->send(in.error().response());
+        send_command(
+            req, DaemonId::USER, std::move(r),
+            [user_id = *id, address_id = *address_id, in = *in](Payload::Builder p) {
+              auto m = p.initUpdateAddress();
+              m.setUserId(user_id);
+              m.setAddressId(address_id);
+              m.setFieldMask(in.mask);
+              fill_address(m.initAddress(), in.address);
+              m.setMakeDefault(in.make_default);
+            },
+            [this, user_id = *id](const CommandReply& reply) {
+              auto a = reads_.address(user_id, reply.id);
+              return http::json_response(200, a ? address_view_json(*a) : json{{"id", reply.id}});
+            });
+      });
+
+  s.route("DELETE", "/v1/users/{id}/addresses/{address_id}",
+          [this, auth](const http::Request& req, http::ResponderPtr r) {
+            auto id = own_user(req, auth, r);
+            if (!id) return;
+            auto address_id = parse_id(req.params.at("address_id"), "address id");
+            if (!address_id) return r->send(address_id.error().response());
+            send_command(
+                req, DaemonId::USER, std::move(r),
+                [user_id = *id, address_id = *address_id](Payload::Builder p) {
+                  auto m = p.initDeleteAddress();
+                  m.setUserId(user_id);
+                  m.setAddressId(address_id);
+                },
+                [](const CommandReply&) { return no_content(); });
+          });
+}
+
 // ---------------------------------------------------------------- orders
 
-void Gateway::post_order(const http::Request& req, http::ResponderPtr responder) {
+void Gateway::post_order(const http::Request& req, CustomerAuth auth,
+                         http::ResponderPtr responder) {
   // The caller's trace, or a new one: a malformed traceparent is ignored, as
   // the W3C recommendation says (section 4.3), never an error.
   telemetry::TraceId trace = telemetry::new_trace_id();
@@ -680,9 +1111,16 @@ void Gateway::post_order(const http::Request& req, http::ResponderPtr responder)
   responder = std::make_shared<TracedResponder>(
       std::move(responder),
       telemetry::format_traceparent(trace, telemetry::new_span_id(), trace_flags));
-  auto parsed = parse_order_request(req.body);
+  auto who = caller(req, auth);
+  if (!who) return responder->send(std::move(who.error()));
+  auto parsed = parse_order_request(req.body, /*user_id_optional=*/!who->trusted);
   if (!parsed) return responder->send(parsed.error().response());
   OrderRequest order = std::move(*parsed);
+  // A customer orders for itself: user_id may be left out, another's is unknown.
+  if (!who->trusted) {
+    if (order.user_id == 0) order.user_id = who->user_id;
+    if (order.user_id != who->user_id) return responder->send(user_not_found(order.user_id));
+  }
   const auto hash = order_request_hash(order);
   const auto prefer = req.headers.find("prefer");
   const std::int64_t wait_ms = prefer == req.headers.end() ? 0 : prefer_wait_ms(prefer->second);
@@ -722,6 +1160,13 @@ void Gateway::post_order(const http::Request& req, http::ResponderPtr responder)
   if (!*user) {
     return responder->send(http::error_response(
         404, "USER_NOT_FOUND", "user " + std::to_string(order.user_id) + " not found"));
+  }
+
+  // The address-book entry as it is now: the order keeps this snapshot.
+  if (order.shipping_address_id != 0) {
+    auto address = reads_.address(order.user_id, order.shipping_address_id);
+    if (!address) return responder->send(address.error().response());
+    order.shipping_address = std::move(address->address);
   }
 
   std::vector<std::uint64_t> product_ids;
@@ -858,14 +1303,18 @@ std::expected<std::optional<OrderSnapshot>, ApiError> Gateway::order_snapshot(
   return std::unexpected(stored.error());
 }
 
-void Gateway::get_order(const http::Request& req, http::ResponderPtr responder) {
+void Gateway::get_order(const http::Request& req, CustomerAuth auth, http::ResponderPtr responder) {
   auto id = parse_id(req.params.at("id"), "order id");
   if (!id) return responder->send(id.error().response());
+  auto who = caller(req, auth);
+  if (!who) return responder->send(std::move(who.error()));
   auto wait_ms = parse_wait_ms(req.query);
   if (!wait_ms) return responder->send(wait_ms.error().response());
   auto snapshot = order_snapshot(*id);
   if (!snapshot) return responder->send(snapshot.error().response());
-  if (!*snapshot) {
+  // Another customer's order is not found, as an unknown one.
+  if (!*snapshot ||
+      (!who->trusted && (*snapshot)->view.value("user_id", std::uint64_t{0}) != who->user_id)) {
     return responder->send(http::error_response(404, "ORDER_NOT_FOUND",
                                                 "order " + std::to_string(*id) + " not found"));
   }

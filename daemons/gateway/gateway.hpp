@@ -29,10 +29,12 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "daemons/common/retention.hpp"
 #include "daemons/common/runtime.hpp"
+#include "daemons/gateway/credentials.hpp"
 #include "daemons/gateway/intake_store.hpp"
 #include "daemons/gateway/reads.hpp"
 #include "daemons/gateway/requests.hpp"
@@ -41,7 +43,18 @@
 
 namespace ringmart::gateway {
 
-/// Tunables, from the `[gateway]` table of the configuration file.
+/// Who may call the customer-scoped routes of api.sock (orders, points,
+/// coupons, addresses, profile): `[gateway] customer_auth`.
+enum class CustomerAuth {
+  /// `Authorization: Bearer <session token>` (POST /v1/sessions); a customer
+  /// sees and acts on only its own resources, another's are 404. The default.
+  token,
+  /// The storefront's own server vouches for the user ids it sends (it
+  /// authenticated its customers itself). admin.sock always works this way.
+  trusted,
+};
+
+/// Tunables, from the `[gateway]` and `[accounts]` tables of the configuration file.
 struct GatewayOptions {
   std::int64_t command_timeout_ms = 5000;               ///< reply wait before 504 TIMEOUT
   std::int64_t fresh_heartbeat_ms = kFreshHeartbeatMs;  ///< older = daemon down (503)
@@ -50,10 +63,18 @@ struct GatewayOptions {
   /// An Idempotency-Key is forgotten this long after its first request, once
   /// its order is final (0 = kept forever; 24 h as Stripe's API does).
   std::int64_t idempotency_key_ttl_ms = 24 * 3600 * 1000;
+  CustomerAuth customer_auth = CustomerAuth::token;
+  std::int64_t session_ttl_ms = 7 * 24 * 3600 * 1000ll;  ///< a login lasts this long
+  PasswordCost password_cost{};
+  unsigned hash_threads = 1;           ///< threads hashing passwords
+  std::size_t max_queued_hashes = 64;  ///< more at once: 503 BUSY
 
   /// Reads `[gateway] command_timeout_ms, fresh_heartbeat_ms, order_poll_ms,
-  /// max_order_waiters, idempotency_key_ttl_hours` over the defaults.
-  static GatewayOptions from(const runtime::Config& config);
+  /// max_order_waiters, idempotency_key_ttl_hours, customer_auth` and
+  /// `[accounts] session_ttl_hours, password_opslimit, password_memlimit_kib,
+  /// hash_threads, max_queued_hashes` over the defaults. Errors: a message
+  /// naming a customer_auth that is neither "token" nor "trusted".
+  static std::expected<GatewayOptions, std::string> from(const runtime::Config& config);
 };
 
 /// Descriptors the gateway keeps out of the connection budget: LMDB
@@ -104,8 +125,9 @@ class Gateway {
   /// Keys expired per transaction (looked at, at most).
   static constexpr std::size_t kExpireBatch = 1024;
 
-  /// Registers the storefront routes (api.sock; admin.sock has them too).
-  void add_storefront_routes(http::Server& server);
+  /// Registers the storefront routes: api.sock with options' customer_auth,
+  /// admin.sock with CustomerAuth::trusted.
+  void add_storefront_routes(http::Server& server, CustomerAuth auth);
   /// Registers the admin-only routes (catalogue, coupons and their issuance,
   /// points charges, sagas, payments, /metrics): whatever grants value to an
   /// arbitrary user is on admin.sock only.
@@ -186,9 +208,40 @@ class Gateway {
   /// Posts `fn` to the io thread (any thread).
   void to_io(std::function<void()> fn);
 
+  // --- accounts (io thread)
+  /// Who calls: trusted (any user id), or the customer a session token names.
+  struct Caller {
+    bool trusted = false;
+    std::uint64_t user_id = 0;       ///< the session's user (0 when trusted without a token)
+    std::optional<TokenHash> token;  ///< the presented token's hash
+  };
+  /// The session of `req`'s bearer token: nullopt without an Authorization
+  /// header. Errors: 401 UNAUTHENTICATED (WWW-Authenticate, RFC 6750 §3) for
+  /// a malformed, unknown, expired or revoked token; 503/500 (reads).
+  std::expected<std::optional<Caller>, http::Response> session_caller(const http::Request& req);
+  /// The caller of a customer-scoped route under `auth`: trusted, or the
+  /// session (then required: 401 without one).
+  std::expected<Caller, http::Response> caller(const http::Request& req, CustomerAuth auth);
+  /// The {id} of a /v1/users/{id}... route if `req`'s caller may act for it;
+  /// otherwise sends 400/401/404 (another customer's id is 404
+  /// USER_NOT_FOUND, as an unknown one) and returns nullopt.
+  std::optional<std::uint64_t> own_user(const http::Request& req, CustomerAuth auth,
+                                        http::ResponderPtr& responder);
+  void register_user(const http::Request& req, http::ResponderPtr responder);
+  void login(const http::Request& req, http::ResponderPtr responder);
+  void patch_user(const http::Request& req, CustomerAuth auth, http::ResponderPtr responder);
+  /// Sends updateUser once the passwords are checked and hashed.
+  void send_user_update(http::Request req, http::ResponderPtr responder, UpdateUserRequest change,
+                        std::uint64_t user_id, std::string expected_hash,
+                        std::optional<std::string> new_hash);
+  /// `req` without its Idempotency-Key (commands that must never be
+  /// replayed from a stored answer: a login's token is not stored).
+  static http::Request unkeyed(const http::Request& req);
+  void add_account_routes(http::Server& s, CustomerAuth auth);
+
   // --- orders (io thread)
-  void post_order(const http::Request& req, http::ResponderPtr responder);
-  void get_order(const http::Request& req, http::ResponderPtr responder);
+  void post_order(const http::Request& req, CustomerAuth auth, http::ResponderPtr responder);
+  void get_order(const http::Request& req, CustomerAuth auth, http::ResponderPtr responder);
   std::expected<std::optional<OrderSnapshot>, ApiError> order_snapshot(std::uint64_t order_id);
   /// Holds `responder` until the order is terminal or `wait_ms` passed.
   void park(std::uint64_t order_id, http::ResponderPtr responder, std::int64_t wait_ms, bool post);
@@ -225,8 +278,10 @@ class Gateway {
   runtime::Retention key_expiry_;  ///< runtime thread: of idempotency keys
   const http::Server* api_server_ = nullptr;
   const http::Server* admin_server_ = nullptr;
-  std::vector<std::optional<ipc::Ring>> rings_;  ///< observers for /metrics, by channel
-  RequestMetrics request_metrics_;               ///< io thread
+  std::vector<std::optional<ipc::Ring>> rings_;         ///< observers for /metrics, by channel
+  RequestMetrics request_metrics_;                      ///< io thread
+  PasswordHasher hasher_;                               ///< results on the io thread
+  std::unordered_set<std::uint64_t> logins_in_flight_;  ///< accounts being verified (io thread)
 };
 
 }  // namespace ringmart::gateway

@@ -5,6 +5,7 @@
 
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("ringmart::gateway::records");
+using Msg = import "/schemas/envelope.capnp";
 
 # Table "gw_idempotency": scoped Idempotency-Key bytes -> IdempotencyRecord:
 # an order's key (orderId), or a command's (commandId, then its reply).
@@ -38,4 +39,5 @@ struct AcceptedOrder {
   installments @6 :UInt32;
   subtotalCents @7 :Int64;
   acceptedAtMs @8 :Int64;    # Unix ms
+  shippingAddress @9 :Msg.Address;  # the snapshot the order keeps; absent = none
 }

@@ -5,12 +5,16 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "daemons/gateway/credentials.hpp"
 #include "daemons/gateway/intake_store.hpp"
 #include "daemons/gateway/requests.hpp"
 #include "daemons/gateway/status_report.hpp"
@@ -307,6 +311,161 @@ TEST(OtherBodies, ValidateTypesAndRanges) {
   EXPECT_FALSE(parse_update_product(R"({"price":"10"})"));
 }
 
+TEST(AccountBodies, PasswordsAreBoundedAndNeverQuotedInErrors) {
+  const std::string secret = "s3cr";  // too short: the error must not echo it
+  auto short_one =
+      parse_register_user(R"({"name":"A","email":"a@x","password":")" + secret + R"("})");
+  ASSERT_FALSE(short_one);
+  EXPECT_EQ(short_one.error().message.find(secret), std::string::npos) << short_one.error().message;
+  EXPECT_TRUE(parse_register_user(R"({"name":"A","email":"a@x","password":"12345678"})"));
+  EXPECT_TRUE(parse_register_user(R"({"name":"A","email":"a@x","password":null})"));
+  EXPECT_FALSE(parse_register_user(R"({"name":"A","email":"a@x","password":12345678})"));
+  EXPECT_TRUE(parse_register_user(R"({"name":"A","email":"a@x","password":")" +
+                                  std::string(128, 'p') + R"("})"));
+  EXPECT_FALSE(parse_register_user(R"({"name":"A","email":"a@x","password":")" +
+                                   std::string(129, 'p') + R"("})"));
+  auto guest = parse_register_user(R"({"name":"A","email":"a@x"})");
+  ASSERT_TRUE(guest);
+  EXPECT_FALSE(guest->password);
+
+  auto login = parse_login(R"({"email":"a@x","password":"x"})");
+  ASSERT_TRUE(login);
+  EXPECT_EQ(login->password, "x");
+  EXPECT_FALSE(parse_login(R"({"email":"a@x"})"));
+  EXPECT_FALSE(parse_login(R"({"email":"a@x","password":""})"));
+  EXPECT_FALSE(parse_login(R"({"email":"a@x","password":"x","remember":true})"));
+
+  EXPECT_FALSE(parse_update_user("{}"));
+  EXPECT_FALSE(parse_update_user(R"({"current_password":"x"})")) << "nothing to change";
+  auto change = parse_update_user(R"({"email":"b@y","current_password":"old"})");
+  ASSERT_TRUE(change);
+  EXPECT_EQ(change->email, "b@y");
+  EXPECT_EQ(change->current_password, "old");
+  EXPECT_FALSE(change->name);
+  EXPECT_FALSE(parse_update_user(R"({"email":"no-at"})"));
+  EXPECT_FALSE(parse_update_user(R"({"password":"short"})"));
+
+  // An Idempotency-Key's fingerprint keeps nothing derived from a password.
+  const auto hash = [](const std::string& body) {
+    return command_request_hash("POST", "/v1/users", body);
+  };
+  EXPECT_EQ(hash(R"({"name":"A","email":"a@x","password":"first-secret"})"),
+            hash(R"({"name":"A","email":"a@x","password":"other-secret"})"));
+  EXPECT_EQ(hash(R"({"name":"A","email":"a@x","password":"first-secret"})"),
+            hash(R"({"name":"A","email":"a@x"})"));
+  EXPECT_NE(hash(R"({"name":"A","email":"a@x","password":"first-secret"})"),
+            hash(R"({"name":"A","email":"b@x","password":"first-secret"})"));
+}
+
+TEST(AccountBodies, AddressesNeedAnAssignedCountryAndPatchesOnlyWhatTheyName) {
+  auto full = parse_address(
+      R"({"recipient":"Ana","line1":"Rua A 1","city":"Recife","country":"BR","default":true})",
+      false);
+  ASSERT_TRUE(full) << full.error().message;
+  EXPECT_EQ(full->address.country, "BR");
+  EXPECT_EQ(full->address.phone, "");
+  EXPECT_TRUE(full->make_default);
+  EXPECT_EQ(full->mask, user::kAllAddressFields);
+  for (const char* country : {"UK", "br", "XX", "BRA", ""}) {
+    EXPECT_FALSE(parse_address(
+        std::string(R"({"recipient":"Ana","line1":"x","city":"y","country":")") + country + R"("})",
+        false))
+        << country;
+  }
+  EXPECT_FALSE(parse_address(R"({"recipient":"Ana","line1":"x","country":"BR"})", false))
+      << "city is required";
+  EXPECT_FALSE(parse_address(
+      R"({"recipient":"Ana","line1":"x","city":"y","country":"BR","phone":"call me"})", false));
+  auto patch = parse_address(R"({"city":"Olinda"})", true);
+  ASSERT_TRUE(patch);
+  EXPECT_EQ(patch->mask, user::kCity);
+  EXPECT_EQ(patch->address.city, "Olinda");
+  EXPECT_FALSE(parse_address(R"({"country":"ZZ"})", true));
+  EXPECT_FALSE(parse_address(R"({"city":""})", true));
+  EXPECT_FALSE(parse_address("{}", true));
+  EXPECT_TRUE(parse_address(R"({"default":true})", true));
+
+  auto order = valid_order();
+  order["shipping_address_id"] = 4;
+  auto by_id = parse_order_request(order.dump());
+  ASSERT_TRUE(by_id);
+  EXPECT_EQ(by_id->shipping_address_id, 4u);
+  order["shipping_address"] = {
+      {"recipient", "A"}, {"line1", "x"}, {"city", "y"}, {"country", "DE"}};
+  EXPECT_FALSE(parse_order_request(order.dump())) << "both";
+  order.erase("shipping_address_id");
+  auto inline_address = parse_order_request(order.dump());
+  ASSERT_TRUE(inline_address);
+  EXPECT_EQ(inline_address->shipping_address->country, "DE");
+  EXPECT_NE(order_request_hash(*inline_address),
+            order_request_hash(*parse_order_request(kValidOrder)));
+  order["shipping_address"]["default"] = true;
+  EXPECT_FALSE(parse_order_request(order.dump())) << "default belongs to the address book";
+  auto no_user = valid_order();
+  no_user.erase("user_id");
+  EXPECT_FALSE(parse_order_request(no_user.dump()));
+  auto tokened = parse_order_request(no_user.dump(), /*user_id_optional=*/true);
+  ASSERT_TRUE(tokened);
+  EXPECT_EQ(tokened->user_id, 0u);
+}
+
+TEST(Credentials, TokensAre256BitsOfBase64urlAndOnlyTheirHashIdentifiesThem) {
+  const auto a = new_session_token();
+  const auto b = new_session_token();
+  EXPECT_EQ(a.token.size(), 43u);
+  EXPECT_NE(a.token, b.token);
+  EXPECT_EQ(
+      a.token.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+      std::string::npos);
+  auto hash = session_token_hash(a.token);
+  ASSERT_TRUE(hash);
+  EXPECT_EQ(*hash, a.hash);
+  EXPECT_NE(*session_token_hash(b.token), a.hash);
+  EXPECT_FALSE(session_token_hash(a.token.substr(1)));
+  EXPECT_FALSE(session_token_hash(a.token + "A"));
+  EXPECT_FALSE(session_token_hash(std::string(42, 'A') + "*"));
+  EXPECT_EQ(bearer_token("Bearer abc"), "abc");
+  EXPECT_EQ(bearer_token("bearer  abc "), "abc");
+  EXPECT_FALSE(bearer_token("Basic YTpi"));
+  EXPECT_FALSE(bearer_token("Bearer "));
+  EXPECT_FALSE(bearer_token("Bearerabc"));
+}
+
+TEST(Credentials, TheHasherVerifiesOffTheCallersThreadAndRefusesBeyondItsQueue) {
+  boost::asio::io_context io;
+  auto work = boost::asio::make_work_guard(io);
+  // Results come back through `io`, as they do on the gateway's io thread.
+  const auto run_until = [&](const std::function<bool()>& done) {
+    for (int i = 0; i < 500 && !done(); ++i) io.run_one_for(std::chrono::milliseconds(10));
+  };
+  PasswordHasher hasher(io, PasswordCost{.opslimit = 1, .memlimit_bytes = 8192}, 1, 2);
+  std::optional<std::string> stored;
+  int hashed = 0;
+  ASSERT_TRUE(hasher.hash("correct horse", [&](std::optional<std::string> h) {
+    stored = h;
+    ++hashed;
+  }));
+  ASSERT_TRUE(hasher.hash("another one", [&](std::optional<std::string>) { ++hashed; }));
+  EXPECT_FALSE(hasher.hash("a third", [](std::optional<std::string>) {})) << "queue of 2";
+  EXPECT_EQ(hasher.queued(), 2u);
+  EXPECT_FALSE(stored) << "delivered only through io";
+  run_until([&] { return hashed == 2; });
+  ASSERT_TRUE(stored);
+  EXPECT_TRUE(stored->starts_with("$argon2id$"));
+  EXPECT_EQ(stored->find("correct horse"), std::string::npos);
+  std::vector<bool> results;
+  for (const char* attempt : {"correct horse", "wrong horse"}) {
+    ASSERT_TRUE(hasher.verify(*stored, attempt, [&](bool ok) { results.push_back(ok); }));
+  }
+  // No account: the decoy takes the same path and matches nothing.
+  ASSERT_TRUE(hasher.queued() == 2 && !hasher.verify("", "x", [](bool) {})) << "queue of 2";
+  run_until([&] { return results.size() == 2; });
+  ASSERT_TRUE(hasher.verify("", "correct horse", [&](bool ok) { results.push_back(ok); }));
+  run_until([&] { return results.size() == 3; });
+  EXPECT_EQ(results, (std::vector<bool>{true, false, false}));
+  EXPECT_EQ(hasher.queued(), 0u);
+}
+
 TEST(StrictBodies, RejectDuplicateMembersAtAnyDepth) {
   // "Last wins" would let a check pass on user 2 and the order go to user 1.
   auto dup = parse_order_request(
@@ -456,13 +615,27 @@ TEST(GatewayOptions, IdempotencyKeyTtlIsReadInHoursAndDefaultsToADay) {
     auto cfg = runtime::Config::load("/tmp", "/tmp", path);
     std::filesystem::remove(path);
     EXPECT_TRUE(cfg.has_value());
-    return GatewayOptions::from(*cfg);
+    return GatewayOptions::from(*cfg).value();
   };
   EXPECT_EQ(options("").idempotency_key_ttl_ms, 24 * 3600 * 1000);
   EXPECT_EQ(options("[gateway]\nidempotency_key_ttl_hours = 0.5\n").idempotency_key_ttl_ms,
             1800 * 1000);
   EXPECT_EQ(options("[gateway]\nidempotency_key_ttl_hours = 0\n").idempotency_key_ttl_ms, 0);
   EXPECT_EQ(options("[gateway]\nidempotency_key_ttl_hours = -3\n").idempotency_key_ttl_ms, 0);
+  EXPECT_EQ(options("").customer_auth, CustomerAuth::token) << "the shipped default";
+  EXPECT_EQ(options("[gateway]\ncustomer_auth = \"trusted\"\n").customer_auth,
+            CustomerAuth::trusted);
+}
+
+TEST(GatewayOptions, AnUnknownCustomerAuthIsAnError) {
+  const std::string path = "/tmp/rm-gw-auth-" + std::to_string(::getpid()) + ".toml";
+  std::ofstream(path) << "[gateway]\ncustomer_auth = \"none\"\n";
+  auto cfg = runtime::Config::load("/tmp", "/tmp", path);
+  std::filesystem::remove(path);
+  ASSERT_TRUE(cfg.has_value());
+  auto options = GatewayOptions::from(*cfg);
+  ASSERT_FALSE(options);
+  EXPECT_NE(options.error().find("customer_auth"), std::string::npos);
 }
 
 TEST(Health, IsOkWhenEveryDaemonHeartBeats) {

@@ -180,6 +180,8 @@ std::expected<AcceptOutcome, std::error_code> IntakeStore::accept(
   o.setInstallments(request.installments);
   o.setSubtotalCents(subtotal_cents);
   o.setAcceptedAtMs(now_ms);
+  if (request.shipping_address)
+    user::to_message(*request.shipping_address, o.initShippingAddress());
   if (auto ec = storage::put_message(orders_, txn, order_key(order_id).view(), builder)) {
     return std::unexpected(ec);
   }
@@ -214,6 +216,7 @@ std::optional<AcceptedOrder> IntakeStore::accepted(Txn& txn, std::uint64_t order
   o.installments = r.getInstallments();
   o.subtotal_cents = r.getSubtotalCents();
   o.accepted_at_ms = r.getAcceptedAtMs();
+  if (r.hasShippingAddress()) o.shipping_address = user::from_message(r.getShippingAddress());
   return o;
 }
 
@@ -281,6 +284,7 @@ std::error_code send_create_order(runtime::Context& ctx, std::uint64_t order_id,
     m.setShippingCents(order.shipping_cents);
     m.setPaymentToken(capnp::Text::Reader(order.payment_token.data(), order.payment_token.size()));
     m.setInstallments(order.installments);
+    if (order.shipping_address) user::to_message(*order.shipping_address, m.initShippingAddress());
   });
 }
 

@@ -68,6 +68,7 @@ struct AcceptedOrder {
   std::uint32_t installments = 1;
   std::int64_t subtotal_cents = 0;
   std::int64_t accepted_at_ms = 0;  ///< Unix ms
+  std::optional<user::Address> shipping_address;
 };
 
 /// The reply to a command, as the gateway answers from it.

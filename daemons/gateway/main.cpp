@@ -105,8 +105,13 @@ int main(int argc, char** argv) {
   const auto& config = rt.config();
   auto log = rt.log();
 
+  auto options = gateway::GatewayOptions::from(config);
+  if (!options) {
+    runtime::report_start_failure(ringmart::msg::DaemonId::GATEWAY, config, options.error());
+    return runtime::kExitCannotStart;
+  }
   asio::io_context io(1);
-  gateway::Gateway gw(io, rt, std::move(started->store), gateway::GatewayOptions::from(config));
+  gateway::Gateway gw(io, rt, std::move(started->store), *options);
   gw.attach();
 
   const auto open_files = raise_open_file_limit();
@@ -126,8 +131,13 @@ int main(int argc, char** argv) {
   };
   http::Server api(io, server_options("api", sockets->api, listen.api_max_connections));
   http::Server admin(io, server_options("admin", sockets->admin, listen.admin_max_connections));
-  gw.add_storefront_routes(api);
-  gw.add_storefront_routes(admin);
+  gw.add_storefront_routes(api, options->customer_auth);
+  gw.add_storefront_routes(admin, gateway::CustomerAuth::trusted);
+  log->info("api.sock customers: {}; passwords hashed on {} threads",
+            options->customer_auth == gateway::CustomerAuth::token
+                ? "bearer session tokens"
+                : "trusted (the storefront's server vouches for user ids)",
+            options->hash_threads);
   gw.add_admin_routes(admin);
   gw.set_servers(&api, &admin);
   // GET /metrics alone, for a scraper that cannot reach a Unix socket.

@@ -70,6 +70,28 @@ class Lazy {
   bool absent_ = false;
 };
 
+}  // namespace
+
+json address_json(const user::Address& a) {
+  return json{{"recipient", a.recipient},
+              {"phone", a.phone},
+              {"line1", a.line1},
+              {"line2", a.line2},
+              {"city", a.city},
+              {"region", a.region},
+              {"postal_code", a.postal_code},
+              {"country", a.country}};
+}
+
+json address_view_json(const user::AddressView& a) {
+  json j = address_json(a.address);
+  j["id"] = a.id;
+  j["default"] = a.is_default;
+  return j;
+}
+
+namespace {
+
 json order_view_json(const order::Order& o) {
   json items = json::array();
   for (const auto& l : o.lines) {
@@ -88,6 +110,7 @@ json order_view_json(const order::Order& o) {
   j["points_used"] = o.points_used;
   j["paid"] = o.status == order::OrderStatus::completed ? o.paid_cents : 0;
   j["items"] = std::move(items);
+  j["shipping_address"] = o.shipping_address ? address_json(*o.shipping_address) : json(nullptr);
   return j;
 }
 
@@ -164,7 +187,61 @@ std::expected<json, ApiError> DomainReads::user_json(std::uint64_t user_id) {
   if (!r) return std::unexpected(read_failed("user", r.error()));
   if (!*r) return std::unexpected(not_found("USER_NOT_FOUND", "user", user_id));
   const auto& u = **r;
-  return json{{"id", u.id}, {"name", u.name}, {"email", u.email}, {"points", u.points}};
+  return json{{"id", u.id},
+              {"name", u.name},
+              {"email", u.email},
+              {"points", u.points},
+              {"has_password", u.has_password},
+              {"default_address_id",
+               u.default_address_id == 0 ? json(nullptr) : json(u.default_address_id)}};
+}
+
+std::expected<json, ApiError> DomainReads::addresses_json(std::uint64_t user_id) {
+  auto q = impl_->user.get();
+  if (!q) return std::unexpected(q.error());
+  auto r = (*q)->addresses(user_id);
+  if (!r) return std::unexpected(read_failed("user", r.error()));
+  if (!*r) return std::unexpected(not_found("USER_NOT_FOUND", "user", user_id));
+  json list = json::array();
+  for (const auto& a : **r) list.push_back(address_view_json(a));
+  return json{{"addresses", std::move(list)}};
+}
+
+std::expected<user::AddressView, ApiError> DomainReads::address(std::uint64_t user_id,
+                                                                std::uint64_t address_id) {
+  auto q = impl_->user.get();
+  if (!q) return std::unexpected(q.error());
+  auto r = (*q)->address(user_id, address_id);
+  if (!r) return std::unexpected(read_failed("user", r.error()));
+  if (!*r) return std::unexpected(not_found("ADDRESS_NOT_FOUND", "address", address_id));
+  return std::move(**r);
+}
+
+std::expected<std::optional<user::Credentials>, ApiError> DomainReads::credentials(
+    std::string_view email) {
+  auto q = impl_->user.get();
+  if (!q) return std::unexpected(q.error());
+  auto r = (*q)->credentials(email);
+  if (!r) return std::unexpected(read_failed("user", r.error()));
+  return std::move(*r);
+}
+
+std::expected<std::optional<user::Credentials>, ApiError> DomainReads::credentials_of_user(
+    std::uint64_t user_id) {
+  auto q = impl_->user.get();
+  if (!q) return std::unexpected(q.error());
+  auto r = (*q)->credentials_of_user(user_id);
+  if (!r) return std::unexpected(read_failed("user", r.error()));
+  return std::move(*r);
+}
+
+std::expected<std::optional<user::SessionView>, ApiError> DomainReads::session(
+    std::span<const std::byte> token_hash, std::int64_t now_ms) {
+  auto q = impl_->user.get();
+  if (!q) return std::unexpected(q.error());
+  auto r = (*q)->session(token_hash, now_ms);
+  if (!r) return std::unexpected(read_failed("user", r.error()));
+  return *r;
 }
 
 std::expected<json, ApiError> DomainReads::points_json(std::uint64_t user_id) {

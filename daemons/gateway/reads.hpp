@@ -18,12 +18,14 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "daemons/common/config.hpp"
 #include "daemons/gateway/requests.hpp"
 #include "daemons/product/product_store.hpp"
+#include "daemons/user/user_store.hpp"
 
 namespace ringmart::gateway {
 
@@ -38,6 +40,11 @@ struct OrderSnapshot {
   nlohmann::json view;
   bool terminal = false;  ///< COMPLETED or FAILED
 };
+
+/// {"recipient","phone","line1","line2","city","region","postal_code","country"}
+nlohmann::json address_json(const user::Address& a);
+/// address_json plus {"id","default"}.
+nlohmann::json address_view_json(const user::AddressView& a);
 
 class DomainReads {
  public:
@@ -58,16 +65,29 @@ class DomainReads {
       const std::vector<std::uint64_t>& product_ids);
   /// The user coupon, or nullopt when unknown.
   std::expected<std::optional<UserCouponRef>, ApiError> user_coupon(std::uint64_t user_coupon_id);
+  /// The account registered with `email` (any case), or nullopt.
+  std::expected<std::optional<user::Credentials>, ApiError> credentials(std::string_view email);
+  /// The account of `user_id`, or nullopt.
+  std::expected<std::optional<user::Credentials>, ApiError> credentials_of_user(
+      std::uint64_t user_id);
+  /// The valid session of a token hash at `now_ms` (UserStore::session), or nullopt.
+  std::expected<std::optional<user::SessionView>, ApiError> session(
+      std::span<const std::byte> token_hash, std::int64_t now_ms);
+  /// One address of the user; 404 ADDRESS_NOT_FOUND when it has none by that id.
+  std::expected<user::AddressView, ApiError> address(std::uint64_t user_id,
+                                                     std::uint64_t address_id);
   /// The order daemon's view of `order_id`, or nullopt when it does not know it.
   std::expected<std::optional<OrderSnapshot>, ApiError> order(std::uint64_t order_id);
 
   // ---- JSON for GET routes (docs/api.md shapes). Errors: 404 with the
   // domain's *_NOT_FOUND code, 503, 500.
 
-  /// {"id","name","email","points"}
+  /// {"id","name","email","points","has_password","default_address_id"}
   std::expected<nlohmann::json, ApiError> user_json(std::uint64_t user_id);
   /// {"balance","history":[{"delta","reason","order_id"}]} (order_id 0 for charges)
   std::expected<nlohmann::json, ApiError> points_json(std::uint64_t user_id);
+  /// {"addresses":[address_view_json...]} by id; 404 USER_NOT_FOUND.
+  std::expected<nlohmann::json, ApiError> addresses_json(std::uint64_t user_id);
   /// [{"user_coupon_id","coupon_id","name","status"}]; 404 USER_NOT_FOUND.
   std::expected<nlohmann::json, ApiError> user_coupons_json(std::uint64_t user_id);
   /// GET /v1/users/{id}/orders: {"orders":[{order_id, status, failure_reason,

@@ -201,6 +201,9 @@ struct Fnv1a64 {
   }
 };
 
+// An address object (parse_address; the order's shipping_address without "default").
+std::expected<AddressRequest, ApiError> address_of(const json& j, bool partial, bool allow_default);
+
 }  // namespace
 
 http::Response ApiError::response() const { return http::error_response(status, code, message); }
@@ -211,16 +214,18 @@ ApiError invalid_argument(std::string message) {
 
 // ---------------------------------------------------------------- orders
 
-std::expected<OrderRequest, ApiError> parse_order_request(std::string_view body) {
+std::expected<OrderRequest, ApiError> parse_order_request(std::string_view body,
+                                                          bool user_id_optional) {
   auto j = parse_object(body);
   if (!j) return std::unexpected(j.error());
-  if (auto ok = only_members(
-          *j, "order", {"user_id", "items", "user_coupon_id", "points", "shipping", "payment"});
+  if (auto ok = only_members(*j, "order",
+                             {"user_id", "items", "user_coupon_id", "points", "shipping", "payment",
+                              "shipping_address_id", "shipping_address"});
       !ok) {
     return std::unexpected(ok.error());
   }
   OrderRequest r;
-  auto user = id_member(*j, "user_id", false);
+  auto user = id_member(*j, "user_id", user_id_optional);
   if (!user) return std::unexpected(user.error());
   r.user_id = *user;
 
@@ -279,6 +284,24 @@ std::expected<OrderRequest, ApiError> parse_order_request(std::string_view body)
   auto installments = int_member(*payment, "installments", 1, 1, kMaxInstallments, "payment");
   if (!installments) return std::unexpected(installments.error());
   r.installments = static_cast<std::uint32_t>(*installments);
+
+  auto address_id = id_member(*j, "shipping_address_id", true);
+  if (!address_id) return std::unexpected(address_id.error());
+  r.shipping_address_id = *address_id;
+  if (const json* address = member(*j, "shipping_address")) {
+    if (r.shipping_address_id != 0) {
+      return std::unexpected(
+          invalid_argument("give shipping_address_id or shipping_address, not both"));
+    }
+    if (!address->is_object()) {
+      return std::unexpected(invalid_argument("shipping_address must be an object"));
+    }
+    auto parsed = address_of(*address, false, false);
+    if (!parsed) {
+      return std::unexpected(invalid_argument("shipping_address." + parsed.error().message));
+    }
+    r.shipping_address = std::move(parsed->address);
+  }
   return r;
 }
 
@@ -296,6 +319,16 @@ std::uint64_t order_request_hash(const OrderRequest& r) {
   f.u64(r.payment_token.size());
   f.bytes(r.payment_token.data(), r.payment_token.size());
   f.u64(r.installments);
+  f.u64(r.shipping_address_id);
+  f.u64(r.shipping_address.has_value());
+  if (r.shipping_address) {
+    const auto& a = *r.shipping_address;
+    for (const std::string* s : {&a.recipient, &a.phone, &a.line1, &a.line2, &a.city, &a.region,
+                                 &a.postal_code, &a.country}) {
+      f.u64(s->size());
+      f.bytes(s->data(), s->size());
+    }
+  }
   return f.h;
 }
 
@@ -332,7 +365,12 @@ std::uint64_t command_request_hash(std::string_view method, std::string_view pat
   f.bytes(method.data(), method.size());
   f.u64(path.size());
   f.bytes(path.data(), path.size());
-  const auto parsed = json::parse(body, nullptr, false);
+  auto parsed = json::parse(body, nullptr, false);
+  if (parsed.is_object()) {
+    // Nothing derived from a password is kept with the key.
+    parsed.erase("password");
+    parsed.erase("current_password");
+  }
   const std::string canonical = parsed.is_discarded() ? std::string(body) : parsed.dump();
   f.u64(canonical.size());
   f.bytes(canonical.data(), canonical.size());
@@ -367,23 +405,185 @@ std::expected<std::int64_t, ApiError> order_subtotal(
 
 // ---------------------------------------------------------------- other bodies
 
-std::expected<RegisterUserRequest, ApiError> parse_register_user(std::string_view body) {
-  auto j = parse_object(body);
-  if (!j) return std::unexpected(j.error());
-  if (auto ok = only_members(*j, "user", {"name", "email"}); !ok)
-    return std::unexpected(ok.error());
-  auto name = string_member(*j, "name", kMaxNameChars, Unit::characters);
-  if (!name) return std::unexpected(name.error());
-  auto email = string_member(*j, "email", kMaxEmailBytes, Unit::bytes);
+namespace {
+
+// e-mail: 1..kMaxEmailBytes bytes shaped as a mailbox (RFC 5321 §4.1.2):
+// local-part "@" domain, both non-empty, no spaces. Deliverability is the
+// shop's mail system's business.
+std::expected<std::string, ApiError> email_member(const json& object) {
+  auto email = string_member(object, "email", kMaxEmailBytes, Unit::bytes);
   if (!email) return std::unexpected(email.error());
-  // A mailbox's shape (RFC 5321 §4.1.2): local-part "@" domain, both non-empty,
-  // no spaces. Deliverability is the shop's mail system's business.
   const auto at = email->rfind('@');
   if (at == std::string::npos || at == 0 || at + 1 == email->size() ||
       email->find(' ') != std::string::npos) {
     return std::unexpected(invalid_argument("email must look like local-part@domain"));
   }
-  return RegisterUserRequest{std::move(*name), std::move(*email)};
+  return email;
+}
+
+// A password member: a string of min..kMaxPasswordBytes bytes. The message
+// names the member and the rule, never the value.
+std::expected<std::string, ApiError> password_member(const json& object, const char* name,
+                                                     std::size_t min) {
+  const json* v = member(object, name);
+  if (!v) return std::unexpected(invalid_argument(std::string(name) + " is required"));
+  if (!v->is_string()) {
+    return std::unexpected(invalid_argument(std::string(name) + " must be a string"));
+  }
+  const auto& s = v->get_ref<const std::string&>();
+  if (s.size() < min || s.size() > kMaxPasswordBytes) {
+    return std::unexpected(invalid_argument(std::string(name) + " must be " + std::to_string(min) +
+                                            ".." + std::to_string(kMaxPasswordBytes) + " bytes"));
+  }
+  return s;
+}
+
+// An optional string member of 0..max characters ("" when absent or null).
+std::expected<std::string, ApiError> optional_text(const json& object, const char* name,
+                                                   std::size_t max) {
+  const json* v = member(object, name);
+  if (!v) return std::string();
+  if (!v->is_string()) {
+    return std::unexpected(invalid_argument(std::string(name) + " must be a string"));
+  }
+  const auto& s = v->get_ref<const std::string&>();
+  if (storage::utf8_length(s) > max) {
+    return std::unexpected(invalid_argument(std::string(name) + " must be at most " +
+                                            std::to_string(max) + " characters"));
+  }
+  return s;
+}
+
+std::expected<AddressRequest, ApiError> address_of(const json& j, bool partial,
+                                                   bool allow_default) {
+  if (allow_default) {
+    if (auto ok = only_members(j, "address",
+                               {"recipient", "phone", "line1", "line2", "city", "region",
+                                "postal_code", "country", "default"});
+        !ok) {
+      return std::unexpected(ok.error());
+    }
+  } else if (auto ok = only_members(j, "shipping_address",
+                                    {"recipient", "phone", "line1", "line2", "city", "region",
+                                     "postal_code", "country"});
+             !ok) {
+    return std::unexpected(ok.error());
+  }
+  AddressRequest r;
+  struct Field {
+    const char* name;
+    std::string user::Address::*member;
+    std::uint32_t bit;
+  };
+  static constexpr Field kFields[] = {
+      {"recipient", &user::Address::recipient, user::kRecipient},
+      {"phone", &user::Address::phone, user::kPhone},
+      {"line1", &user::Address::line1, user::kLine1},
+      {"line2", &user::Address::line2, user::kLine2},
+      {"city", &user::Address::city, user::kCity},
+      {"region", &user::Address::region, user::kRegion},
+      {"postal_code", &user::Address::postal_code, user::kPostalCode},
+      {"country", &user::Address::country, user::kCountry},
+  };
+  for (const auto& f : kFields) {
+    if (!j.contains(f.name)) continue;
+    auto v = optional_text(j, f.name, user::kMaxAddressLineChars);
+    if (!v) return std::unexpected(v.error());
+    r.address.*f.member = std::move(*v);
+    r.mask |= f.bit;
+  }
+  if (const json* d = member(j, "default")) {
+    if (!d->is_boolean()) return std::unexpected(invalid_argument("default must be true or false"));
+    r.make_default = d->get<bool>();
+  }
+  if (partial) {
+    if (r.mask == 0 && !r.make_default) {
+      return std::unexpected(invalid_argument("nothing to change: give an address member"));
+    }
+    // Each given member must be valid on its own: checked on a valid base.
+    const user::Address base{.recipient = "x", .line1 = "x", .city = "x", .country = "BR"};
+    if (auto problem = user::address_problem(user::merged(base, r.address, r.mask))) {
+      return std::unexpected(invalid_argument(*problem));
+    }
+    return r;
+  }
+  if (auto problem = user::address_problem(r.address)) {
+    return std::unexpected(invalid_argument(*problem));
+  }
+  r.mask = user::kAllAddressFields;
+  return r;
+}
+
+}  // namespace
+
+std::expected<RegisterUserRequest, ApiError> parse_register_user(std::string_view body) {
+  auto j = parse_object(body);
+  if (!j) return std::unexpected(j.error());
+  if (auto ok = only_members(*j, "user", {"name", "email", "password"}); !ok)
+    return std::unexpected(ok.error());
+  auto name = string_member(*j, "name", kMaxNameChars, Unit::characters);
+  if (!name) return std::unexpected(name.error());
+  auto email = email_member(*j);
+  if (!email) return std::unexpected(email.error());
+  RegisterUserRequest r{std::move(*name), std::move(*email), std::nullopt};
+  if (member(*j, "password")) {
+    auto password = password_member(*j, "password", kMinPasswordBytes);
+    if (!password) return std::unexpected(password.error());
+    r.password = std::move(*password);
+  }
+  return r;
+}
+
+std::expected<LoginRequest, ApiError> parse_login(std::string_view body) {
+  auto j = parse_object(body);
+  if (!j) return std::unexpected(j.error());
+  if (auto ok = only_members(*j, "login", {"email", "password"}); !ok)
+    return std::unexpected(ok.error());
+  auto email = string_member(*j, "email", kMaxEmailBytes, Unit::bytes);
+  if (!email) return std::unexpected(email.error());
+  auto password = password_member(*j, "password", 1);
+  if (!password) return std::unexpected(password.error());
+  return LoginRequest{std::move(*email), std::move(*password)};
+}
+
+std::expected<UpdateUserRequest, ApiError> parse_update_user(std::string_view body) {
+  auto j = parse_object(body);
+  if (!j) return std::unexpected(j.error());
+  if (auto ok = only_members(*j, "user change", {"name", "email", "password", "current_password"});
+      !ok) {
+    return std::unexpected(ok.error());
+  }
+  UpdateUserRequest r;
+  if (member(*j, "name")) {
+    auto name = string_member(*j, "name", kMaxNameChars, Unit::characters);
+    if (!name) return std::unexpected(name.error());
+    r.name = std::move(*name);
+  }
+  if (member(*j, "email")) {
+    auto email = email_member(*j);
+    if (!email) return std::unexpected(email.error());
+    r.email = std::move(*email);
+  }
+  if (member(*j, "password")) {
+    auto password = password_member(*j, "password", kMinPasswordBytes);
+    if (!password) return std::unexpected(password.error());
+    r.password = std::move(*password);
+  }
+  if (member(*j, "current_password")) {
+    auto current = password_member(*j, "current_password", 1);
+    if (!current) return std::unexpected(current.error());
+    r.current_password = std::move(*current);
+  }
+  if (!r.name && !r.email && !r.password) {
+    return std::unexpected(invalid_argument("nothing to change: give name, email or password"));
+  }
+  return r;
+}
+
+std::expected<AddressRequest, ApiError> parse_address(std::string_view body, bool partial) {
+  auto j = parse_object(body);
+  if (!j) return std::unexpected(j.error());
+  return address_of(*j, partial, true);
 }
 
 std::expected<std::int64_t, ApiError> parse_charge_points(std::string_view body) {
@@ -577,10 +777,14 @@ int http_status(msg::Code code) {
     case msg::Code::PRODUCT_NOT_FOUND:
     case msg::Code::COUPON_NOT_FOUND:
     case msg::Code::ORDER_NOT_FOUND:
+    case msg::Code::ADDRESS_NOT_FOUND:
       return 404;
+    case msg::Code::INVALID_CREDENTIALS:
+      return 401;
     case msg::Code::COUPON_SOLD_OUT:
     case msg::Code::COUPON_USER_LIMIT:
     case msg::Code::PRODUCT_UNAVAILABLE:
+    case msg::Code::EMAIL_TAKEN:
     case msg::Code::COUPON_EXPIRED:
     case msg::Code::STOCK_NEGATIVE:
     case msg::Code::COUPON_INVALID:

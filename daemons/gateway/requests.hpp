@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "daemons/user/address.hpp"
 #include "http/server.hpp"
 #include "schemas/envelope.capnp.h"
 
@@ -36,6 +37,10 @@ inline constexpr std::size_t kMaxNameChars = 200;
 inline constexpr std::size_t kMaxEmailBytes = 254;
 /// Longest product category accepted, in characters.
 inline constexpr std::size_t kMaxCategoryChars = 100;
+/// Shortest and longest password accepted, in bytes (OWASP ASVS 4.0 §2.1.1
+/// and §2.1.2 ask for at least 8 and allow at least 64).
+inline constexpr std::size_t kMinPasswordBytes = 8;
+inline constexpr std::size_t kMaxPasswordBytes = 128;
 /// Deepest nesting of a JSON body (an order is 3 levels deep).
 inline constexpr std::size_t kMaxJsonDepth = 16;
 /// Longest Idempotency-Key accepted, in bytes (an LMDB key is at most 511).
@@ -67,24 +72,31 @@ struct OrderLineRequest {
 
 /// A validated POST /v1/orders body with defaults applied.
 struct OrderRequest {
-  std::uint64_t user_id = 0;
-  std::vector<OrderLineRequest> items;  ///< 1..kMaxOrderLines, each product once
-  std::uint64_t user_coupon_id = 0;     ///< 0 = none
-  std::int64_t points = 0;              ///< >= 0
-  std::int64_t shipping_cents = 0;      ///< >= 0
-  std::string payment_token;            ///< non-empty
-  std::uint32_t installments = 1;       ///< 1..kMaxInstallments
+  std::uint64_t user_id = 0;                      ///< 0 only when parsed with user_id_optional
+  std::vector<OrderLineRequest> items;            ///< 1..kMaxOrderLines, each product once
+  std::uint64_t user_coupon_id = 0;               ///< 0 = none
+  std::int64_t points = 0;                        ///< >= 0
+  std::int64_t shipping_cents = 0;                ///< >= 0
+  std::string payment_token;                      ///< non-empty
+  std::uint32_t installments = 1;                 ///< 1..kMaxInstallments
+  std::uint64_t shipping_address_id = 0;          ///< an address-book entry (0 = none)
+  std::optional<user::Address> shipping_address;  ///< inline, or the entry's snapshot
 
   bool operator==(const OrderRequest&) const = default;
 };
 
 /// Parses and validates a POST /v1/orders body:
 /// `{"user_id", "items":[{"product_id","quantity"}], "user_coupon_id"?, "points"?,
-///   "shipping"?, "payment":{"token","installments"?}}`.
+///   "shipping"?, "payment":{"token","installments"?},
+///   "shipping_address_id"? | "shipping_address"?: {address}}`.
 /// Ids are integers >= 1; quantity 1..10000; 1..100 lines; a product at most
 /// once; points and shipping integers >= 0; token a non-empty string;
-/// installments 1..24. Errors: 400 INVALID_ARGUMENT naming the first problem.
-std::expected<OrderRequest, ApiError> parse_order_request(std::string_view body);
+/// installments 1..24; at most one of shipping_address_id and
+/// shipping_address (an address as parse_address takes it). `user_id_optional`:
+/// user_id may be absent (0; the caller's token names the user).
+/// Errors: 400 INVALID_ARGUMENT naming the first problem.
+std::expected<OrderRequest, ApiError> parse_order_request(std::string_view body,
+                                                          bool user_id_optional = false);
 
 /// Stable 64-bit fingerprint of a normalised order request (FNV-1a 64 over a
 /// length-prefixed encoding of every field, http://www.isthe.com/chongo/tech/comp/fnv/).
@@ -107,7 +119,10 @@ std::string scoped_idempotency_key(std::string_view route, std::uint64_t user_id
 
 /// Fingerprint of a command request (FNV-1a 64 over the method, the path and
 /// the body as canonical JSON: members sorted, no whitespace; a body that is
-/// not JSON counts as its bytes). Tells a retry from a reused key. Pure.
+/// not JSON counts as its bytes). The members "password" and
+/// "current_password" are left out, so the key store keeps nothing derived
+/// from a password (a retry that differs only in them is the same request).
+/// Tells a retry from a reused key. Pure.
 std::uint64_t command_request_hash(std::string_view method, std::string_view path,
                                    std::string_view body);
 
@@ -130,13 +145,47 @@ std::expected<std::int64_t, ApiError> order_subtotal(
 // member name) holding a control character (U+0000..U+001F, U+007F). Errors:
 // 400 INVALID_ARGUMENT naming the first problem; nothing is changed.
 
-/// POST /v1/users {name, email}: name 1..kMaxNameChars characters, email
-/// 1..kMaxEmailBytes bytes shaped local-part@domain without spaces. Errors: 400.
+/// POST /v1/users {name, email, password?}: name 1..kMaxNameChars characters,
+/// email 1..kMaxEmailBytes bytes shaped local-part@domain without spaces,
+/// password 8..128 bytes (absent or null: a guest customer). Errors: 400
+/// (whose message never quotes the password).
 struct RegisterUserRequest {
   std::string name;
   std::string email;
+  std::optional<std::string> password;
 };
 std::expected<RegisterUserRequest, ApiError> parse_register_user(std::string_view body);
+
+/// POST /v1/sessions {email, password}: email 1..kMaxEmailBytes bytes,
+/// password 1..128 bytes (a shorter one than 8 cannot match and is simply a
+/// wrong password). Errors: 400.
+struct LoginRequest {
+  std::string email;
+  std::string password;
+};
+std::expected<LoginRequest, ApiError> parse_login(std::string_view body);
+
+/// PATCH /v1/users/{id} {name?, email?, password?, current_password?}: at
+/// least one of name, email, password (rules of parse_register_user);
+/// current_password 1..128 bytes. Errors: 400.
+struct UpdateUserRequest {
+  std::optional<std::string> name;
+  std::optional<std::string> email;
+  std::optional<std::string> password;
+  std::optional<std::string> current_password;
+};
+std::expected<UpdateUserRequest, ApiError> parse_update_user(std::string_view body);
+
+/// An address body: {recipient, phone?, line1, line2?, city, region?,
+/// postal_code?, country, default?} (user::address_problem's rules; country
+/// ISO 3166-1 alpha-2). `partial` (PATCH): every member optional, at least
+/// one, and `mask` says which were given. Errors: 400.
+struct AddressRequest {
+  user::Address address;
+  std::uint32_t mask = 0;     ///< user::AddressField bits present in the body
+  bool make_default = false;  ///< "default": true
+};
+std::expected<AddressRequest, ApiError> parse_address(std::string_view body, bool partial);
 
 /// POST /v1/users/{id}/points/charge {amount}: integer > 0. Errors: 400.
 std::expected<std::int64_t, ApiError> parse_charge_points(std::string_view body);

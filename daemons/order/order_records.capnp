@@ -4,6 +4,7 @@
 
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("ringmart::order::records");
+using Msg = import "/schemas/envelope.capnp";
 
 enum OrderStatus {
   pending @0;
@@ -44,4 +45,5 @@ struct Order {
   couponApplied @17 :Bool;   # applyCoupon ran: its answer is couponCode/discountCents
   couponCode @18 :UInt16;    # msg::Code answered by applyCoupon
   tombstone @19 :Bool;       # failOrder arrived before createOrder
+  shippingAddress @20 :Msg.Address;  # the snapshot taken at intake; absent = none
 }

@@ -70,6 +70,7 @@ Order decode(rec::Order::Reader r) {
   o.coupon_applied = r.getCouponApplied();
   o.coupon_code = static_cast<msg::Code>(r.getCouponCode());
   o.tombstone = r.getTombstone();
+  if (r.hasShippingAddress()) o.shipping_address = user::from_message(r.getShippingAddress());
   return o;
 }
 
@@ -109,6 +110,7 @@ NewOrder new_order_from(msg::CreateOrder::Reader m) {
   o.shipping_cents = m.getShippingCents();
   o.payment_token = m.getPaymentToken();
   o.installments = m.getInstallments();
+  if (m.hasShippingAddress()) o.shipping_address = user::from_message(m.getShippingAddress());
   return o;
 }
 
@@ -192,6 +194,7 @@ std::error_code OrderStore::put(storage::Txn& txn, const Order& o) const {
   r.setCouponApplied(o.coupon_applied);
   r.setCouponCode(static_cast<std::uint16_t>(o.coupon_code));
   r.setTombstone(o.tombstone);
+  if (o.shipping_address) user::to_message(*o.shipping_address, r.initShippingAddress());
   return storage::put_message(orders_, txn, id_key(o.order_id).view(), b);
 }
 
@@ -234,6 +237,7 @@ std::expected<CreateOrderResult, std::error_code> OrderStore::create_order(
   o.shipping_cents = n.shipping_cents;
   o.payment_token = n.payment_token;
   o.installments = n.installments;
+  o.shipping_address = n.shipping_address;
   o.subtotal_cents = subtotal;
   o.created_at_ms = now_ms;
   if (existing) {

@@ -29,6 +29,7 @@
 #include <system_error>
 #include <vector>
 
+#include "daemons/user/address.hpp"
 #include "schemas/envelope.capnp.h"
 #include "storage/lmdb.hpp"
 
@@ -63,6 +64,7 @@ struct NewOrder {
   std::int64_t shipping_cents = 0;   ///< >= 0
   std::string payment_token;
   std::uint32_t installments = 1;
+  std::optional<user::Address> shipping_address;  ///< snapshot from intake
 };
 /// Copies a createOrder message into a NewOrder.
 NewOrder new_order_from(msg::CreateOrder::Reader m);
@@ -89,6 +91,9 @@ struct Order {
   bool coupon_applied = false;            ///< applyCoupon ran (its answer is stored)
   msg::Code coupon_code = msg::Code::OK;  ///< applyCoupon's answer
   bool tombstone = false;  ///< failOrder came before createOrder: FAILED, no lines yet
+  /// Where to ship, as it was when the order was placed: later edits or the
+  /// deletion of the address-book entry do not change it.
+  std::optional<user::Address> shipping_address;
 
   /// subtotal + shipping: what the coupon and the points apply to.
   std::int64_t total_cents() const { return subtotal_cents + shipping_cents; }

@@ -13,6 +13,29 @@ struct User {
   email @2 :Text;
   pointsBalance @3 :Int64;   # points are whole units, never negative
   createdAtMs @4 :Int64;     # Unix ms (realtime clock of the daemon)
+  passwordHash @5 :Text;     # crypto_pwhash_str (Argon2id) string; empty = guest, no login
+  failedLogins @6 :UInt32;   # consecutive wrong passwords (reset by a login)
+  lastFailureMs @7 :Int64;   # when the last one came (failures older than the window restart)
+  lockedUntilMs @8 :Int64;   # logins refused until then (Unix ms), 0 = not locked
+  sessionEpoch @9 :UInt64;   # bumped by a password change: older sessions no longer count
+  defaultAddressId @10 :UInt64;  # 0 = none
+  lastAddressId @11 :UInt64;     # address ids are per user, from 1
+}
+
+# sessions: BLAKE2b-256 of the token (32 bytes) -> Session
+struct Session {
+  userId @0 :UInt64;
+  expiresAtMs @1 :Int64;
+  createdAtMs @2 :Int64;
+  sessionEpoch @3 :UInt64;   # the user's epoch when it opened
+  tokenHash @4 :Data;        # the key again, compared in constant time after the lookup
+}
+
+# addresses: (user id, address id) -> StoredAddress
+struct StoredAddress {
+  address @0 :Msg.Address;
+  createdAtMs @1 :Int64;
+  updatedAtMs @2 :Int64;
 }
 
 enum HistoryReason {

@@ -1,10 +1,15 @@
 #include "daemons/user/user_store.hpp"
 
 #include <gtest/gtest.h>
+#include <sodium.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -21,6 +26,7 @@ constexpr std::int64_t kNow = 1'700'000'000'000;
 
 class UserStoreTest : public storage::testing::StoreTest<UserStore> {
  protected:
+  int users_added_ = 0;
   Outcome ok(std::expected<Outcome, std::error_code> r) {
     EXPECT_TRUE(r) << r.error().message();
     return r ? *r : Outcome{.code = Code::INTERNAL};
@@ -28,7 +34,8 @@ class UserStoreTest : public storage::testing::StoreTest<UserStore> {
   std::uint64_t add_user(std::int64_t points) {
     std::uint64_t id = 0;
     write([&](storage::Txn& t) {
-      auto r = ok(store_.register_user(t, "Ana", "ana@example.com", kNow));
+      const auto email = "ana" + std::to_string(++users_added_) + "@example.com";
+      auto r = ok(store_.register_user(t, "Ana", email, "", kNow));
       ASSERT_EQ(r.code, Code::OK);
       id = r.id;
       if (points > 0) {
@@ -58,8 +65,8 @@ class UserStoreTest : public storage::testing::StoreTest<UserStore> {
 
 TEST_F(UserStoreTest, RegistersUsersWithIdsFromOne) {
   write([&](storage::Txn& t) {
-    auto a = ok(store_.register_user(t, "Ana", "ana@example.com", kNow));
-    auto b = ok(store_.register_user(t, "Bruno", "bruno@example.com", kNow + 1));
+    auto a = ok(store_.register_user(t, "Ana", "ana@example.com", "", kNow));
+    auto b = ok(store_.register_user(t, "Bruno", "bruno@example.com", "", kNow + 1));
     EXPECT_EQ(a.code, Code::OK);
     EXPECT_EQ(a.id, 1u);
     EXPECT_EQ(b.id, 2u);
@@ -77,16 +84,16 @@ TEST_F(UserStoreTest, RegistersUsersWithIdsFromOne) {
 
 TEST_F(UserStoreTest, RejectsInvalidNameOrEmailWithoutCreating) {
   write([&](storage::Txn& t) {
-    EXPECT_EQ(ok(store_.register_user(t, "", "a@b", kNow)).code, Code::INVALID_ARGUMENT);
-    EXPECT_EQ(ok(store_.register_user(t, std::string(201, 'x'), "a@b", kNow)).code,
+    EXPECT_EQ(ok(store_.register_user(t, "", "a@b", "", kNow)).code, Code::INVALID_ARGUMENT);
+    EXPECT_EQ(ok(store_.register_user(t, std::string(201, 'x'), "a@b", "", kNow)).code,
               Code::INVALID_ARGUMENT);
-    EXPECT_EQ(ok(store_.register_user(t, "Ana", "ana.example.com", kNow)).code,
+    EXPECT_EQ(ok(store_.register_user(t, "Ana", "ana.example.com", "", kNow)).code,
               Code::INVALID_ARGUMENT);
     EXPECT_EQ(store_.user_count(t), 0u);
     // 200 two-byte characters are 200 characters, not 400.
     std::string name;
     for (int i = 0; i < 200; ++i) name += "\xc3\xa9";
-    auto r = ok(store_.register_user(t, name, "a@b", kNow));
+    auto r = ok(store_.register_user(t, name, "a@b", "", kNow));
     EXPECT_EQ(r.code, Code::OK);
     EXPECT_EQ(r.id, 1u) << "failed registrations must not consume ids";
   });
@@ -319,6 +326,322 @@ TEST_F(UserStoreTest, ScansUsersHistoryAndDeductions) {
   });
   EXPECT_EQ(deductions, (std::vector<std::pair<std::uint64_t, DeductionState>>{
                             {7, DeductionState::restored}, {8, DeductionState::rejected}}));
+}
+
+// ---------------------------------------------------------------- accounts
+
+// A real crypto_pwhash_str string at libsodium's minimum cost (the store
+// only keeps it; the gateway verifies passwords).
+std::string password_hash(const char* password) {
+  char out[crypto_pwhash_STRBYTES];
+  EXPECT_EQ(crypto_pwhash_str_alg(out, password, std::strlen(password), crypto_pwhash_OPSLIMIT_MIN,
+                                  crypto_pwhash_MEMLIMIT_MIN, crypto_pwhash_ALG_ARGON2ID13),
+            0);
+  return out;
+}
+
+std::vector<std::byte> token_hash(unsigned char fill) {
+  return std::vector<std::byte>(kTokenHashBytes, static_cast<std::byte>(fill));
+}
+
+class AccountTest : public UserStoreTest {
+ protected:
+  std::uint64_t sign_up(const std::string& email, const std::string& hash) {
+    std::uint64_t id = 0;
+    write([&](storage::Txn& t) {
+      auto r = ok(store_.register_user(t, "Ana", email, hash, kNow));
+      ASSERT_EQ(r.code, Code::OK) << r.detail;
+      id = r.id;
+    });
+    return id;
+  }
+  Outcome open(std::uint64_t user, const std::vector<std::byte>& token, const std::string& verified,
+               std::int64_t expires = kNow + 60'000) {
+    Outcome out;
+    write([&](storage::Txn& t) {
+      out = ok(store_.open_session(t, user, token, expires, verified, kNow));
+    });
+    return out;
+  }
+  std::optional<SessionView> session(const std::vector<std::byte>& token, std::int64_t now = kNow) {
+    auto txn = storage::Txn::begin_read(*env_);
+    EXPECT_TRUE(txn);
+    return store_.session(*txn, token, now);
+  }
+  std::optional<Credentials> credentials(const std::string& email) {
+    auto txn = storage::Txn::begin_read(*env_);
+    EXPECT_TRUE(txn);
+    return store_.credentials(*txn, email);
+  }
+  Outcome update(const UserUpdate& u) {
+    Outcome out;
+    write([&](storage::Txn& t) { out = ok(store_.update_user(t, u, kNow)); });
+    return out;
+  }
+};
+
+TEST_F(AccountTest, AnEmailBelongsToOneAccountWhateverItsCase) {
+  const auto hash = password_hash("correct horse");
+  const auto ana = sign_up("Ana.Silva@Example.COM", hash);
+  write([&](storage::Txn& t) {
+    auto again = ok(store_.register_user(t, "Other", "ana.silva@example.com", "", kNow));
+    EXPECT_EQ(again.code, Code::EMAIL_TAKEN);
+    EXPECT_EQ(store_.user_count(t), 1u);
+  });
+  auto c = credentials("ANA.SILVA@EXAMPLE.com");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->user_id, ana);
+  EXPECT_EQ(c->password_hash, hash);
+  EXPECT_FALSE(credentials("ana@example.com"));
+  // Kept as typed; a guest has no password.
+  const auto guest = sign_up("guest@example.com", "");
+  auto txn = storage::Txn::begin_read(*env_);
+  ASSERT_TRUE(txn);
+  EXPECT_EQ(store_.find(*txn, ana)->email, "Ana.Silva@Example.COM");
+  EXPECT_TRUE(store_.find(*txn, ana)->has_password);
+  EXPECT_FALSE(store_.find(*txn, guest)->has_password);
+}
+
+TEST_F(AccountTest, APasswordInClearIsNeverStored) {
+  write([&](storage::Txn& t) {
+    EXPECT_EQ(ok(store_.register_user(t, "Ana", "a@x.io", "hunter2hunter2", kNow)).code,
+              Code::INVALID_ARGUMENT);
+    EXPECT_EQ(store_.user_count(t), 0u);
+  });
+  const auto id = sign_up("a@x.io", "");
+  EXPECT_EQ(update({.user_id = id, .password_hash = "hunter2hunter2"}).code,
+            Code::INVALID_ARGUMENT);
+  EXPECT_EQ(credentials("a@x.io")->password_hash, "");
+}
+
+TEST_F(AccountTest, ASessionAuthenticatesUntilItExpiresOrIsClosed) {
+  const auto hash = password_hash("correct horse");
+  const auto id = sign_up("a@x.io", hash);
+  const auto token = token_hash(7);
+  // Verified against a hash that is not the user's: refused, nothing stored.
+  EXPECT_EQ(open(id, token, password_hash("another one")).code, Code::INVALID_CREDENTIALS);
+  EXPECT_FALSE(session(token));
+  EXPECT_EQ(open(id, token, hash).code, Code::OK);
+  auto s = session(token);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->user_id, id);
+  EXPECT_EQ(s->expires_at_ms, kNow + 60'000);
+  EXPECT_FALSE(session(token_hash(8))) << "another token";
+  EXPECT_FALSE(session(token, kNow + 60'000)) << "expired";
+  EXPECT_FALSE(session(std::vector<std::byte>(31, std::byte{7}))) << "a short hash";
+  EXPECT_EQ(open(id, token_hash(9), hash, kNow).code, Code::INVALID_ARGUMENT) << "already expired";
+  // A guest cannot open one; nor can an unknown user.
+  const auto guest = sign_up("g@x.io", "");
+  EXPECT_EQ(open(guest, token_hash(10), "").code, Code::INVALID_CREDENTIALS);
+  EXPECT_EQ(open(99, token_hash(11), hash).code, Code::USER_NOT_FOUND);
+  Outcome closed;
+  write([&](storage::Txn& t) { closed = ok(store_.close_session(t, token)); });
+  EXPECT_EQ(closed.id, id);
+  EXPECT_FALSE(session(token));
+  write([&](storage::Txn& t) { EXPECT_EQ(ok(store_.close_session(t, token)).id, 0u); });
+}
+
+TEST_F(AccountTest, APasswordChangeNeedsTheVerifiedHashAndSignsEverySessionOut) {
+  const auto old_hash = password_hash("correct horse");
+  const auto new_hash = password_hash("battery staple");
+  const auto id = sign_up("a@x.io", old_hash);
+  ASSERT_EQ(open(id, token_hash(1), old_hash).code, Code::OK);
+  // The gateway verified the current password against a hash that changed since.
+  EXPECT_EQ(
+      update({.user_id = id, .password_hash = new_hash, .expected_password_hash = new_hash}).code,
+      Code::INVALID_CREDENTIALS);
+  EXPECT_EQ(credentials("a@x.io")->password_hash, old_hash);
+  EXPECT_TRUE(session(token_hash(1)));
+  EXPECT_EQ(
+      update({.user_id = id, .password_hash = new_hash, .expected_password_hash = old_hash}).code,
+      Code::OK);
+  EXPECT_EQ(credentials("a@x.io")->password_hash, new_hash);
+  EXPECT_FALSE(session(token_hash(1))) << "a session from before the change";
+  EXPECT_EQ(open(id, token_hash(2), old_hash).code, Code::INVALID_CREDENTIALS);
+  EXPECT_EQ(open(id, token_hash(2), new_hash).code, Code::OK);
+  EXPECT_TRUE(session(token_hash(2)));
+}
+
+TEST_F(AccountTest, AnEmailChangeMovesTheIndexAndCannotTakeAnothersAddress) {
+  const auto a = sign_up("a@x.io", "");
+  const auto b = sign_up("b@x.io", "");
+  EXPECT_EQ(update({.user_id = a, .email = "B@X.IO"}).code, Code::EMAIL_TAKEN);
+  EXPECT_EQ(update({.user_id = a, .name = "Ana Maria", .email = "A@X.IO"}).code, Code::OK);
+  EXPECT_EQ(credentials("a@x.io")->user_id, a) << "its own address in another case";
+  EXPECT_EQ(update({.user_id = a, .email = "new@x.io"}).code, Code::OK);
+  EXPECT_FALSE(credentials("a@x.io")) << "the old address is free again";
+  EXPECT_EQ(credentials("new@x.io")->user_id, a);
+  EXPECT_EQ(update({.user_id = b, .email = "a@x.io"}).code, Code::OK);
+  EXPECT_EQ(update({.user_id = a, .email = "not-an-address"}).code, Code::INVALID_ARGUMENT);
+  EXPECT_EQ(update({.user_id = a}).code, Code::INVALID_ARGUMENT);
+  EXPECT_EQ(update({.user_id = 77, .name = "X"}).code, Code::USER_NOT_FOUND);
+  auto txn = storage::Txn::begin_read(*env_);
+  ASSERT_TRUE(txn);
+  EXPECT_EQ(store_.find(*txn, a)->name, "Ana Maria");
+  EXPECT_EQ(store_.find(*txn, a)->email, "new@x.io");
+}
+
+TEST_F(AccountTest, RepeatedWrongPasswordsLockLoginsForLongerEachTime) {
+  const LoginPolicy policy{
+      .max_failures = 3, .window_ms = 60'000, .lockout_base_ms = 1000, .lockout_max_ms = 3000};
+  const auto hash = password_hash("correct horse");
+  const auto id = sign_up("a@x.io", hash);
+  auto fail_at = [&](std::int64_t at) {
+    Outcome out;
+    write([&](storage::Txn& t) { out = ok(store_.record_login_failure(t, id, policy, at)); });
+    return out.value;
+  };
+  EXPECT_EQ(fail_at(kNow), 0);
+  EXPECT_EQ(fail_at(kNow + 1), 0);
+  EXPECT_EQ(fail_at(kNow + 2), kNow + 2 + 1000);
+  EXPECT_EQ(credentials("a@x.io")->locked_until_ms, kNow + 2 + 1000);
+  EXPECT_EQ(fail_at(kNow + 3), kNow + 3 + 2000);
+  EXPECT_EQ(fail_at(kNow + 4), kNow + 4 + 3000) << "capped";
+  EXPECT_EQ(fail_at(kNow + 5), kNow + 5 + 3000);
+  // A login clears the count.
+  ASSERT_EQ(open(id, token_hash(1), hash).code, Code::OK);
+  EXPECT_EQ(credentials("a@x.io")->locked_until_ms, 0);
+  EXPECT_EQ(fail_at(kNow + 10), 0);
+  // Failures further apart than the window start the count again.
+  EXPECT_EQ(fail_at(kNow + 100'000), 0);
+  EXPECT_EQ(fail_at(kNow + 200'000), 0);
+  write([&](storage::Txn& t) {
+    EXPECT_EQ(ok(store_.record_login_failure(t, 99, policy, kNow)).code, Code::USER_NOT_FOUND);
+  });
+}
+
+TEST_F(AccountTest, ExpiredSessionsArePrunedOldestFirstAndOnlyThem) {
+  const auto hash = password_hash("correct horse");
+  const auto id = sign_up("a@x.io", hash);
+  ASSERT_EQ(open(id, token_hash(1), hash, kNow + 1000).code, Code::OK);
+  ASSERT_EQ(open(id, token_hash(2), hash, kNow + 2000).code, Code::OK);
+  ASSERT_EQ(open(id, token_hash(3), hash, kNow + 3000).code, Code::OK);
+  storage::PruneResult pruned;
+  write([&](storage::Txn& t) {
+    auto r = store_.expire_sessions(t, kNow + 2500, 10);
+    ASSERT_TRUE(r);
+    pruned = *r;
+  });
+  EXPECT_EQ(pruned.deleted, 2u);
+  EXPECT_EQ(pruned.oldest_kept_ms, kNow + 3000);
+  EXPECT_FALSE(session(token_hash(1), kNow));
+  EXPECT_FALSE(session(token_hash(2), kNow));
+  EXPECT_TRUE(session(token_hash(3), kNow));
+}
+
+TEST_F(AccountTest, AnEnvironmentFromBeforeTheEmailIndexIsIndexedOnce) {
+  const auto a = sign_up("a@x.io", "");
+  write([&](storage::Txn& t) {
+    auto index = storage::Table::open(t, "users_by_email");
+    ASSERT_TRUE(index);
+    const std::string key = "a@x.io";
+    ASSERT_TRUE(*index->erase(t, {reinterpret_cast<const std::byte*>(key.data()), key.size()}));
+  });
+  EXPECT_FALSE(credentials("a@x.io"));
+  write([&](storage::Txn& t) {
+    auto reopened = UserStore::open(t);
+    ASSERT_TRUE(reopened);
+    store_ = *reopened;
+  });
+  EXPECT_EQ(credentials("A@x.io")->user_id, a);
+}
+
+// ---------------------------------------------------------------- addresses
+
+Address home() {
+  return Address{.recipient = "Ana Silva",
+                 .phone = "+55 11 5555-0100",
+                 .line1 = "Rua Augusta 1200",
+                 .line2 = "apto 31",
+                 .city = "São Paulo",
+                 .region = "SP",
+                 .postal_code = "01304-001",
+                 .country = "BR"};
+}
+
+TEST_F(AccountTest, TheAddressBookKeepsOneDefaultAndRefusesBadAddresses) {
+  const auto id = sign_up("a@x.io", "");
+  const auto other = sign_up("b@x.io", "");
+  auto add = [&](std::uint64_t user, const Address& a, bool make_default) {
+    Outcome out;
+    write([&](storage::Txn& t) { out = ok(store_.add_address(t, user, a, make_default, kNow)); });
+    return out;
+  };
+  auto book = [&](std::uint64_t user) {
+    auto txn = storage::Txn::begin_read(*env_);
+    EXPECT_TRUE(txn);
+    return store_.addresses(*txn, user).value_or(std::vector<AddressView>{});
+  };
+  auto bad = home();
+  bad.country = "UK";  // not assigned: the United Kingdom is GB
+  EXPECT_EQ(add(id, bad, false).code, Code::INVALID_ARGUMENT);
+  bad.country = "br";
+  EXPECT_EQ(add(id, bad, false).code, Code::INVALID_ARGUMENT);
+  bad = home();
+  bad.line1.clear();
+  EXPECT_EQ(add(id, bad, false).code, Code::INVALID_ARGUMENT);
+  EXPECT_TRUE(book(id).empty());
+  EXPECT_EQ(add(77, home(), false).code, Code::USER_NOT_FOUND);
+
+  const auto first = add(id, home(), false);
+  ASSERT_EQ(first.code, Code::OK);
+  auto office = home();
+  office.line1 = "Av. Paulista 1000";
+  const auto second = add(id, office, false);
+  ASSERT_EQ(second.code, Code::OK);
+  auto b = book(id);
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_TRUE(b[0].is_default) << "the first address is the default";
+  EXPECT_FALSE(b[1].is_default);
+  EXPECT_EQ(b[1].address, office);
+
+  Outcome changed;
+  Address patch;
+  patch.city = "Campinas";
+  patch.country = "XX";
+  write([&](storage::Txn& t) {
+    changed = ok(store_.update_address(t, id, second.id, kCity | kCountry, patch, false, kNow + 1));
+  });
+  EXPECT_EQ(changed.code, Code::INVALID_ARGUMENT);
+  EXPECT_EQ(book(id)[1].address, office) << "a refused change changes nothing";
+  write([&](storage::Txn& t) {
+    changed = ok(store_.update_address(t, id, second.id, kCity, patch, true, kNow + 1));
+  });
+  ASSERT_EQ(changed.code, Code::OK);
+  b = book(id);
+  EXPECT_EQ(b[1].address.city, "Campinas");
+  EXPECT_EQ(b[1].address.line1, office.line1) << "members outside the mask are kept";
+  EXPECT_TRUE(b[1].is_default);
+  EXPECT_FALSE(b[0].is_default);
+  // Another user's address id is not found for this one.
+  write([&](storage::Txn& t) {
+    EXPECT_EQ(ok(store_.update_address(t, other, second.id, kCity, patch, false, kNow)).code,
+              Code::ADDRESS_NOT_FOUND);
+    EXPECT_EQ(ok(store_.delete_address(t, other, second.id)).code, Code::ADDRESS_NOT_FOUND);
+    EXPECT_EQ(ok(store_.delete_address(t, id, second.id)).code, Code::OK);
+    EXPECT_EQ(ok(store_.delete_address(t, id, second.id)).code, Code::ADDRESS_NOT_FOUND);
+  });
+  b = book(id);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_TRUE(b[0].is_default) << "deleting the default makes the oldest left the default";
+  for (std::size_t i = 1; i < kMaxAddressesPerUser; ++i)
+    ASSERT_EQ(add(id, home(), false).code, Code::OK);
+  EXPECT_EQ(add(id, home(), false).code, Code::INVALID_ARGUMENT) << "the book is full";
+  EXPECT_EQ(book(id).size(), kMaxAddressesPerUser);
+}
+
+TEST(CountryCodes, AreTheAssignedIso3166Alpha2CodesOfTheIsoCodesPackage) {
+  std::ifstream in("/usr/share/iso-codes/json/iso_3166-1.json");
+  if (!in) GTEST_SKIP() << "iso-codes is not installed";
+  const auto list = nlohmann::json::parse(in)["3166-1"];
+  std::size_t n = 0;
+  for (const auto& c : list) {
+    EXPECT_TRUE(is_country_code(c["alpha_2"].get<std::string>())) << c["alpha_2"];
+    ++n;
+  }
+  EXPECT_EQ(n, 249u);
+  for (const char* no : {"UK", "XX", "EU", "br", "B", "BRA", ""})
+    EXPECT_FALSE(is_country_code(no)) << no;
 }
 
 }  // namespace

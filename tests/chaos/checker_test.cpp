@@ -276,8 +276,8 @@ class CheckerTest : public ::testing::Test {
       ASSERT_EQ(s.adjust_stock(t, kP1, 3)->code, Code::OK);  // a delivery
     });
     with<user::UserStore>(DaemonId::USER, [&](Txn& t, user::UserStore& s) {
-      ASSERT_EQ(s.register_user(t, "Ana", "ana@example.com", kNowMs)->id, kU1);
-      ASSERT_EQ(s.register_user(t, "Bruno", "bruno@example.com", kNowMs)->id, kU2);
+      ASSERT_EQ(s.register_user(t, "Ana", "ana@example.com", "", kNowMs)->id, kU1);
+      ASSERT_EQ(s.register_user(t, "Bruno", "bruno@example.com", "", kNowMs)->id, kU2);
       ASSERT_EQ(s.charge_points(t, kU1, 1000, kNowMs)->code, Code::OK);
       ASSERT_EQ(s.charge_points(t, kU2, 200, kNowMs)->code, Code::OK);
     });

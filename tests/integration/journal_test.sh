@@ -57,6 +57,8 @@ cat >"$work/ringmart.toml" <<'EOF'
 durability = "process"
 log_format = "journal"
 log_level = "debug"
+[gateway]
+customer_auth = "trusted"
 EOF
 "$build/bin/ringmart-supervisor" --state-dir "$state" --runtime-dir "$run" \
   --config "$work/ringmart.toml" >"$work/supervisor.log" 2>&1 &

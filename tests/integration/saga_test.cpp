@@ -292,8 +292,11 @@ TEST_F(SagaTest, CouponIssuanceNeverExceedsQuantity) {
       http::UnixClient client(sys.api_socket());
       http::UnixClient back_office(sys.admin_socket());
       for (int i = 0; i < 5; ++i) {
-        auto u =
-            client.request("POST", "/v1/users", json{{"name", "c"}, {"email", "c@x.io"}}.dump());
+        auto u = client.request(
+            "POST", "/v1/users",
+            json{{"name", "c"},
+                 {"email", "c" + std::to_string(t) + "-" + std::to_string(i) + "@x.io"}}
+                .dump());
         auto uid = json::parse(u->body)["id"].get<std::int64_t>();
         auto r = back_office.request("POST", "/v1/coupons/" + std::to_string(coupon) + "/issue",
                                      json{{"user_id", uid}}.dump());

@@ -56,8 +56,14 @@ void System::rewrite_config(const std::string& extra_config) {
   const auto runtime_table =
       merge("[runtime]", {{"log_level", "\"warn\""}, {"durability", "\"" + durability_ + "\""}});
   const auto saga_table = merge("[saga]", {{"compensation_timeout_ms", "1000"}});
+  // Tests act as the storefront's server (user ids in requests) unless they
+  // ask for customer_auth = "token"; passwords hash at libsodium's minimum
+  // cost unless a test sets its own.
+  const auto gateway_table = merge("[gateway]", {{"customer_auth", "\"trusted\""}});
+  const auto accounts_table =
+      merge("[accounts]", {{"password_opslimit", "1"}, {"password_memlimit_kib", "8"}});
   std::ofstream cfg(config_path_, std::ios::trunc);
-  cfg << runtime_table << saga_table
+  cfg << runtime_table << saga_table << gateway_table << accounts_table
       << "[saga.start_payment]\ntimeout_ms = 1000\nmax_attempts = 2\n"
       << extra << "\n";
 }
@@ -204,7 +210,10 @@ std::int64_t System::create_product(const std::string& name, std::int64_t price,
 }
 
 std::int64_t System::create_user(const std::string& name) {
-  auto r = api("POST", "/v1/users", {{"name", name}, {"email", name + "@example.com"}});
+  // E-mail addresses are unique: the same name twice is two customers.
+  auto r = api(
+      "POST", "/v1/users",
+      {{"name", name}, {"email", name + "." + std::to_string(++users_created_) + "@example.com"}});
   return r.status == 201 ? r.body["id"].get<std::int64_t>() : -1;
 }
 

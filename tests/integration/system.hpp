@@ -102,6 +102,7 @@ class System {
   std::string log_path_;
   pid_t supervisor_ = 0;
   std::uint64_t open_files_limit_ = 0;
+  std::uint64_t users_created_ = 0;  ///< by create_user
   std::optional<http::UnixClient> api_;
   std::optional<http::UnixClient> admin_;
 };

@@ -63,7 +63,10 @@ std::string chaos_config(int heartbeat_timeout_ms, int backoff_max_ms,
   // supervisor give up (correctly) and turn a test of recovery into a test of
   // the give-up path.
   cfg << "[runtime]\nlog_level = \"warn\"\ndurability = \"" << durability << "\"\n"
-      << "heartbeat_timeout_ms = " << heartbeat_timeout_ms << "\n"
+      << "heartbeat_timeout_ms = " << heartbeat_timeout_ms
+      << "\n"
+      // The replay places orders for the user ids it registered (no sessions).
+      << "[gateway]\ncustomer_auth = \"trusted\"\n"
       << "[supervisor]\nmax_restarts = 1000000\nrestart_period_ms = 60000\n"
       << "backoff_max_ms = "
       << backoff_max_ms

@@ -131,7 +131,12 @@ mkdir -m 0755 "$run"
 # installed), so the group code paths run, and are traced, everywhere.
 grep -q '^operator_group = "ringmart-admin"' "$root/etc/ringmart/ringmart.toml" ||
   fail "the packaged configuration does not name the operators' group"
-sed 's/^operator_group = "ringmart-admin"/operator_group = "4242"/' \
+# The replay acts as the storefront's server (customer_auth = "trusted"); the
+# package ships "token".
+grep -q '^customer_auth = "token"' "$root/etc/ringmart/ringmart.toml" ||
+  fail "the packaged configuration does not default to customer_auth = \"token\""
+sed -e 's/^operator_group = "ringmart-admin"/operator_group = "4242"/' \
+  -e 's/^customer_auth = "token"/customer_auth = "trusted"/' \
   "$root/etc/ringmart/ringmart.toml" >"$work/ringmart.toml"
 # systemd-socket-activate binds the sockets, waits for the first connection
 # (the health probe below), then execs the supervisor (same pid) with them:

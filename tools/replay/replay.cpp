@@ -290,7 +290,9 @@ std::expected<Ids, Failure> set_up(const Dataset& data, const Options& options, 
               c.api, "POST", "/v1/users",
               json{{"name", "customer " + short_id(o.source_id)},
                    {"email", options.key_prefix + o.source_id + "@replay.ringmart.invalid"}},
-              {}, 30, is_503);
+              // A sign-up answered 503 while in flight (a gateway shutting
+              // down) may have been applied: its retry must not be EMAIL_TAKEN.
+              {{"Idempotency-Key", options.key_prefix + "user-" + o.source_id}}, 30, is_503);
           const auto user_id = id_of(who + ": POST /v1/users", user, "id");
           if (!user_id) return;
           ids.user_ids[i] = *user_id;
