@@ -104,7 +104,12 @@ PasswordHasher::PasswordHasher(asio::io_context& io, PasswordCost cost, unsigned
   sodium_memzero(secret, sizeof secret);
 }
 
-PasswordHasher::~PasswordHasher() { pool_.join(); }
+PasswordHasher::~PasswordHasher() {
+  // Queued jobs are dropped (their callers are being shut down); a hash
+  // already running finishes, then the threads end.
+  pool_.stop();
+  pool_.join();
+}
 
 bool PasswordHasher::hash(std::string password,
                           std::function<void(std::optional<std::string>)> done) {

@@ -66,7 +66,8 @@ std::optional<std::string_view> bearer_token(std::string_view authorization);
 /// the queue to max_queued passwords.
 ///
 /// Thread-safety: call hash(), verify() and queued() from the io thread only.
-/// The destructor waits for running jobs (their results are dropped).
+/// The destructor drops queued jobs and waits for running ones (their results
+/// are dropped).
 class PasswordHasher {
  public:
   PasswordHasher(boost::asio::io_context& io, PasswordCost cost, unsigned threads,

@@ -489,13 +489,13 @@ void Gateway::shutdown() {
 
 // ---------------------------------------------------------------- routes
 
-void Gateway::add_storefront_routes(http::Server& s, CustomerAuth auth) {
+void Gateway::add_storefront_routes(http::Server& s, CustomerAuth auth, bool back_office) {
   s.route("GET", "/v1/health", [this](const http::Request&, http::ResponderPtr r) {
     auto h = health(rt_.status().layout(), ipc::monotonic_ms(), options_.fresh_heartbeat_ms);
     r->send(http::json_response(h.status, h.body));
   });
 
-  add_account_routes(s, auth);
+  add_account_routes(s, auth, back_office);
 
   s.route("GET", "/v1/users/{id}/points",
           [this, auth](const http::Request& req, http::ResponderPtr r) {
@@ -753,7 +753,8 @@ std::expected<std::optional<Gateway::Caller>, http::Response> Gateway::session_c
 
 std::expected<Gateway::Caller, http::Response> Gateway::caller(const http::Request& req,
                                                                CustomerAuth auth) {
-  if (auth == CustomerAuth::trusted) return Caller{.trusted = true};
+  if (auth == CustomerAuth::trusted)
+    return Caller{.trusted = true, .user_id = 0, .token = std::nullopt};
   auto session = session_caller(req);
   if (!session) return std::unexpected(std::move(session.error()));
   if (!*session) {
@@ -870,7 +871,7 @@ void Gateway::login(const http::Request& req, http::ResponderPtr responder) {
   }
 }
 
-void Gateway::patch_user(const http::Request& req, CustomerAuth auth,
+void Gateway::patch_user(const http::Request& req, CustomerAuth auth, bool back_office,
                          http::ResponderPtr responder) {
   auto id = own_user(req, auth, responder);
   if (!id) return;
@@ -881,8 +882,9 @@ void Gateway::patch_user(const http::Request& req, CustomerAuth auth,
   if (!*account) return responder->send(user_not_found(*id));
   std::string stored = (*account)->password_hash;
   // A password or e-mail change needs the current password of an account
-  // that has one: a stolen session alone cannot take the account over.
-  const bool needs_current = (change->password || change->email) && !stored.empty();
+  // that has one: a stolen session alone cannot take the account over. The
+  // back office resets them without it.
+  const bool needs_current = (change->password || change->email) && !stored.empty() && !back_office;
   if (needs_current && !change->current_password) {
     return responder->send(
         invalid_argument("current_password is required to change the password or email")
@@ -969,7 +971,7 @@ void Gateway::send_user_update(http::Request req, http::ResponderPtr responder,
       [this, user_id](const CommandReply&) { return respond(reads_.user_json(user_id)); });
 }
 
-void Gateway::add_account_routes(http::Server& s, CustomerAuth auth) {
+void Gateway::add_account_routes(http::Server& s, CustomerAuth auth, bool back_office) {
   s.route("POST", "/v1/users", [this](const http::Request& req, http::ResponderPtr r) {
     register_user(req, std::move(r));
   });
@@ -980,9 +982,10 @@ void Gateway::add_account_routes(http::Server& s, CustomerAuth auth) {
     r->send(respond(reads_.user_json(*id)));
   });
 
-  s.route("PATCH", "/v1/users/{id}", [this, auth](const http::Request& req, http::ResponderPtr r) {
-    patch_user(req, auth, std::move(r));
-  });
+  s.route("PATCH", "/v1/users/{id}",
+          [this, auth, back_office](const http::Request& req, http::ResponderPtr r) {
+            patch_user(req, auth, back_office, std::move(r));
+          });
 
   s.route("POST", "/v1/sessions",
           [this](const http::Request& req, http::ResponderPtr r) { login(req, std::move(r)); });

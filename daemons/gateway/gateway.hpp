@@ -126,8 +126,9 @@ class Gateway {
   static constexpr std::size_t kExpireBatch = 1024;
 
   /// Registers the storefront routes: api.sock with options' customer_auth,
-  /// admin.sock with CustomerAuth::trusted.
-  void add_storefront_routes(http::Server& server, CustomerAuth auth);
+  /// admin.sock with CustomerAuth::trusted and `back_office` (an operator may
+  /// reset a password or e-mail without the current password).
+  void add_storefront_routes(http::Server& server, CustomerAuth auth, bool back_office = false);
   /// Registers the admin-only routes (catalogue, coupons and their issuance,
   /// points charges, sagas, payments, /metrics): whatever grants value to an
   /// arbitrary user is on admin.sock only.
@@ -229,7 +230,8 @@ class Gateway {
                                         http::ResponderPtr& responder);
   void register_user(const http::Request& req, http::ResponderPtr responder);
   void login(const http::Request& req, http::ResponderPtr responder);
-  void patch_user(const http::Request& req, CustomerAuth auth, http::ResponderPtr responder);
+  void patch_user(const http::Request& req, CustomerAuth auth, bool back_office,
+                  http::ResponderPtr responder);
   /// Sends updateUser once the passwords are checked and hashed.
   void send_user_update(http::Request req, http::ResponderPtr responder, UpdateUserRequest change,
                         std::uint64_t user_id, std::string expected_hash,
@@ -237,7 +239,7 @@ class Gateway {
   /// `req` without its Idempotency-Key (commands that must never be
   /// replayed from a stored answer: a login's token is not stored).
   static http::Request unkeyed(const http::Request& req);
-  void add_account_routes(http::Server& s, CustomerAuth auth);
+  void add_account_routes(http::Server& s, CustomerAuth auth, bool back_office);
 
   // --- orders (io thread)
   void post_order(const http::Request& req, CustomerAuth auth, http::ResponderPtr responder);

@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
   http::Server api(io, server_options("api", sockets->api, listen.api_max_connections));
   http::Server admin(io, server_options("admin", sockets->admin, listen.admin_max_connections));
   gw.add_storefront_routes(api, options->customer_auth);
-  gw.add_storefront_routes(admin, gateway::CustomerAuth::trusted);
+  gw.add_storefront_routes(admin, gateway::CustomerAuth::trusted, /*back_office=*/true);
   log->info("api.sock customers: {}; passwords hashed on {} threads",
             options->customer_auth == gateway::CustomerAuth::token
                 ? "bearer session tokens"

@@ -36,7 +36,7 @@ void require(bool ok) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const std::string_view body(reinterpret_cast<const char*>(data + 1), size - 1);
-  switch (data[0] % 13) {
+  switch (data[0] % 17) {
     case 0:
       if (auto r = parse_order_request(body)) {
         require(!r->items.empty() && r->items.size() <= kMaxOrderLines);
@@ -54,6 +54,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (auto r = parse_register_user(body)) {
         require(!r->name.empty() && storage_chars(r->name) <= kMaxNameChars &&
                 !has_control(r->name));
+        if (r->password) {
+          require(r->password->size() >= kMinPasswordBytes &&
+                  r->password->size() <= kMaxPasswordBytes);
+        }
         require(r->email.size() <= kMaxEmailBytes && !has_control(r->email));
         require(r->email.find('@') != std::string::npos);
       }
@@ -108,9 +112,39 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         (void)command_request_hash("PATCH", "/v1/products/1", body);
       }
       break;
+    case 12:
+      if (auto r = parse_login(body)) {
+        require(!r->password.empty() && r->password.size() <= kMaxPasswordBytes);
+        require(!has_control(r->email) && !has_control(r->password));
+      }
+      break;
+    case 13:
+      if (auto r = parse_update_user(body)) {
+        require(r->name || r->email || r->password);
+        if (r->password) {
+          require(r->password->size() >= kMinPasswordBytes &&
+                  r->password->size() <= kMaxPasswordBytes);
+        }
+        if (r->email) require(r->email->find('@') != std::string::npos);
+      }
+      break;
+    case 14:
+      if (auto r = parse_address(body, data[0] & 0x80)) {
+        const auto complete = ringmart::user::merged(
+            {.recipient = "x", .line1 = "x", .city = "x", .country = "BR"}, r->address, r->mask);
+        require(!ringmart::user::address_problem(complete));
+        require(r->mask != 0 || r->make_default);
+      }
+      break;
+    case 15:
+      if (auto r = parse_order_request(body, true)) {
+        require(!(r->shipping_address && r->shipping_address_id != 0));
+        if (r->shipping_address) require(!ringmart::user::address_problem(*r->shipping_address));
+      }
+      break;
     default:
-      // Every code the schema defines (0..productUnavailable = 18).
-      (void)command_error(static_cast<ringmart::msg::Code>(data[0] % 19), body).response();
+      // Every code the schema defines (0..addressNotFound = 21).
+      (void)command_error(static_cast<ringmart::msg::Code>(data[0] % 22), body).response();
       break;
   }
   return 0;

@@ -233,10 +233,34 @@ TEST(Accounts, APasswordChangeNeedsTheCurrentOneAndSignsOtherSessionsOut) {
                     {{"email", "ana@example.com"}, {"password", "first-password"}})
                 .status,
             401);
+  auto fresh = sys.api("POST", "/v1/sessions",
+                       {{"email", "ana@example.com"}, {"password", "second-password"}});
+  ASSERT_EQ(fresh.status, 201);
+  // The back office resets a forgotten password without the current one; on
+  // api.sock, even in trusted mode, the current one stays required.
+  EXPECT_EQ(sys.admin("PATCH", path, {{"password", "reset-password"}}).status, 200);
+  EXPECT_EQ(sys.api("GET", "/v1/me", nullptr, bearer(fresh.body["token"])).status, 401);
   EXPECT_EQ(sys.api("POST", "/v1/sessions",
-                    {{"email", "ana@example.com"}, {"password", "second-password"}})
+                    {{"email", "ana@example.com"}, {"password", "reset-password"}})
                 .status,
             201);
+}
+
+TEST(Accounts, InTrustedModeTheStorefrontServerActsForAnyUserButNotWithoutTheCurrentPassword) {
+  System sys;  // the tests' default: customer_auth = "trusted"
+  ASSERT_TRUE(sys.start());
+  auto ana =
+      sys.api("POST", "/v1/users",
+              {{"name", "Ana"}, {"email", "ana@example.com"}, {"password", "first-password"}});
+  ASSERT_EQ(ana.status, 201);
+  const std::string path = "/v1/users/" + ana.body["id"].dump();
+  EXPECT_EQ(sys.api("GET", path).status, 200) << "no token needed";
+  EXPECT_EQ(sys.api("GET", "/v1/me").status, 401) << "/v1/me is a session's, in any mode";
+  EXPECT_EQ(sys.api("PATCH", path, {{"password", "second-password"}}).status, 400);
+  EXPECT_EQ(sys.api("PATCH", path,
+                    {{"password", "second-password"}, {"current_password", "first-password"}})
+                .status,
+            200);
 }
 
 TEST(Accounts, RepeatedWrongPasswordsAreRefusedWith429AndRetryAfterThenLetIn) {
