@@ -52,6 +52,8 @@ const char* code_name(Code code) {
       return "INVALID_CREDENTIALS";
     case Code::ADDRESS_NOT_FOUND:
       return "ADDRESS_NOT_FOUND";
+    case Code::ORDER_STATE_CONFLICT:
+      return "ORDER_STATE_CONFLICT";
   }
   return "UNKNOWN";
 }

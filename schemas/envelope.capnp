@@ -44,6 +44,7 @@ enum Code {
   emailTaken @19;          # another user has this e-mail address (compared case-insensitively)
   invalidCredentials @20;  # the password the gateway verified is no longer the user's
   addressNotFound @21;     # no such address in the user's address book
+  orderStateConflict @22;  # the order's status does not allow it (shipping an unpaid order, ...)
 }
 
 enum DiscountType {
@@ -109,6 +110,9 @@ struct Envelope {
     addAddress @49 :AddAddress;
     updateAddress @50 :UpdateAddress;
     deleteAddress @51 :DeleteAddress;
+    # --- fulfilment (gateway -> order, admin) ------------------------------
+    shipOrder @52 :ShipOrder;
+    markDelivered @53 :OrderRef;
   }
 
   traceIdHigh @42 :UInt64;  # W3C trace id, high 64 bits: the trace of the request that began
@@ -165,6 +169,8 @@ struct UpdateAddress {
   makeDefault @4 :Bool;
 }
 struct DeleteAddress { userId @0 :UInt64; addressId @1 :UInt64; }
+# A paid (COMPLETED) order leaves the warehouse: -> SHIPPED.
+struct ShipOrder { orderId @0 :UInt64; carrier @1 :Text; trackingNumber @2 :Text; }
 struct ChargePoints { userId @0 :UInt64; amount @1 :Int64; }
 struct CreateProduct { name @0 :Text; category @1 :Text; priceCents @2 :Int64; stock @3 :Int64; }
 struct AdjustStock { productId @0 :UInt64; delta @1 :Int64; }

@@ -69,7 +69,8 @@ json pending_order_json(const AcceptedOrder& o) {
       {"points_used", 0},
       {"paid", 0},
       {"items", std::move(items)},
-      {"shipping_address", o.shipping_address ? address_json(*o.shipping_address) : json(nullptr)}};
+      {"shipping_address", o.shipping_address ? address_json(*o.shipping_address) : json(nullptr)},
+      {"shipment", nullptr}};
 }
 
 ApiError idempotency_conflict(std::uint64_t order_id) {
@@ -551,6 +552,29 @@ void Gateway::add_storefront_routes(http::Server& s, CustomerAuth auth, bool bac
   s.route("GET", "/v1/orders/{id}", [this, auth](const http::Request& req, http::ResponderPtr r) {
     get_order(req, auth, std::move(r));
   });
+  s.route("GET", "/v1/orders/{id}/history",
+          [this, auth](const http::Request& req, http::ResponderPtr r) {
+            auto id = parse_id(req.params.at("id"), "order id");
+            if (!id) return r->send(id.error().response());
+            auto who = caller(req, auth);
+            if (!who) return r->send(std::move(who.error()));
+            const auto not_found = http::error_response(
+                404, "ORDER_NOT_FOUND", "order " + std::to_string(*id) + " not found");
+            // Existence and ownership as GET /v1/orders/{id} sees them.
+            auto snapshot = order_snapshot(*id);
+            if (!snapshot) return r->send(snapshot.error().response());
+            if (!*snapshot || (!who->trusted && (*snapshot)->view.value(
+                                                    "user_id", std::uint64_t{0}) != who->user_id)) {
+              return r->send(not_found);
+            }
+            auto history = reads_.order_history_json(*id);
+            if (!history) return r->send(history.error().response());
+            // Accepted, not stored by the order daemon yet: PENDING, no transition yet.
+            r->send(http::json_response(200, *history ? **history
+                                                      : json{{"order_id", *id},
+                                                             {"status", "PENDING"},
+                                                             {"history", json::array()}}));
+          });
 
   s.route("GET", "/v1/rankings/bestsellers",
           [this](const http::Request& req, http::ResponderPtr r) {
@@ -718,6 +742,44 @@ void Gateway::add_admin_routes(http::Server& s) {
     if (!id) return r->send(id.error().response());
     r->send(respond(reads_.payment_json(*id)));
   });
+
+  // Fulfilment (the warehouse's back office).
+  s.route("POST", "/v1/orders/{id}/shipments",
+          [this](const http::Request& req, http::ResponderPtr r) {
+            auto id = parse_id(req.params.at("id"), "order id");
+            if (!id) return r->send(id.error().response());
+            auto in = parse_shipment(req.body);
+            if (!in) return r->send(in.error().response());
+            send_command(
+                req, DaemonId::ORDER, std::move(r),
+                [order_id = *id, in = *in](Payload::Builder p) {
+                  auto m = p.initShipOrder();
+                  m.setOrderId(order_id);
+                  m.setCarrier(text(in.carrier));
+                  m.setTrackingNumber(text(in.tracking_number));
+                },
+                [in = *in](const CommandReply& reply) {
+                  return http::json_response(201, json{{"order_id", reply.id},
+                                                       {"status", "SHIPPED"},
+                                                       {"carrier", in.carrier},
+                                                       {"tracking_number", in.tracking_number}});
+                });
+          });
+  s.route(
+      "POST", "/v1/orders/{id}/delivered", [this](const http::Request& req, http::ResponderPtr r) {
+        auto id = parse_id(req.params.at("id"), "order id");
+        if (!id) return r->send(id.error().response());
+        if (!req.body.empty() && req.body != "{}") {
+          return r->send(invalid_argument("the body must be empty or {}").response());
+        }
+        send_command(
+            req, DaemonId::ORDER, std::move(r),
+            [order_id = *id](Payload::Builder p) { p.initMarkDelivered().setOrderId(order_id); },
+            [](const CommandReply& reply) {
+              return http::json_response(200,
+                                         json{{"order_id", reply.id}, {"status", "DELIVERED"}});
+            });
+      });
 
   s.route("GET", "/metrics",
           [this](const http::Request&, http::ResponderPtr r) { r->send(metrics()); });

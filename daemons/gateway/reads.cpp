@@ -108,9 +108,16 @@ json order_view_json(const order::Order& o) {
   j["shipping"] = o.shipping_cents;
   j["discount"] = o.discount_cents;
   j["points_used"] = o.points_used;
-  j["paid"] = o.status == order::OrderStatus::completed ? o.paid_cents : 0;
+  j["paid"] = order::is_paid(o.status) ? o.paid_cents : 0;
   j["items"] = std::move(items);
   j["shipping_address"] = o.shipping_address ? address_json(*o.shipping_address) : json(nullptr);
+  j["shipment"] = o.shipped_at_ms == 0
+                      ? json(nullptr)
+                      : json{{"carrier", o.carrier},
+                             {"tracking_number", o.tracking_number},
+                             {"shipped_at_ms", o.shipped_at_ms},
+                             {"delivered_at_ms",
+                              o.delivered_at_ms == 0 ? json(nullptr) : json(o.delivered_at_ms)}};
   return j;
 }
 
@@ -176,6 +183,22 @@ std::expected<std::optional<OrderSnapshot>, ApiError> DomainReads::order(std::ui
   if (!*r) return std::optional<OrderSnapshot>{};
   return std::optional<OrderSnapshot>(
       OrderSnapshot{order_view_json(**r), (*r)->status != order::OrderStatus::pending});
+}
+
+std::expected<std::optional<json>, ApiError> DomainReads::order_history_json(
+    std::uint64_t order_id) {
+  auto q = impl_->order.get();
+  if (!q) return std::unexpected(q.error());
+  auto r = (*q)->order(order_id);
+  if (!r) return std::unexpected(read_failed("order", r.error()));
+  if (!*r) return std::optional<json>{};
+  json history = json::array();
+  for (const auto& h : (*r)->history) {
+    history.push_back({{"status", order::order_status_name(h.status)}, {"at_ms", h.at_ms}});
+  }
+  return std::optional<json>(json{{"order_id", order_id},
+                                  {"status", order::order_status_name((*r)->status)},
+                                  {"history", std::move(history)}});
 }
 
 // ---------------------------------------------------------------- GET views

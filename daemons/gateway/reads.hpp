@@ -78,6 +78,9 @@ class DomainReads {
                                                      std::uint64_t address_id);
   /// The order daemon's view of `order_id`, or nullopt when it does not know it.
   std::expected<std::optional<OrderSnapshot>, ApiError> order(std::uint64_t order_id);
+  /// GET /v1/orders/{id}/history: {"order_id","status","history":[{"status","at_ms"}]}
+  /// oldest first, or nullopt when the order daemon does not know the order.
+  std::expected<std::optional<nlohmann::json>, ApiError> order_history_json(std::uint64_t order_id);
 
   // ---- JSON for GET routes (docs/api.md shapes). Errors: 404 with the
   // domain's *_NOT_FOUND code, 503, 500.

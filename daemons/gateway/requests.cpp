@@ -580,6 +580,19 @@ std::expected<UpdateUserRequest, ApiError> parse_update_user(std::string_view bo
   return r;
 }
 
+std::expected<ShipmentRequest, ApiError> parse_shipment(std::string_view body) {
+  auto j = parse_object(body);
+  if (!j) return std::unexpected(j.error());
+  if (auto ok = only_members(*j, "shipment", {"carrier", "tracking_number"}); !ok) {
+    return std::unexpected(ok.error());
+  }
+  auto carrier = string_member(*j, "carrier", 100, Unit::characters);
+  if (!carrier) return std::unexpected(carrier.error());
+  auto tracking = string_member(*j, "tracking_number", 100, Unit::characters);
+  if (!tracking) return std::unexpected(tracking.error());
+  return ShipmentRequest{std::move(*carrier), std::move(*tracking)};
+}
+
 std::expected<AddressRequest, ApiError> parse_address(std::string_view body, bool partial) {
   auto j = parse_object(body);
   if (!j) return std::unexpected(j.error());
@@ -785,6 +798,7 @@ int http_status(msg::Code code) {
     case msg::Code::COUPON_USER_LIMIT:
     case msg::Code::PRODUCT_UNAVAILABLE:
     case msg::Code::EMAIL_TAKEN:
+    case msg::Code::ORDER_STATE_CONFLICT:
     case msg::Code::COUPON_EXPIRED:
     case msg::Code::STOCK_NEGATIVE:
     case msg::Code::COUPON_INVALID:

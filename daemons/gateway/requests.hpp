@@ -231,6 +231,14 @@ struct UpdateProductRequest {
 };
 std::expected<UpdateProductRequest, ApiError> parse_update_product(std::string_view body);
 
+/// POST /v1/orders/{id}/shipments {carrier, tracking_number}: each 1..100
+/// characters. Errors: 400.
+struct ShipmentRequest {
+  std::string carrier;
+  std::string tracking_number;
+};
+std::expected<ShipmentRequest, ApiError> parse_shipment(std::string_view body);
+
 // ---------------------------------------------------------------- paths, queries
 
 /// A decimal id from a path segment: digits only, 1..2^64-1.

@@ -4,6 +4,7 @@
 
 #include "daemons/common/runtime.hpp"
 #include "daemons/order/order_store.hpp"
+#include "storage/text.hpp"
 
 using namespace ringmart;
 
@@ -80,6 +81,26 @@ int main(int argc, char** argv) {
           o.setCode(r->code);
           o.setDiscountCents(r->discount_cents);
           o.setDetail(r->detail);
+        });
+      }
+      case msg::Envelope::Payload::SHIP_ORDER:
+      case msg::Envelope::Payload::MARK_DELIVERED: {
+        const bool ship = payload.which() == msg::Envelope::Payload::SHIP_ORDER;
+        const auto order_id =
+            ship ? payload.getShipOrder().getOrderId() : payload.getMarkDelivered().getOrderId();
+        auto r = ship ? store.ship(ctx.txn(), order_id,
+                                   storage::to_string(payload.getShipOrder().getCarrier()),
+                                   storage::to_string(payload.getShipOrder().getTrackingNumber()),
+                                   ctx.now_ms())
+                      : store.mark_delivered(ctx.txn(), order_id, ctx.now_ms());
+        if (!r) return r.error();
+        log->debug("order={} {} -> {}{}", order_id, ship ? "shipOrder" : "markDelivered",
+                   order::failure_reason_name(r->code), r->first_time ? "" : " (no change)");
+        return ctx.reply(m, [&](msg::Envelope::Payload::Builder p) {
+          auto reply = p.initReply();
+          reply.setCode(r->code);
+          reply.setId(order_id);
+          reply.setMessage(r->detail);
         });
       }
       case msg::Envelope::Payload::COMPLETE_ORDER: {

@@ -10,6 +10,8 @@ enum OrderStatus {
   pending @0;
   completed @1;
   failed @2;
+  shipped @3;    # paid and handed to a carrier
+  delivered @4;  # the carrier delivered it
 }
 
 struct OrderLine {
@@ -46,4 +48,8 @@ struct Order {
   couponCode @18 :UInt16;    # msg::Code answered by applyCoupon
   tombstone @19 :Bool;       # failOrder arrived before createOrder
   shippingAddress @20 :Msg.Address;  # the snapshot taken at intake; absent = none
+  carrier @21 :Text;          # set when shipped
+  trackingNumber @22 :Text;
+  shippedAtMs @23 :Int64;     # 0 unless shipped
+  deliveredAtMs @24 :Int64;   # 0 unless delivered
 }

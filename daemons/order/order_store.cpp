@@ -5,6 +5,7 @@
 #include "daemons/order/order_records.capnp.h"
 #include "schemas/codes.hpp"
 #include "storage/capnp_value.hpp"
+#include "storage/text.hpp"
 
 namespace ringmart::order {
 namespace {
@@ -26,6 +27,10 @@ rec::OrderStatus to_record(OrderStatus s) {
       return rec::OrderStatus::COMPLETED;
     case OrderStatus::failed:
       return rec::OrderStatus::FAILED;
+    case OrderStatus::shipped:
+      return rec::OrderStatus::SHIPPED;
+    case OrderStatus::delivered:
+      return rec::OrderStatus::DELIVERED;
   }
   return rec::OrderStatus::PENDING;
 }
@@ -38,6 +43,10 @@ OrderStatus from_record(rec::OrderStatus s) {
       return OrderStatus::completed;
     case rec::OrderStatus::FAILED:
       return OrderStatus::failed;
+    case rec::OrderStatus::SHIPPED:
+      return OrderStatus::shipped;
+    case rec::OrderStatus::DELIVERED:
+      return OrderStatus::delivered;
   }
   return OrderStatus::pending;
 }
@@ -71,6 +80,10 @@ Order decode(rec::Order::Reader r) {
   o.coupon_code = static_cast<msg::Code>(r.getCouponCode());
   o.tombstone = r.getTombstone();
   if (r.hasShippingAddress()) o.shipping_address = user::from_message(r.getShippingAddress());
+  o.carrier = r.getCarrier();
+  o.tracking_number = r.getTrackingNumber();
+  o.shipped_at_ms = r.getShippedAtMs();
+  o.delivered_at_ms = r.getDeliveredAtMs();
   return o;
 }
 
@@ -90,8 +103,17 @@ const char* order_status_name(OrderStatus status) {
       return "COMPLETED";
     case OrderStatus::failed:
       return "FAILED";
+    case OrderStatus::shipped:
+      return "SHIPPED";
+    case OrderStatus::delivered:
+      return "DELIVERED";
   }
   return "UNKNOWN";
+}
+
+bool is_paid(OrderStatus status) {
+  return status == OrderStatus::completed || status == OrderStatus::shipped ||
+         status == OrderStatus::delivered;
 }
 
 const char* failure_reason_name(msg::Code code) { return msg::code_name(code); }
@@ -195,6 +217,10 @@ std::error_code OrderStore::put(storage::Txn& txn, const Order& o) const {
   r.setCouponCode(static_cast<std::uint16_t>(o.coupon_code));
   r.setTombstone(o.tombstone);
   if (o.shipping_address) user::to_message(*o.shipping_address, r.initShippingAddress());
+  if (!o.carrier.empty()) r.setCarrier(o.carrier);
+  if (!o.tracking_number.empty()) r.setTrackingNumber(o.tracking_number);
+  r.setShippedAtMs(o.shipped_at_ms);
+  r.setDeliveredAtMs(o.delivered_at_ms);
   return storage::put_message(orders_, txn, id_key(o.order_id).view(), b);
 }
 
@@ -317,9 +343,9 @@ std::expected<FailOrderResult, std::error_code> OrderStore::fail_order(storage::
                                                                        std::int64_t now_ms) const {
   FailOrderResult r;
   auto o = order(txn, order_id);
-  if (o && o->status == OrderStatus::completed) {
+  if (o && is_paid(o->status)) {
     r.code = msg::Code::INTERNAL;
-    r.detail = "order already COMPLETED";
+    r.detail = std::string("order already ") + order_status_name(o->status);
     return r;
   }
   if (o && o->status == OrderStatus::failed) return r;  // repeat: same answer, no effect
@@ -333,6 +359,70 @@ std::expected<FailOrderResult, std::error_code> OrderStore::fail_order(storage::
   o->failure_reason = reason;
   o->paid_cents = 0;
   transition(*o, OrderStatus::failed, now_ms);
+  if (auto ec = put(txn, *o)) return std::unexpected(ec);
+  r.first_time = true;
+  return r;
+}
+
+std::expected<FulfilmentResult, std::error_code> OrderStore::ship(storage::Txn& txn,
+                                                                  std::uint64_t order_id,
+                                                                  std::string_view carrier,
+                                                                  std::string_view tracking_number,
+                                                                  std::int64_t now_ms) const {
+  FulfilmentResult r;
+  const auto carrier_chars = storage::utf8_length(carrier);
+  const auto tracking_chars = storage::utf8_length(tracking_number);
+  if (carrier_chars < 1 || carrier_chars > kMaxCarrierChars || tracking_chars < 1 ||
+      tracking_chars > kMaxTrackingChars) {
+    r.code = msg::Code::INVALID_ARGUMENT;
+    r.detail = "carrier and tracking_number must be 1..100 characters";
+    return r;
+  }
+  auto o = order(txn, order_id);
+  if (!o || o->tombstone) {
+    r.code = msg::Code::ORDER_NOT_FOUND;
+    r.detail = "order " + std::to_string(order_id) + " not found";
+    return r;
+  }
+  if (o->status == OrderStatus::shipped && o->carrier == carrier &&
+      o->tracking_number == tracking_number) {
+    return r;  // a repeat: same answer, no effect
+  }
+  if (o->status != OrderStatus::completed) {
+    r.code = msg::Code::ORDER_STATE_CONFLICT;
+    r.detail =
+        std::string("order ") + std::to_string(order_id) + " is " + order_status_name(o->status) +
+        (o->status == OrderStatus::shipped ? " with another carrier or tracking number"
+                                           : "; only a COMPLETED (paid) order can be shipped");
+    return r;
+  }
+  o->carrier = carrier;
+  o->tracking_number = tracking_number;
+  o->shipped_at_ms = now_ms;
+  transition(*o, OrderStatus::shipped, now_ms);
+  if (auto ec = put(txn, *o)) return std::unexpected(ec);
+  r.first_time = true;
+  return r;
+}
+
+std::expected<FulfilmentResult, std::error_code> OrderStore::mark_delivered(
+    storage::Txn& txn, std::uint64_t order_id, std::int64_t now_ms) const {
+  FulfilmentResult r;
+  auto o = order(txn, order_id);
+  if (!o || o->tombstone) {
+    r.code = msg::Code::ORDER_NOT_FOUND;
+    r.detail = "order " + std::to_string(order_id) + " not found";
+    return r;
+  }
+  if (o->status == OrderStatus::delivered) return r;  // a repeat
+  if (o->status != OrderStatus::shipped) {
+    r.code = msg::Code::ORDER_STATE_CONFLICT;
+    r.detail = std::string("order ") + std::to_string(order_id) + " is " +
+               order_status_name(o->status) + "; only a SHIPPED order can be delivered";
+    return r;
+  }
+  o->delivered_at_ms = now_ms;
+  transition(*o, OrderStatus::delivered, now_ms);
   if (auto ec = put(txn, *o)) return std::unexpected(ec);
   r.first_time = true;
   return r;

@@ -35,10 +35,14 @@
 
 namespace ringmart::order {
 
-enum class OrderStatus : std::uint8_t { pending, completed, failed };
+/// An order's life: PENDING -> COMPLETED (paid) or FAILED by its saga; a
+/// COMPLETED order is then SHIPPED and DELIVERED (fulfilment, admin).
+enum class OrderStatus : std::uint8_t { pending, completed, failed, shipped, delivered };
 
-/// "PENDING" / "COMPLETED" / "FAILED" (the API's spelling).
+/// "PENDING" / "COMPLETED" / "FAILED" / "SHIPPED" / "DELIVERED" (the API's spelling).
 const char* order_status_name(OrderStatus status);
+/// The saga completed it (paid): COMPLETED, SHIPPED or DELIVERED.
+bool is_paid(OrderStatus status);
 /// The API's name of a failure reason or reply code: "OUT_OF_STOCK",
 /// "PAYMENT_TIMEOUT", ... ("UNKNOWN" for a value outside msg::Code).
 const char* failure_reason_name(msg::Code code);
@@ -94,6 +98,10 @@ struct Order {
   /// Where to ship, as it was when the order was placed: later edits or the
   /// deletion of the address-book entry do not change it.
   std::optional<user::Address> shipping_address;
+  std::string carrier;          ///< set when SHIPPED
+  std::string tracking_number;  ///< set when SHIPPED
+  std::int64_t shipped_at_ms = 0;
+  std::int64_t delivered_at_ms = 0;
 
   /// subtotal + shipping: what the coupon and the points apply to.
   std::int64_t total_cents() const { return subtotal_cents + shipping_cents; }
@@ -149,11 +157,24 @@ struct CompleteOrderResult {
 };
 
 struct FailOrderResult {
-  /// ok; internal when the order is already COMPLETED (nothing changes).
+  /// ok; internal when the order is already paid (nothing changes).
   msg::Code code = msg::Code::OK;
   bool first_time = false;  ///< failed now: notify the gateway
   std::string detail;
 };
+
+/// The answer to a fulfilment command (shipOrder, markDelivered).
+struct FulfilmentResult {
+  /// ok; orderNotFound; orderStateConflict (the status does not allow it);
+  /// invalidArgument (carrier or tracking number empty or too long).
+  msg::Code code = msg::Code::OK;
+  bool first_time = false;  ///< the status changed now (false for a repeat)
+  std::string detail;
+};
+
+/// Longest carrier name and tracking number, in characters.
+inline constexpr std::size_t kMaxCarrierChars = 100;
+inline constexpr std::size_t kMaxTrackingChars = 100;
 
 /// One row of a customer's order list (GET /v1/users/{id}/orders).
 struct OrderSummary {
@@ -204,11 +225,27 @@ class OrderStore {
                                                                      std::int64_t now_ms) const;
 
   /// failOrder: PENDING -> FAILED with `reason`, paid 0. A repeat changes
-  /// nothing (first_time false); an unknown order gets a FAILED tombstone.
+  /// nothing (first_time false); an unknown order gets a FAILED tombstone; a
+  /// paid order (COMPLETED, SHIPPED, DELIVERED) is `internal`, unchanged.
   std::expected<FailOrderResult, std::error_code> fail_order(storage::Txn& txn,
                                                              std::uint64_t order_id,
                                                              msg::Code reason,
                                                              std::int64_t now_ms) const;
+
+  /// shipOrder: COMPLETED -> SHIPPED with the carrier and tracking number
+  /// (1..100 characters each). A repeat with the same carrier and tracking
+  /// number answers ok and changes nothing; with others, or on an order that
+  /// is not COMPLETED (PENDING, FAILED: never paid; DELIVERED),
+  /// orderStateConflict.
+  std::expected<FulfilmentResult, std::error_code> ship(storage::Txn& txn, std::uint64_t order_id,
+                                                        std::string_view carrier,
+                                                        std::string_view tracking_number,
+                                                        std::int64_t now_ms) const;
+  /// markDelivered: SHIPPED -> DELIVERED. A repeat answers ok; any other
+  /// status is orderStateConflict.
+  std::expected<FulfilmentResult, std::error_code> mark_delivered(storage::Txn& txn,
+                                                                  std::uint64_t order_id,
+                                                                  std::int64_t now_ms) const;
 
   /// The order, tombstones included (they are FAILED orders).
   std::optional<Order> order(storage::Txn& txn, std::uint64_t order_id) const;

@@ -459,5 +459,71 @@ TEST_F(OrderStoreTest, AnEnvironmentFromBeforeTheIndexIsIndexedWhenOpened) {
   EXPECT_EQ(rows[2].order_id, 1u);
 }
 
+// ---------------------------------------------------------------- fulfilment
+
+TEST_F(OrderStoreTest, OnlyAPaidOrderShipsAndOnlyAShippedOneIsDelivered) {
+  auto ship = [&](std::uint64_t id, const char* carrier, const char* tracking, std::int64_t at) {
+    return write([&](Txn& t) { return store_.ship(t, id, carrier, tracking, at); });
+  };
+  auto deliver = [&](std::uint64_t id, std::int64_t at) {
+    return write([&](Txn& t) { return store_.mark_delivered(t, id, at); });
+  };
+  create(sample_order(1));
+  EXPECT_EQ(ship(1, "Correios", "BR123", kT0 + 1).code, msg::Code::ORDER_STATE_CONFLICT)
+      << "PENDING: not paid yet";
+  EXPECT_EQ(deliver(1, kT0 + 1).code, msg::Code::ORDER_STATE_CONFLICT);
+  create(sample_order(2));
+  fail(2, msg::Code::OUT_OF_STOCK, kT0 + 1);
+  EXPECT_EQ(ship(2, "Correios", "BR123", kT0 + 2).code, msg::Code::ORDER_STATE_CONFLICT)
+      << "FAILED: never paid";
+  EXPECT_EQ(ship(99, "Correios", "BR123", kT0).code, msg::Code::ORDER_NOT_FOUND);
+  EXPECT_EQ(deliver(99, kT0).code, msg::Code::ORDER_NOT_FOUND);
+
+  complete(1, {.discount_cents = 0, .points_used = 0, .paid_cents = 13109}, kT0 + 10);
+  EXPECT_EQ(ship(1, "", "BR123", kT0 + 20).code, msg::Code::INVALID_ARGUMENT);
+  EXPECT_EQ(ship(1, "Correios", std::string(101, 'x').c_str(), kT0 + 20).code,
+            msg::Code::INVALID_ARGUMENT);
+  EXPECT_EQ(deliver(1, kT0 + 20).code, msg::Code::ORDER_STATE_CONFLICT) << "not shipped yet";
+  auto shipped = ship(1, "Correios", "BR123", kT0 + 20);
+  EXPECT_EQ(shipped.code, msg::Code::OK);
+  EXPECT_TRUE(shipped.first_time);
+  auto repeat = ship(1, "Correios", "BR123", kT0 + 30);
+  EXPECT_EQ(repeat.code, msg::Code::OK);
+  EXPECT_FALSE(repeat.first_time);
+  EXPECT_EQ(ship(1, "DHL", "X9", kT0 + 30).code, msg::Code::ORDER_STATE_CONFLICT)
+      << "another shipment of a shipped order";
+  auto o = get(1);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->status, OrderStatus::shipped);
+  EXPECT_EQ(o->carrier, "Correios");
+  EXPECT_EQ(o->tracking_number, "BR123");
+  EXPECT_EQ(o->shipped_at_ms, kT0 + 20);
+  EXPECT_EQ(o->paid_cents, 13109) << "shipping changes no money";
+
+  // A late repeat of the saga's completeOrder or failOrder changes nothing.
+  auto again = complete(1, {.discount_cents = 0, .points_used = 0, .paid_cents = 1}, kT0 + 40);
+  EXPECT_EQ(again.code, msg::Code::OK);
+  EXPECT_FALSE(again.first_time);
+  EXPECT_EQ(fail(1, msg::Code::PAYMENT_DECLINED, kT0 + 40).code, msg::Code::INTERNAL);
+  EXPECT_EQ(get(1)->status, OrderStatus::shipped);
+
+  EXPECT_TRUE(deliver(1, kT0 + 50).first_time);
+  EXPECT_FALSE(deliver(1, kT0 + 60).first_time);
+  EXPECT_EQ(ship(1, "Correios", "BR123", kT0 + 70).code, msg::Code::ORDER_STATE_CONFLICT);
+  o = get(1);
+  EXPECT_EQ(o->status, OrderStatus::delivered);
+  EXPECT_EQ(o->delivered_at_ms, kT0 + 50);
+  EXPECT_EQ(fail(1, msg::Code::PAYMENT_DECLINED, kT0 + 80).code, msg::Code::INTERNAL);
+  std::vector<std::pair<OrderStatus, std::int64_t>> history;
+  for (const auto& h : o->history) history.emplace_back(h.status, h.at_ms);
+  EXPECT_EQ(history, (std::vector<std::pair<OrderStatus, std::int64_t>>{
+                         {OrderStatus::pending, kT0},
+                         {OrderStatus::completed, kT0 + 10},
+                         {OrderStatus::shipped, kT0 + 20},
+                         {OrderStatus::delivered, kT0 + 50}}));
+  EXPECT_TRUE(is_paid(OrderStatus::delivered));
+  EXPECT_FALSE(is_paid(OrderStatus::failed));
+}
+
 }  // namespace
 }  // namespace ringmart::order

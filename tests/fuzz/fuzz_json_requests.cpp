@@ -36,7 +36,7 @@ void require(bool ok) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const std::string_view body(reinterpret_cast<const char*>(data + 1), size - 1);
-  switch (data[0] % 17) {
+  switch (data[0] % 18) {
     case 0:
       if (auto r = parse_order_request(body)) {
         require(!r->items.empty() && r->items.size() <= kMaxOrderLines);
@@ -142,9 +142,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (r->shipping_address) require(!ringmart::user::address_problem(*r->shipping_address));
       }
       break;
+    case 16:
+      if (auto r = parse_shipment(body)) {
+        require(!r->carrier.empty() && storage_chars(r->carrier) <= 100);
+        require(!r->tracking_number.empty() && storage_chars(r->tracking_number) <= 100);
+      }
+      break;
     default:
-      // Every code the schema defines (0..addressNotFound = 21).
-      (void)command_error(static_cast<ringmart::msg::Code>(data[0] % 22), body).response();
+      // Every code the schema defines (0..orderStateConflict = 22).
+      (void)command_error(static_cast<ringmart::msg::Code>(data[0] % 23), body).response();
       break;
   }
   return 0;

@@ -21,10 +21,6 @@ using Headers = std::map<std::string, std::string>;
 
 Headers bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
-std::string error_code(const HttpResult& r) {
-  return r.body.is_object() && r.body.contains("error") ? r.body["error"].value("code", "") : "";
-}
-
 // Signs up with a password and logs in: {user id, token}.
 std::pair<std::int64_t, std::string> customer(System& sys, const std::string& email,
                                               const std::string& password) {

@@ -27,6 +27,13 @@ struct HttpResult {
   std::map<std::string, std::string> headers;
 };
 
+/// The `error.code` of an error answer ("" when the body is not one).
+inline std::string error_code(const HttpResult& r) {
+  return r.body.is_object() && r.body.contains("error") && r.body["error"].is_object()
+             ? r.body["error"].value("code", "")
+             : "";
+}
+
 class System {
  public:
   /// `extra_config` is appended to the generated TOML config; `durability`
