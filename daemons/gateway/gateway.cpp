@@ -9,6 +9,7 @@
 #include <thread>
 #include <utility>
 
+#include "daemons/order/order_feed.hpp"
 #include "daemons/ranking/ranking_store.hpp"
 #include "storage/text.hpp"
 #include "telemetry/log.hpp"
@@ -743,6 +744,19 @@ void Gateway::add_admin_routes(http::Server& s) {
     r->send(respond(reads_.payment_json(*id)));
   });
 
+  // The order change feed for the data platform (seed 002).
+  s.route("GET", "/v1/feeds/orders", [this](const http::Request& req, http::ResponderPtr r) {
+    auto after = query_int(req.query, "after", 0, 0, std::numeric_limits<std::int64_t>::max());
+    if (!after) return r->send(after.error().response());
+    auto limit = query_int(req.query, "limit", 100, 1, 1000);
+    if (!limit) return r->send(limit.error().response());
+    auto wait_ms = parse_wait_ms(req.query);
+    if (!wait_ms) return r->send(wait_ms.error().response());
+    serve_feed(static_cast<std::uint64_t>(*after), static_cast<std::size_t>(*limit),
+               std::chrono::steady_clock::now() + std::chrono::milliseconds(*wait_ms),
+               std::move(r));
+  });
+
   // Fulfilment (the warehouse's back office).
   s.route("POST", "/v1/orders/{id}/shipments",
           [this](const http::Request& req, http::ResponderPtr r) {
@@ -1448,6 +1462,52 @@ void Gateway::poll_waiters() {
       if (!ec) poll_waiters();
     });
   }
+}
+
+// ---------------------------------------------------------------- the order feed
+
+void Gateway::serve_feed(std::uint64_t after, std::size_t limit,
+                         std::chrono::steady_clock::time_point deadline,
+                         http::ResponderPtr responder) {
+  auto read = reads_.order_feed(after, limit);
+  if (!read) return responder->send(read.error().response());
+  const auto& [events, bounds] = *read;
+  const auto cursor = order::feed_cursor(after, bounds);
+  if (cursor == order::FeedCursor::ahead) {
+    return responder->send(invalid_argument("after=" + std::to_string(after) +
+                                            " is ahead of the feed (its last seq is " +
+                                            std::to_string(bounds.last) + ")")
+                               .response());
+  }
+  // Events after the cursor were pruned: a consumer must learn it lost them.
+  if (cursor == order::FeedCursor::expired) {
+    return responder->send(http::error_response(
+        410, "FEED_EXPIRED",
+        "the events after seq " + std::to_string(after) +
+            " are past the feed's retention (oldest kept: " + std::to_string(bounds.first) +
+            "); reconcile from GET /v1/orders and resume from there"));
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (events.empty() && now < deadline && !shut_down_ &&
+      feed_waiters_ < options_.max_order_waiters) {
+    ++feed_waiters_;
+    auto timer = std::make_shared<asio::steady_timer>(io_);
+    timer->expires_after(std::min<std::chrono::steady_clock::duration>(
+        std::chrono::milliseconds(options_.order_poll_ms), deadline - now));
+    timer->async_wait([this, timer, after, limit, deadline,
+                       responder = std::move(responder)](const boost::system::error_code&) mutable {
+      --feed_waiters_;
+      serve_feed(after, limit, shut_down_ ? std::chrono::steady_clock::time_point{} : deadline,
+                 std::move(responder));
+    });
+    return;
+  }
+  http::Response r;
+  r.status = 200;
+  for (const auto& e : events) r.body += order::feed_event_json(e).dump() + "\n";
+  r.headers["Content-Type"] = "application/x-ndjson";
+  r.headers["Feed-Last-Seq"] = std::to_string(bounds.last);
+  responder->send(std::move(r));
 }
 
 // ---------------------------------------------------------------- metrics

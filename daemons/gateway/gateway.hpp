@@ -22,6 +22,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -263,6 +264,11 @@ class Gateway {
 
   // --- admin
   std::vector<RingFill> ring_fills();
+  /// GET /v1/feeds/orders: answers the events after `after` (NDJSON), or,
+  /// with none yet, polls every order_poll_ms until `deadline`.
+  void serve_feed(std::uint64_t after, std::size_t limit,
+                  std::chrono::steady_clock::time_point deadline, http::ResponderPtr responder);
+  std::size_t feed_waiters_ = 0;  ///< long-polls of the feed parked (io thread)
 
   boost::asio::io_context& io_;
   runtime::Runtime& rt_;

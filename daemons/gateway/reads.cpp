@@ -185,6 +185,15 @@ std::expected<std::optional<OrderSnapshot>, ApiError> DomainReads::order(std::ui
       OrderSnapshot{order_view_json(**r), (*r)->status != order::OrderStatus::pending});
 }
 
+std::expected<std::pair<std::vector<order::FeedEvent>, order::FeedBounds>, ApiError>
+DomainReads::order_feed(std::uint64_t after_seq, std::size_t limit) {
+  auto q = impl_->order.get();
+  if (!q) return std::unexpected(q.error());
+  auto r = (*q)->feed(after_seq, limit);
+  if (!r) return std::unexpected(read_failed("order", r.error()));
+  return std::move(*r);
+}
+
 std::expected<std::optional<json>, ApiError> DomainReads::order_history_json(
     std::uint64_t order_id) {
   auto q = impl_->order.get();

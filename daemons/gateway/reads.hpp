@@ -24,6 +24,7 @@
 
 #include "daemons/common/config.hpp"
 #include "daemons/gateway/requests.hpp"
+#include "daemons/order/order_store.hpp"
 #include "daemons/product/product_store.hpp"
 #include "daemons/user/user_store.hpp"
 
@@ -78,6 +79,10 @@ class DomainReads {
                                                      std::uint64_t address_id);
   /// The order daemon's view of `order_id`, or nullopt when it does not know it.
   std::expected<std::optional<OrderSnapshot>, ApiError> order(std::uint64_t order_id);
+  /// The order change feed after `after_seq` (at most `limit` events) and
+  /// its bounds, from one snapshot.
+  std::expected<std::pair<std::vector<order::FeedEvent>, order::FeedBounds>, ApiError> order_feed(
+      std::uint64_t after_seq, std::size_t limit);
   /// GET /v1/orders/{id}/history: {"order_id","status","history":[{"status","at_ms"}]}
   /// oldest first, or nullopt when the order daemon does not know the order.
   std::expected<std::optional<nlohmann::json>, ApiError> order_history_json(std::uint64_t order_id);

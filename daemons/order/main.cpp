@@ -1,7 +1,12 @@
 // ringmart-order: the order daemon. Wires OrderStore to the runtime's rings
 // and sends what the store reports (orderCreated starts the saga; completion
-// and failure notify ranking and the gateway once).
+// and failure notify ranking and the gateway once). Every change also appends
+// to the order change feed in its transaction; the tick prunes the feed's
+// events older than `[order] feed_retention_hours` (default 168; 0 = kept).
 
+#include <chrono>
+
+#include "daemons/common/retention.hpp"
 #include "daemons/common/runtime.hpp"
 #include "daemons/order/order_store.hpp"
 #include "storage/text.hpp"
@@ -39,6 +44,21 @@ int main(int argc, char** argv) {
   runtime::Runtime& rt = *started->runtime;
   auto& store = started->store;
   auto log = rt.log();
+  double retention_hours = 168;
+  if (auto h = rt.config().file["order"]["feed_retention_hours"].value<double>()) {
+    retention_hours = std::max(0.0, *h);
+  }
+  runtime::Retention feed_retention(static_cast<std::int64_t>(retention_hours * 3'600'000), 1024,
+                                    "order feed events");
+  rt.on_tick([&](std::int64_t) {
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    (void)feed_retention.run(rt, now_ms,
+                             [&](storage::Txn& txn, std::int64_t cutoff, std::size_t n) {
+                               return store.prune_feed(txn, cutoff, n);
+                             });
+  });
 
   rt.on_message([&](runtime::Context& ctx, msg::Envelope::Reader m) -> std::error_code {
     auto payload = m.getPayload();

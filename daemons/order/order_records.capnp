@@ -25,6 +25,34 @@ struct StatusChange {
   atMs @1 :Int64;            # Unix ms
 }
 
+# Table "order_feed": sequence (u64 BE, from 1, gap-free) -> FeedEvent: the
+# change feed of order events, appended in the transaction of the change.
+enum FeedEventKind {
+  created @0;
+  completed @1;
+  failed @2;
+  shipped @3;
+  delivered @4;
+}
+
+struct FeedEvent {
+  seq @0 :UInt64;
+  kind @1 :FeedEventKind;
+  orderId @2 :UInt64;
+  userId @3 :UInt64;
+  status @4 :OrderStatus;    # the order's status after the event
+  atMs @5 :Int64;            # Unix ms
+  totalCents @6 :Int64;      # subtotal + shipping
+  paidCents @7 :Int64;       # 0 unless paid
+  failureReason @8 :UInt16;  # msg::Code when failed
+  itemCount @9 :Int64;
+  carrier @10 :Text;         # shipped
+  trackingNumber @11 :Text;
+}
+
+# Table "order_counters": u8 0 -> u64 last feed sequence (kept when old events
+# are pruned, so a sequence is never reused).
+
 # Table "orders": order id (u64 BE) -> Order.
 struct Order {
   orderId @0 :UInt64;

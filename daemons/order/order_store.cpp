@@ -2,6 +2,9 @@
 
 #include <capnp/message.h>
 
+#include <limits>
+#include <span>
+
 #include "daemons/order/order_records.capnp.h"
 #include "schemas/codes.hpp"
 #include "storage/capnp_value.hpp"
@@ -18,6 +21,40 @@ storage::Key user_order_key(std::uint64_t user_id, std::uint64_t order_id) {
 namespace rec = records;
 
 storage::Key id_key(std::uint64_t id) { return storage::Key{}.u64(id); }
+
+constexpr std::uint8_t kFeedSeqCounter = 0;
+
+rec::FeedEventKind to_record(FeedEventKind k) {
+  switch (k) {
+    case FeedEventKind::created:
+      return rec::FeedEventKind::CREATED;
+    case FeedEventKind::completed:
+      return rec::FeedEventKind::COMPLETED;
+    case FeedEventKind::failed:
+      return rec::FeedEventKind::FAILED;
+    case FeedEventKind::shipped:
+      return rec::FeedEventKind::SHIPPED;
+    case FeedEventKind::delivered:
+      return rec::FeedEventKind::DELIVERED;
+  }
+  return rec::FeedEventKind::CREATED;
+}
+
+FeedEventKind from_record(rec::FeedEventKind k) {
+  switch (k) {
+    case rec::FeedEventKind::CREATED:
+      return FeedEventKind::created;
+    case rec::FeedEventKind::COMPLETED:
+      return FeedEventKind::completed;
+    case rec::FeedEventKind::FAILED:
+      return FeedEventKind::failed;
+    case rec::FeedEventKind::SHIPPED:
+      return FeedEventKind::shipped;
+    case rec::FeedEventKind::DELIVERED:
+      return FeedEventKind::delivered;
+  }
+  return FeedEventKind::created;
+}
 
 rec::OrderStatus to_record(OrderStatus s) {
   switch (s) {
@@ -168,6 +205,13 @@ std::expected<OrderStore, std::error_code> OrderStore::open(storage::Txn& txn) {
   OrderStore s;
   s.orders_ = *t;
   s.by_user_ = *by_user;
+  // Added with the change feed: absent tables read as empty in an older env.
+  for (auto [table, name] :
+       {std::pair{&s.feed_, "order_feed"}, std::pair{&s.counters_, "order_counters"}}) {
+    auto added = storage::Table::open_added(txn, name);
+    if (!added) return std::unexpected(added.error());
+    *table = *added;
+  }
   // An environment from before the index: index every order once.
   if (txn.writable() && s.by_user_.count(txn) == 0 && s.orders_.count(txn) > 0) {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> rows;
@@ -274,6 +318,9 @@ std::expected<CreateOrderResult, std::error_code> OrderStore::create_order(
     r.first_time = true;
   }
   if (auto ec = put(txn, o)) return std::unexpected(ec);
+  if (r.first_time) {
+    if (auto ec = append_event(txn, o, FeedEventKind::created, now_ms)) return std::unexpected(ec);
+  }
   if (auto ec = by_user_.put(txn, user_order_key(o.user_id, o.order_id).view(), {})) {
     return std::unexpected(ec);
   }
@@ -330,6 +377,9 @@ std::expected<CompleteOrderResult, std::error_code> OrderStore::complete_order(
     o->completed_at_ms = now_ms;
     transition(*o, OrderStatus::completed, now_ms);
     if (auto ec = put(txn, *o)) return std::unexpected(ec);
+    if (auto ec = append_event(txn, *o, FeedEventKind::completed, now_ms)) {
+      return std::unexpected(ec);
+    }
     r.first_time = true;
   }
   r.lines = std::move(o->lines);
@@ -360,6 +410,7 @@ std::expected<FailOrderResult, std::error_code> OrderStore::fail_order(storage::
   o->paid_cents = 0;
   transition(*o, OrderStatus::failed, now_ms);
   if (auto ec = put(txn, *o)) return std::unexpected(ec);
+  if (auto ec = append_event(txn, *o, FeedEventKind::failed, now_ms)) return std::unexpected(ec);
   r.first_time = true;
   return r;
 }
@@ -401,6 +452,7 @@ std::expected<FulfilmentResult, std::error_code> OrderStore::ship(storage::Txn& 
   o->shipped_at_ms = now_ms;
   transition(*o, OrderStatus::shipped, now_ms);
   if (auto ec = put(txn, *o)) return std::unexpected(ec);
+  if (auto ec = append_event(txn, *o, FeedEventKind::shipped, now_ms)) return std::unexpected(ec);
   r.first_time = true;
   return r;
 }
@@ -424,6 +476,9 @@ std::expected<FulfilmentResult, std::error_code> OrderStore::mark_delivered(
   o->delivered_at_ms = now_ms;
   transition(*o, OrderStatus::delivered, now_ms);
   if (auto ec = put(txn, *o)) return std::unexpected(ec);
+  if (auto ec = append_event(txn, *o, FeedEventKind::delivered, now_ms)) {
+    return std::unexpected(ec);
+  }
   r.first_time = true;
   return r;
 }
@@ -482,6 +537,115 @@ std::expected<OrderQueries, std::error_code> OrderQueries::open(const std::strin
   auto ro = storage::open_read_only<OrderStore>(env_path, map_size_bytes);
   if (!ro) return std::unexpected(ro.error());
   return OrderQueries(std::move(ro->env), ro->store);
+}
+
+const char* feed_event_name(FeedEventKind kind) {
+  switch (kind) {
+    case FeedEventKind::created:
+      return "created";
+    case FeedEventKind::completed:
+      return "completed";
+    case FeedEventKind::failed:
+      return "failed";
+    case FeedEventKind::shipped:
+      return "shipped";
+    case FeedEventKind::delivered:
+      return "delivered";
+  }
+  return "unknown";
+}
+
+std::error_code OrderStore::append_event(storage::Txn& txn, const Order& o, FeedEventKind kind,
+                                         std::int64_t now_ms) const {
+  const auto counter_key = storage::Key{}.u8(kFeedSeqCounter);
+  const std::uint64_t seq =
+      counters_.get_pod<std::uint64_t>(txn, counter_key.view()).value_or(0) + 1;
+  if (auto ec = counters_.put_pod(txn, counter_key.view(), seq)) return ec;
+  std::int64_t items = 0;
+  for (const auto& l : o.lines) items += l.quantity;
+  capnp::MallocMessageBuilder b(128);
+  auto e = b.initRoot<rec::FeedEvent>();
+  e.setSeq(seq);
+  e.setKind(to_record(kind));
+  e.setOrderId(o.order_id);
+  e.setUserId(o.user_id);
+  e.setStatus(to_record(o.status));
+  e.setAtMs(now_ms);
+  e.setTotalCents(o.total_cents());
+  e.setPaidCents(is_paid(o.status) ? o.paid_cents : 0);
+  e.setFailureReason(static_cast<std::uint16_t>(o.failure_reason));
+  e.setItemCount(items);
+  if (kind == FeedEventKind::shipped) {
+    e.setCarrier(o.carrier);
+    e.setTrackingNumber(o.tracking_number);
+  }
+  return storage::put_message(feed_, txn, id_key(seq).view(), b);
+}
+
+std::vector<FeedEvent> OrderStore::feed(storage::Txn& txn, std::uint64_t after_seq,
+                                        std::size_t limit) const {
+  std::vector<FeedEvent> out;
+  if (limit == 0 || after_seq == std::numeric_limits<std::uint64_t>::max()) return out;
+  feed_.scan(
+      txn, id_key(after_seq + 1).view(),
+      [&](std::span<const std::byte>, std::span<const std::byte> value) {
+        storage::StoredMessage m(value);
+        const auto e = m.root<rec::FeedEvent>();
+        out.push_back(FeedEvent{.seq = e.getSeq(),
+                                .kind = from_record(e.getKind()),
+                                .order_id = e.getOrderId(),
+                                .user_id = e.getUserId(),
+                                .status = from_record(e.getStatus()),
+                                .at_ms = e.getAtMs(),
+                                .total_cents = e.getTotalCents(),
+                                .paid_cents = e.getPaidCents(),
+                                .failure_reason = static_cast<msg::Code>(e.getFailureReason()),
+                                .item_count = e.getItemCount(),
+                                .carrier = e.getCarrier(),
+                                .tracking_number = e.getTrackingNumber()});
+        return out.size() < limit;
+      });
+  return out;
+}
+
+FeedBounds OrderStore::feed_bounds(storage::Txn& txn) const {
+  FeedBounds b;
+  b.last =
+      counters_.get_pod<std::uint64_t>(txn, storage::Key{}.u8(kFeedSeqCounter).view()).value_or(0);
+  feed_.scan(txn, {}, [&](std::span<const std::byte> key, std::span<const std::byte>) {
+    b.first = storage::read_u64_be(key);
+    return false;
+  });
+  return b;
+}
+
+std::expected<storage::PruneResult, std::error_code> OrderStore::prune_feed(
+    storage::Txn& txn, std::int64_t cutoff_ms, std::size_t limit) const {
+  storage::PruneResult result;
+  std::vector<std::uint64_t> due;
+  feed_.scan(txn, {}, [&](std::span<const std::byte> key, std::span<const std::byte> value) {
+    if (due.size() >= limit) return false;
+    storage::StoredMessage m(value);
+    const auto at = m.root<rec::FeedEvent>().getAtMs();
+    if (at >= cutoff_ms) {
+      result.oldest_kept_ms = at;
+      return false;
+    }
+    due.push_back(storage::read_u64_be(key));
+    return true;
+  });
+  for (auto seq : due) {
+    if (auto r = feed_.erase(txn, id_key(seq).view()); !r) return std::unexpected(r.error());
+    ++result.deleted;
+  }
+  return result;
+}
+
+std::expected<std::pair<std::vector<FeedEvent>, FeedBounds>, std::error_code> OrderQueries::feed(
+    std::uint64_t after_seq, std::size_t limit) const {
+  auto txn = storage::Txn::begin_read(*env_);
+  if (!txn) return std::unexpected(txn.error());
+  return std::pair{store_.feed(*txn, after_seq, limit), store_.feed_bounds(*txn)};
 }
 
 std::expected<std::optional<Order>, std::error_code> OrderQueries::order(

@@ -176,6 +176,37 @@ struct FulfilmentResult {
 inline constexpr std::size_t kMaxCarrierChars = 100;
 inline constexpr std::size_t kMaxTrackingChars = 100;
 
+/// What happened to an order, as the change feed tells it.
+enum class FeedEventKind : std::uint8_t { created, completed, failed, shipped, delivered };
+/// "created", "completed", "failed", "shipped", "delivered".
+const char* feed_event_name(FeedEventKind kind);
+
+/// One event of the order change feed (GET /v1/feeds/orders). Sequence
+/// numbers start at 1 and have no gaps: an event is appended in the
+/// transaction of the change it reports, so a reader that has seen seq N has
+/// seen every event before it, and never one that was rolled back.
+struct FeedEvent {
+  std::uint64_t seq = 0;
+  FeedEventKind kind = FeedEventKind::created;
+  std::uint64_t order_id = 0;
+  std::uint64_t user_id = 0;
+  OrderStatus status = OrderStatus::pending;  ///< after the event
+  std::int64_t at_ms = 0;                     ///< Unix ms
+  std::int64_t total_cents = 0;
+  std::int64_t paid_cents = 0;
+  msg::Code failure_reason = msg::Code::OK;  ///< when failed
+  std::int64_t item_count = 0;
+  std::string carrier{};  ///< shipped
+  std::string tracking_number{};
+};
+
+/// The feed's extent: `first` is the oldest sequence kept (0 when empty),
+/// `last` the newest ever written (0 before the first event).
+struct FeedBounds {
+  std::uint64_t first = 0;
+  std::uint64_t last = 0;
+};
+
 /// One row of a customer's order list (GET /v1/users/{id}/orders).
 struct OrderSummary {
   std::uint64_t order_id = 0;
@@ -258,9 +289,24 @@ class OrderStore {
   std::vector<OrderSummary> orders_of_user(storage::Txn& txn, std::uint64_t user_id,
                                            std::uint64_t before_id, std::size_t limit) const;
 
+  /// The feed events after `after_seq`, oldest first, at most `limit`.
+  std::vector<FeedEvent> feed(storage::Txn& txn, std::uint64_t after_seq, std::size_t limit) const;
+  FeedBounds feed_bounds(storage::Txn& txn) const;
+  /// Deletes at most `limit` feed events older than `cutoff_ms`, oldest
+  /// first (runtime::Retention's pass; `[order] feed_retention_hours`). The
+  /// sequence counter is kept. Errors: LMDB codes.
+  std::expected<storage::PruneResult, std::error_code> prune_feed(storage::Txn& txn,
+                                                                  std::int64_t cutoff_ms,
+                                                                  std::size_t limit) const;
+
  private:
   std::error_code put(storage::Txn& txn, const Order& o) const;
+  /// Appends `kind` for `o` (as it is after the change) to the feed.
+  std::error_code append_event(storage::Txn& txn, const Order& o, FeedEventKind kind,
+                               std::int64_t now_ms) const;
   storage::Table orders_;
+  storage::Table feed_;      ///< order_feed
+  storage::Table counters_;  ///< order_counters
   /// (user id, ~order id) -> (empty): ascending keys are a user's orders
   /// newest first.
   storage::Table by_user_;
@@ -276,6 +322,10 @@ class OrderQueries {
                                                            std::size_t map_size_bytes);
   /// GET /v1/orders/{id}: nullopt = ORDER_NOT_FOUND. Errors: MDB_READERS_FULL.
   std::expected<std::optional<Order>, std::error_code> order(std::uint64_t order_id) const;
+  /// GET /v1/feeds/orders: the events after `after_seq` (at most `limit`)
+  /// and the feed's bounds, from one snapshot. Errors: MDB_READERS_FULL.
+  std::expected<std::pair<std::vector<FeedEvent>, FeedBounds>, std::error_code> feed(
+      std::uint64_t after_seq, std::size_t limit) const;
   /// GET /v1/users/{id}/orders (OrderStore::orders_of_user). Errors: MDB_READERS_FULL.
   std::expected<std::vector<OrderSummary>, std::error_code> orders_of_user(std::uint64_t user_id,
                                                                            std::uint64_t before_id,

@@ -4,11 +4,15 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
+#include "daemons/order/order_feed.hpp"
 #include "storage/store_test.hpp"
 
 namespace ringmart::order {
@@ -523,6 +527,113 @@ TEST_F(OrderStoreTest, OnlyAPaidOrderShipsAndOnlyAShippedOneIsDelivered) {
                          {OrderStatus::delivered, kT0 + 50}}));
   EXPECT_TRUE(is_paid(OrderStatus::delivered));
   EXPECT_FALSE(is_paid(OrderStatus::failed));
+}
+
+// ---------------------------------------------------------------- the change feed
+
+TEST_F(OrderStoreTest, EveryChangeAppendsOneFeedEventWithAGapFreeSequence) {
+  auto feed = [&](std::uint64_t after, std::size_t limit = 100) {
+    auto txn = Txn::begin_read(*env_);
+    EXPECT_TRUE(txn);
+    return std::pair{store_.feed(*txn, after, limit), store_.feed_bounds(*txn)};
+  };
+  EXPECT_EQ(feed(0).second.last, 0u);
+  create(sample_order(1), kT0);
+  create(sample_order(1), kT0 + 1);  // a duplicate: no event
+  create(sample_order(2), kT0 + 2);
+  complete(1, {.discount_cents = 0, .points_used = 500, .paid_cents = 12609}, kT0 + 3);
+  complete(1, {.discount_cents = 0, .points_used = 500, .paid_cents = 12609}, kT0 + 4);
+  fail(2, msg::Code::OUT_OF_STOCK, kT0 + 5);
+  fail(2, msg::Code::OUT_OF_STOCK, kT0 + 6);
+  write([&](Txn& t) { return store_.ship(t, 1, "Correios", "BR1", kT0 + 7); });
+  write([&](Txn& t) { return store_.ship(t, 2, "Correios", "BR2", kT0 + 7); });  // refused
+  write([&](Txn& t) { return store_.mark_delivered(t, 1, kT0 + 8); });
+
+  auto [events, bounds] = feed(0);
+  ASSERT_EQ(events.size(), 6u);
+  EXPECT_EQ(bounds.first, 1u);
+  EXPECT_EQ(bounds.last, 6u);
+  using K = FeedEventKind;
+  const std::vector<std::tuple<std::uint64_t, K, std::uint64_t, OrderStatus>> want = {
+      {1, K::created, 1, OrderStatus::pending},     {2, K::created, 2, OrderStatus::pending},
+      {3, K::completed, 1, OrderStatus::completed}, {4, K::failed, 2, OrderStatus::failed},
+      {5, K::shipped, 1, OrderStatus::shipped},     {6, K::delivered, 1, OrderStatus::delivered}};
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    const auto& [seq, kind, order_id, status] = want[i];
+    EXPECT_EQ(events[i].seq, seq);
+    EXPECT_EQ(events[i].kind, kind) << i;
+    EXPECT_EQ(events[i].order_id, order_id) << i;
+    EXPECT_EQ(events[i].status, status) << i;
+  }
+  EXPECT_EQ(events[2].paid_cents, 12609);
+  EXPECT_EQ(events[0].paid_cents, 0);
+  EXPECT_EQ(events[0].total_cents, 11780 + 1329);
+  EXPECT_EQ(events[0].item_count, 3);
+  EXPECT_EQ(events[3].failure_reason, msg::Code::OUT_OF_STOCK);
+  EXPECT_EQ(events[4].carrier, "Correios");
+  EXPECT_EQ(events[4].tracking_number, "BR1");
+  EXPECT_EQ(events[5].at_ms, kT0 + 8);
+  // Paging: after a seq, at most limit.
+  auto page = feed(2, 2).first;
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].seq, 3u);
+  EXPECT_EQ(page[1].seq, 4u);
+  EXPECT_TRUE(feed(6).first.empty());
+  EXPECT_TRUE(feed(std::numeric_limits<std::uint64_t>::max()).first.empty());
+
+  // Retention deletes the oldest events; their sequence numbers are never reused.
+  auto pruned = write([&](Txn& t) { return store_.prune_feed(t, kT0 + 4, 10); });
+  EXPECT_EQ(pruned.deleted, 3u);
+  EXPECT_EQ(pruned.oldest_kept_ms, kT0 + 5);
+  bounds = feed(0).second;
+  EXPECT_EQ(bounds.first, 4u);
+  EXPECT_EQ(bounds.last, 6u);
+  create(sample_order(3), kT0 + 9);
+  EXPECT_EQ(feed(6).first.at(0).seq, 7u);
+  pruned = write([&](Txn& t) { return store_.prune_feed(t, kT0 + 100, 10); });
+  EXPECT_EQ(pruned.deleted, 4u);
+  bounds = feed(0).second;
+  EXPECT_EQ(bounds.first, 0u) << "empty";
+  EXPECT_EQ(bounds.last, 7u) << "the counter stays";
+  EXPECT_EQ(feed_cursor(7, bounds), FeedCursor::ok) << "had everything: waits for more";
+  EXPECT_EQ(feed_cursor(6, bounds), FeedCursor::expired) << "seq 7 was pruned";
+  EXPECT_EQ(feed_cursor(8, bounds), FeedCursor::ahead);
+  EXPECT_EQ(feed_cursor(3, FeedBounds{.first = 4, .last = 7}), FeedCursor::ok);
+  EXPECT_EQ(feed_cursor(2, FeedBounds{.first = 4, .last = 7}), FeedCursor::expired);
+  EXPECT_EQ(feed_cursor(0, FeedBounds{}), FeedCursor::ok) << "a new feed";
+}
+
+TEST(OrderFeedFormat, NdjsonAndCsvCarryTheSameFieldsAndQuoteWhatCsvMust) {
+  FeedEvent shipped{.seq = 9,
+                    .kind = FeedEventKind::shipped,
+                    .order_id = 4,
+                    .user_id = 2,
+                    .status = OrderStatus::shipped,
+                    .at_ms = 1000,
+                    .total_cents = 1500,
+                    .paid_cents = 1400,
+                    .item_count = 3,
+                    .carrier = "Loggi, \"express\"",
+                    .tracking_number = "T1"};
+  const auto j = feed_event_json(shipped);
+  EXPECT_EQ(j["type"], "shipped");
+  EXPECT_EQ(j["status"], "SHIPPED");
+  EXPECT_EQ(j["carrier"], "Loggi, \"express\"");
+  EXPECT_FALSE(j.contains("failure_reason"));
+  EXPECT_EQ(feed_event_csv(shipped),
+            "9,shipped,4,2,SHIPPED,1000,1500,1400,3,,\"Loggi, \"\"express\"\"\",T1");
+  FeedEvent failed{.seq = 10,
+                   .kind = FeedEventKind::failed,
+                   .order_id = 5,
+                   .status = OrderStatus::failed,
+                   .failure_reason = msg::Code::PAYMENT_DECLINED};
+  EXPECT_EQ(feed_event_json(failed)["failure_reason"], "PAYMENT_DECLINED");
+  EXPECT_EQ(feed_event_csv(failed), "10,failed,5,0,FAILED,0,0,0,0,PAYMENT_DECLINED,,");
+  // As many cells as the header has columns.
+  const auto columns = [](const std::string& row) {
+    return std::count(row.begin(), row.end(), ',') + 1;
+  };
+  EXPECT_EQ(columns(feed_csv_header()), columns(feed_event_csv(failed)));
 }
 
 }  // namespace
