@@ -134,6 +134,23 @@ http::Response hashing_busy() {
   return r;
 }
 
+// Releases what a request holds once it is answered, however (a reply, an
+// error, a timeout, the gateway shutting down). Not on destruction: a
+// responder dropped unanswered only happens as the gateway goes away.
+class ReleasingResponder final : public http::Responder {
+ public:
+  ReleasingResponder(http::ResponderPtr inner, std::function<void()> release)
+      : inner_(std::move(inner)), release_(std::move(release)) {}
+  void send(http::Response response) override {
+    if (release_) std::exchange(release_, nullptr)();
+    inner_->send(std::move(response));
+  }
+
+ private:
+  http::ResponderPtr inner_;
+  std::function<void()> release_;
+};
+
 http::Response no_content() {
   http::Response r;
   r.status = 204;
@@ -404,26 +421,32 @@ http::Response Gateway::known_key_response(const ReplyHandler& on_reply,
                               "this Idempotency-Key was used with a different request");
 }
 
+std::optional<http::Response> Gateway::keyed_answer(const http::Request& req,
+                                                    const ReplyHandler& on_reply) {
+  auto parsed_key = command_key_of(req);
+  if (!parsed_key) return parsed_key.error().response();
+  if (!*parsed_key) return std::nullopt;
+  const auto& key = **parsed_key;
+  auto txn = storage::Txn::begin_read(rt_.env());
+  if (!txn) {
+    return http::error_response(500, "INTERNAL",
+                                "cannot read idempotency keys: " + txn.error().message());
+  }
+  auto known = intake_.command_key(*txn, key.scoped);
+  if (!known) return std::nullopt;
+  const auto kind = known->request_hash != key.request_hash ? CommandKeyOutcome::Kind::conflict
+                    : known->reply                          ? CommandKeyOutcome::Kind::answered
+                                                            : CommandKeyOutcome::Kind::waiting;
+  return known_key_response(on_reply, CommandKeyOutcome{kind, *known});
+}
+
 void Gateway::send_command(const http::Request& req, DaemonId to, http::ResponderPtr responder,
                            Fill fill, ReplyHandler on_reply) {
+  // A retry is answered from its key before anything else: the daemon may
+  // be down, and the command must not be queued twice.
+  if (auto answer = keyed_answer(req, on_reply)) return responder->send(std::move(*answer));
   auto parsed_key = command_key_of(req);
-  if (!parsed_key) return responder->send(parsed_key.error().response());
-  std::optional<CommandKey> key = std::move(*parsed_key);
-  if (key) {
-    // A retry is answered from its key before anything else: the daemon may
-    // be down, and the command must not be queued twice.
-    auto txn = storage::Txn::begin_read(rt_.env());
-    if (!txn) {
-      return responder->send(http::error_response(
-          500, "INTERNAL", "cannot read idempotency keys: " + txn.error().message()));
-    }
-    if (auto known = intake_.command_key(*txn, key->scoped)) {
-      const auto kind = known->request_hash != key->request_hash ? CommandKeyOutcome::Kind::conflict
-                        : known->reply                           ? CommandKeyOutcome::Kind::answered
-                                                                 : CommandKeyOutcome::Kind::waiting;
-      return responder->send(known_key_response(on_reply, CommandKeyOutcome{kind, *known}));
-    }
-  }
+  std::optional<CommandKey> key = parsed_key ? std::move(*parsed_key) : std::nullopt;
   if (shut_down_) return responder->send(unavailable(DaemonId::GATEWAY));
   if (!alive(to)) return responder->send(unavailable(to));
   const auto id = next_message_id();
@@ -862,8 +885,15 @@ std::optional<std::uint64_t> Gateway::own_user(const http::Request& req, Custome
 void Gateway::register_user(const http::Request& req, http::ResponderPtr responder) {
   auto in = parse_register_user(req.body);
   if (!in) return responder->send(in.error().response());
-  auto send = [this, req](http::ResponderPtr r, std::string name, std::string email,
-                          std::string hash) {
+  const ReplyHandler created = [](const CommandReply& reply) {
+    auto r = http::json_response(201, json{{"id", reply.id}});
+    r.headers["Location"] = "/v1/users/" + std::to_string(reply.id);
+    return r;
+  };
+  // A retry is answered before the password is hashed again.
+  if (auto answer = keyed_answer(req, created)) return responder->send(std::move(*answer));
+  auto send = [this, req, created](http::ResponderPtr r, std::string name, std::string email,
+                                   std::string hash) {
     send_command(
         req, DaemonId::USER, std::move(r),
         [name = std::move(name), email = std::move(email),
@@ -873,11 +903,7 @@ void Gateway::register_user(const http::Request& req, http::ResponderPtr respond
           m.setEmail(text(email));
           m.setPasswordHash(text(hash));
         },
-        [](const CommandReply& reply) {
-          auto r = http::json_response(201, json{{"id", reply.id}});
-          r.headers["Location"] = "/v1/users/" + std::to_string(reply.id);
-          return r;
-        });
+        created);
   };
   if (!in->password) return send(std::move(responder), in->name, in->email, "");
   // Refused before the costly hash: the daemon that would store it is down.
@@ -911,9 +937,13 @@ void Gateway::login(const http::Request& req, http::ResponderPtr responder) {
   }
   if (shut_down_) return responder->send(unavailable(DaemonId::GATEWAY));
   if (!alive(DaemonId::USER)) return responder->send(unavailable(DaemonId::USER));
-  if (user_id != 0) logins_in_flight_.insert(user_id);
+  if (user_id != 0) {
+    // Held until the answer, so the failure is counted before the next try.
+    logins_in_flight_.insert(user_id);
+    responder = std::make_shared<ReleasingResponder>(
+        std::move(responder), [this, user_id] { logins_in_flight_.erase(user_id); });
+  }
   auto on_verified = [this, request = unkeyed(req), responder, user_id, stored](bool ok) mutable {
-    if (user_id != 0) logins_in_flight_.erase(user_id);
     if (!ok) {
       // An unknown address or a guest has no count to keep.
       if (user_id == 0 || stored.empty()) return responder->send(invalid_credentials());
@@ -942,8 +972,7 @@ void Gateway::login(const http::Request& req, http::ResponderPtr responder) {
         });
   };
   if (!hasher_.verify(stored, std::move(in->password), std::move(on_verified))) {
-    if (user_id != 0) logins_in_flight_.erase(user_id);
-    responder->send(hashing_busy());
+    responder->send(hashing_busy());  // releases the account
   }
 }
 
@@ -953,6 +982,13 @@ void Gateway::patch_user(const http::Request& req, CustomerAuth auth, bool back_
   if (!id) return;
   auto change = parse_update_user(req.body);
   if (!change) return responder->send(change.error().response());
+  // A retry of an applied change is answered from its key: checking the old
+  // current_password again would fail (and count as a failed login).
+  if (auto answer = keyed_answer(req, [this, user_id = *id](const CommandReply&) {
+        return respond(reads_.user_json(user_id));
+      })) {
+    return responder->send(std::move(*answer));
+  }
   auto account = reads_.credentials_of_user(*id);
   if (!account) return responder->send(account.error().response());
   if (!*account) return responder->send(user_not_found(*id));
@@ -972,6 +1008,13 @@ void Gateway::patch_user(const http::Request& req, CustomerAuth auth, bool back_
   }
   if ((needs_current || change->password) && !alive(DaemonId::USER)) {
     return responder->send(unavailable(DaemonId::USER));
+  }
+  if (needs_current) {
+    // One check per account at a time, held until the answer (as a login).
+    if (logins_in_flight_.contains(*id)) return responder->send(too_many_attempts(1000));
+    logins_in_flight_.insert(*id);
+    responder = std::make_shared<ReleasingResponder>(
+        std::move(responder), [this, user_id = *id] { logins_in_flight_.erase(user_id); });
   }
   std::optional<std::string> new_password = std::move(change->password);
   std::optional<std::string> current = std::move(change->current_password);
@@ -998,12 +1041,9 @@ void Gateway::patch_user(const http::Request& req, CustomerAuth auth, bool back_
     }
   };
   if (!needs_current) return hash_and_send();
-  if (logins_in_flight_.contains(*id)) return responder->send(too_many_attempts(1000));
-  logins_in_flight_.insert(*id);
   // Step 1: the current password, checked as a login would be.
   auto on_verified = [this, req, responder, user_id = *id,
                       hash_and_send = std::move(hash_and_send)](bool ok) mutable {
-    logins_in_flight_.erase(user_id);
     if (ok) return hash_and_send();
     send_command(
         unkeyed(req), DaemonId::USER, std::move(responder),
@@ -1014,8 +1054,7 @@ void Gateway::patch_user(const http::Request& req, CustomerAuth auth, bool back_
         });
   };
   if (!hasher_.verify(stored, std::move(*current), std::move(on_verified))) {
-    logins_in_flight_.erase(*id);
-    responder->send(hashing_busy());
+    responder->send(hashing_busy());  // releases the account
   }
 }
 

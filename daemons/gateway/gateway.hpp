@@ -201,6 +201,12 @@ class Gateway {
   /// retried (IntakeStore::begin_command).
   void send_command(const http::Request& req, runtime::DaemonId to, http::ResponderPtr responder,
                     Fill fill, ReplyHandler on_reply);
+  /// The answer a request under an Idempotency-Key that was used already
+  /// gets (its stored reply through `on_reply`, 409 IN_USE or REUSED; 400
+  /// for a malformed key), or nullopt: not keyed, or a new key. Routes that
+  /// do costly work before send_command (hashing a password) ask it first.
+  std::optional<http::Response> keyed_answer(const http::Request& req,
+                                             const ReplyHandler& on_reply);
   /// The answer to a command from its reply.
   static http::Response reply_response(const ReplyHandler& on_reply, const CommandReply& reply);
   /// The answer to a command whose key was known (not `send`).

@@ -305,6 +305,11 @@ std::expected<Outcome, std::error_code> UserStore::open_session(
                 "the password changed since it was verified; log in again");
   }
   if (sessions_.get(txn, token_hash)) return Outcome{.code = msg::Code::OK, .id = user_id};
+  // A failure recorded since the gateway checked locks the account: the
+  // right password does not open it before the lock ends.
+  if (row->locked_until_ms > now_ms) {
+    return fail(msg::Code::INVALID_CREDENTIALS, "logins are refused for a while");
+  }
   capnp::MallocMessageBuilder b(storage::kRecordBuilderWords);
   auto r = b.initRoot<records::Session>();
   r.setUserId(user_id);

@@ -189,9 +189,10 @@ class UserStore {
 
   /// openSession: stores a session of `user_id` under `token_hash`
   /// (kTokenHashBytes) until `expires_at_ms`, if `verified_password_hash` is
-  /// still the user's, and clears its failed logins. Returns {ok, id = user}
-  /// / userNotFound / invalidCredentials / invalidArgument (hash size,
-  /// expiry not after now). Idempotent for the same token hash.
+  /// still the user's and logins are not locked (record_login_failure), and
+  /// clears its failed logins. Returns {ok, id = user} / userNotFound /
+  /// invalidCredentials (another hash, or locked) / invalidArgument (hash
+  /// size, expiry not after now). Idempotent for the same token hash.
   std::expected<Outcome, std::error_code> open_session(storage::Txn& txn, std::uint64_t user_id,
                                                        std::span<const std::byte> token_hash,
                                                        std::int64_t expires_at_ms,

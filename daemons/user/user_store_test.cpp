@@ -498,8 +498,18 @@ TEST_F(AccountTest, RepeatedWrongPasswordsLockLoginsForLongerEachTime) {
   EXPECT_EQ(fail_at(kNow + 3), kNow + 3 + 2000);
   EXPECT_EQ(fail_at(kNow + 4), kNow + 4 + 3000) << "capped";
   EXPECT_EQ(fail_at(kNow + 5), kNow + 5 + 3000);
-  // A login clears the count.
-  ASSERT_EQ(open(id, token_hash(1), hash).code, Code::OK);
+  // The right password does not open a locked account...
+  Outcome early;
+  write([&](storage::Txn& t) {
+    early = ok(store_.open_session(t, id, token_hash(1), kNow + 60'000, hash, kNow + 6));
+  });
+  EXPECT_EQ(early.code, Code::INVALID_CREDENTIALS);
+  // ...once the lock is over, a login clears the count.
+  write([&](storage::Txn& t) {
+    EXPECT_EQ(
+        ok(store_.open_session(t, id, token_hash(1), kNow + 60'000, hash, kNow + 5 + 3000)).code,
+        Code::OK);
+  });
   EXPECT_EQ(credentials("a@x.io")->locked_until_ms, 0);
   EXPECT_EQ(fail_at(kNow + 10), 0);
   // Failures further apart than the window start the count again.

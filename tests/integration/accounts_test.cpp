@@ -219,10 +219,20 @@ TEST(Accounts, APasswordChangeNeedsTheCurrentOneAndSignsOtherSessionsOut) {
   r = sys.api("PATCH", path, {{"name", "Ana Maria"}}, bearer(token));
   ASSERT_EQ(r.status, 200) << r.text;
   EXPECT_EQ(r.body["name"], "Ana Maria");
+  Headers keyed = bearer(token);
+  keyed["Idempotency-Key"] = "password-change-1";
   r = sys.api("PATCH", path,
-              {{"password", "second-password"}, {"current_password", "first-password"}},
-              bearer(token));
+              {{"password", "second-password"}, {"current_password", "first-password"}}, keyed);
   ASSERT_EQ(r.status, 200) << r.text;
+  // A retry is answered from its key: not checked again against the new password.
+  auto retried = sys.api(
+      "PATCH", path, {{"password", "second-password"}, {"current_password", "first-password"}},
+      {{"Idempotency-Key", "password-change-1"}, {"Authorization", "Bearer " + token}});
+  EXPECT_EQ(retried.status, 401) << "the change ended this session: " << retried.text;
+  retried = sys.admin("PATCH", path,
+                      {{"password", "second-password"}, {"current_password", "first-password"}},
+                      {{"Idempotency-Key", "password-change-1"}});
+  EXPECT_EQ(retried.status, 200) << retried.text;
   EXPECT_EQ(sys.api("GET", "/v1/me", nullptr, bearer(token)).status, 401)
       << "sessions from before a password change end";
   EXPECT_EQ(sys.api("POST", "/v1/sessions",

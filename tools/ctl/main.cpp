@@ -265,21 +265,24 @@ int cmd_export_orders(const Options& o) {
       return 3;
     }
     const auto& [events, bounds] = *r;
+    // Each page is its own snapshot: retention may prune between two pages,
+    // so every page is checked, not only the first.
+    const auto cursor = order::feed_cursor(after, bounds);
     if (first_page) {
       first_page = false;
-      const auto cursor = order::feed_cursor(after, bounds);
       if (cursor == order::FeedCursor::ahead) {
         std::fprintf(stderr, "ringmartctl: --after %llu is ahead of the feed (last seq %llu)\n",
                      static_cast<unsigned long long>(after),
                      static_cast<unsigned long long>(bounds.last));
         return 2;
       }
-      if (cursor == order::FeedCursor::expired) {
-        std::fprintf(
-            stderr, "ringmartctl: the events after seq %llu were pruned (oldest kept: %llu)\n",
-            static_cast<unsigned long long>(after), static_cast<unsigned long long>(bounds.first));
-        return 4;
-      }
+    }
+    if (cursor == order::FeedCursor::expired ||
+        (!events.empty() && events.front().seq != after + 1)) {
+      std::fprintf(
+          stderr, "ringmartctl: the events after seq %llu were pruned (oldest kept: %llu)\n",
+          static_cast<unsigned long long>(after), static_cast<unsigned long long>(bounds.first));
+      return 4;
     }
     for (const auto& e : events) {
       if (o.export_limit != 0 && written >= o.export_limit) return 0;
