@@ -422,11 +422,13 @@ http::Response Gateway::known_key_response(const ReplyHandler& on_reply,
 }
 
 std::optional<http::Response> Gateway::keyed_answer(const http::Request& req,
-                                                    const ReplyHandler& on_reply) {
+                                                    const ReplyHandler& on_reply,
+                                                    std::optional<CommandKey>* key_out) {
   auto parsed_key = command_key_of(req);
   if (!parsed_key) return parsed_key.error().response();
   if (!*parsed_key) return std::nullopt;
   const auto& key = **parsed_key;
+  if (key_out) *key_out = key;
   auto txn = storage::Txn::begin_read(rt_.env());
   if (!txn) {
     return http::error_response(500, "INTERNAL",
@@ -444,9 +446,8 @@ void Gateway::send_command(const http::Request& req, DaemonId to, http::Responde
                            Fill fill, ReplyHandler on_reply) {
   // A retry is answered from its key before anything else: the daemon may
   // be down, and the command must not be queued twice.
-  if (auto answer = keyed_answer(req, on_reply)) return responder->send(std::move(*answer));
-  auto parsed_key = command_key_of(req);
-  std::optional<CommandKey> key = parsed_key ? std::move(*parsed_key) : std::nullopt;
+  std::optional<CommandKey> key;
+  if (auto answer = keyed_answer(req, on_reply, &key)) return responder->send(std::move(*answer));
   if (shut_down_) return responder->send(unavailable(DaemonId::GATEWAY));
   if (!alive(to)) return responder->send(unavailable(to));
   const auto id = next_message_id();
@@ -587,8 +588,7 @@ void Gateway::add_storefront_routes(http::Server& s, CustomerAuth auth, bool bac
             // Existence and ownership as GET /v1/orders/{id} sees them.
             auto snapshot = order_snapshot(*id);
             if (!snapshot) return r->send(snapshot.error().response());
-            if (!*snapshot || (!who->trusted && (*snapshot)->view.value(
-                                                    "user_id", std::uint64_t{0}) != who->user_id)) {
+            if (!*snapshot || !may_see(*who, **snapshot)) {
               return r->send(not_found);
             }
             auto history = reads_.order_history_json(*id);
@@ -863,6 +863,10 @@ std::expected<Gateway::Caller, http::Response> Gateway::caller(const http::Reque
   return **session;
 }
 
+bool Gateway::may_see(const Caller& caller, const OrderSnapshot& snapshot) {
+  return caller.trusted || snapshot.view.value("user_id", std::uint64_t{0}) == caller.user_id;
+}
+
 std::optional<std::uint64_t> Gateway::own_user(const http::Request& req, CustomerAuth auth,
                                                http::ResponderPtr& responder) {
   auto id = parse_id(req.params.at("id"), "user id");
@@ -947,10 +951,7 @@ void Gateway::login(const http::Request& req, http::ResponderPtr responder) {
     if (!ok) {
       // An unknown address or a guest has no count to keep.
       if (user_id == 0 || stored.empty()) return responder->send(invalid_credentials());
-      return send_command(
-          request, DaemonId::USER, std::move(responder),
-          [user_id](Payload::Builder p) { p.initRecordLoginFailure().setUserId(user_id); },
-          [](const CommandReply&) { return invalid_credentials(); });
+      return record_wrong_password(request, user_id, std::move(responder), invalid_credentials());
     }
     auto token = new_session_token();
     const auto expires_at_ms = realtime_ms() + options_.session_ttl_ms;
@@ -974,6 +975,14 @@ void Gateway::login(const http::Request& req, http::ResponderPtr responder) {
   if (!hasher_.verify(stored, std::move(in->password), std::move(on_verified))) {
     responder->send(hashing_busy());  // releases the account
   }
+}
+
+void Gateway::record_wrong_password(const http::Request& req, std::uint64_t user_id,
+                                    http::ResponderPtr responder, http::Response answer) {
+  send_command(
+      unkeyed(req), DaemonId::USER, std::move(responder),
+      [user_id](Payload::Builder p) { p.initRecordLoginFailure().setUserId(user_id); },
+      [answer = std::move(answer)](const CommandReply&) { return answer; });
 }
 
 void Gateway::patch_user(const http::Request& req, CustomerAuth auth, bool back_office,
@@ -1045,13 +1054,9 @@ void Gateway::patch_user(const http::Request& req, CustomerAuth auth, bool back_
   auto on_verified = [this, req, responder, user_id = *id,
                       hash_and_send = std::move(hash_and_send)](bool ok) mutable {
     if (ok) return hash_and_send();
-    send_command(
-        unkeyed(req), DaemonId::USER, std::move(responder),
-        [user_id](Payload::Builder p) { p.initRecordLoginFailure().setUserId(user_id); },
-        [](const CommandReply&) {
-          return http::error_response(401, "INVALID_CREDENTIALS",
-                                      "current_password is not the account's password");
-        });
+    record_wrong_password(req, user_id, std::move(responder),
+                          http::error_response(401, "INVALID_CREDENTIALS",
+                                               "current_password is not the account's password"));
   };
   if (!hasher_.verify(stored, std::move(*current), std::move(on_verified))) {
     responder->send(hashing_busy());  // releases the account
@@ -1431,8 +1436,7 @@ void Gateway::get_order(const http::Request& req, CustomerAuth auth, http::Respo
   auto snapshot = order_snapshot(*id);
   if (!snapshot) return responder->send(snapshot.error().response());
   // Another customer's order is not found, as an unknown one.
-  if (!*snapshot ||
-      (!who->trusted && (*snapshot)->view.value("user_id", std::uint64_t{0}) != who->user_id)) {
+  if (!*snapshot || !may_see(*who, **snapshot)) {
     return responder->send(http::error_response(404, "ORDER_NOT_FOUND",
                                                 "order " + std::to_string(*id) + " not found"));
   }

@@ -205,8 +205,10 @@ class Gateway {
   /// gets (its stored reply through `on_reply`, 409 IN_USE or REUSED; 400
   /// for a malformed key), or nullopt: not keyed, or a new key. Routes that
   /// do costly work before send_command (hashing a password) ask it first.
-  std::optional<http::Response> keyed_answer(const http::Request& req,
-                                             const ReplyHandler& on_reply);
+  /// `key_out` (optional) receives the parsed key, so a caller that goes on
+  /// does not parse it again.
+  std::optional<http::Response> keyed_answer(const http::Request& req, const ReplyHandler& on_reply,
+                                             std::optional<CommandKey>* key_out = nullptr);
   /// The answer to a command from its reply.
   static http::Response reply_response(const ReplyHandler& on_reply, const CommandReply& reply);
   /// The answer to a command whose key was known (not `send`).
@@ -230,6 +232,8 @@ class Gateway {
   /// The caller of a customer-scoped route under `auth`: trusted, or the
   /// session (then required: 401 without one).
   std::expected<Caller, http::Response> caller(const http::Request& req, CustomerAuth auth);
+  /// Whether `caller` may see the order of `snapshot` (trusted, or its customer).
+  static bool may_see(const Caller& caller, const OrderSnapshot& snapshot);
   /// The {id} of a /v1/users/{id}... route if `req`'s caller may act for it;
   /// otherwise sends 400/401/404 (another customer's id is 404
   /// USER_NOT_FOUND, as an unknown one) and returns nullopt.
@@ -243,6 +247,10 @@ class Gateway {
   void send_user_update(http::Request req, http::ResponderPtr responder, UpdateUserRequest change,
                         std::uint64_t user_id, std::string expected_hash,
                         std::optional<std::string> new_hash);
+  /// A wrong password of `user_id` (a login, or PATCH's current_password):
+  /// recordLoginFailure, then `answer` (401) once it is recorded.
+  void record_wrong_password(const http::Request& req, std::uint64_t user_id,
+                             http::ResponderPtr responder, http::Response answer);
   /// `req` without its Idempotency-Key (commands that must never be
   /// replayed from a stored answer: a login's token is not stored).
   static http::Request unkeyed(const http::Request& req);
